@@ -1,0 +1,13 @@
+"""Command-line entry point `relapse`. Importing the command modules registers them on `app`."""
+
+from __future__ import annotations
+
+from pipeline.cli import validate  # noqa: F401  (registers commands)
+from pipeline.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,32 @@
+"""`relapse validate`: check a data folder against the contract and summarise it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.app import app, fail
+from pipeline.contract import ContractViolation, summarise
+from pipeline.io import load_tables
+
+
+@app.command()
+def validate(
+    data: Path = typer.Option(..., "--data", help="Folder with <table>.parquet or <table>.csv files."),
+) -> None:
+    """Check every table against the data contract; print a summary or the errors (exit 2)."""
+    try:
+        result, paths = load_tables(data, required=("patients",))
+    except ContractViolation as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"{data}: contract OK")
+    for header in ("table", "file", "rows", "patients", "dates", "missing values"):
+        table.add_column(header)
+    for row in summarise(result.tables):
+        dates = f"{row['first_date']} .. {row['last_date']}" if row["first_date"] else "-"
+        missing = ", ".join(f"{c}: {n}" for c, n in row["missing"].items()) or "none"
+        table.add_row(row["table"], paths[row["table"]].name, str(row["rows"]), str(row["patients"]), dates, missing)
+    Console().print(table)

@@ -1,0 +1,402 @@
+"""The input data contract (DESIGN.md §4) as data, and the checks that enforce it.
+
+Pure: frames in, typed frames and problems out. `pipeline.io` reads the files.
+
+Every raw table carries `_row`, the 1-based data row in its file, so each problem can name the
+offending rows and a quarantine can account for every input row. Time stamps (`recorded_at`)
+are UTC: naive values are taken as UTC, and a record's date is its UTC calendar date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+ROW = "_row"
+UTC_DATETIME = pl.Datetime("us", "UTC")
+SEXES = ("female", "male", "other", "unknown")
+HOUSING = ("stable", "unstable", "homeless")
+MODALITIES = ("CBT", "MBI", "EMDR", "CM", "MI", "group", "family", "other")
+RR_PHYSIOLOGICAL_MS = (200.0, 3000.0)  # 20-300 bpm: anything outside is not a heartbeat
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType
+    required: bool = True  # the column must be present
+    nullable: bool = False  # null values are allowed
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    date_column: str | None = None  # the record's date; never before intake, used for as-of
+    one_per_patient: bool = False
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+_PID = Column("patient_id", pl.String)
+
+SPECS: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "patients",
+            (
+                _PID,
+                Column("intake_date", pl.Date),
+                Column("age_at_intake", pl.Float64, min=12, max=100),
+                Column("sex", pl.String, allowed=SEXES),
+                Column("ethnicity", pl.String, required=False, nullable=True),
+                Column("deprivation_decile", pl.Int64, False, True, min=1, max=10),
+                Column("polysubstance", pl.Boolean, required=False, nullable=True),
+                Column("ketamine_years", pl.Float64, False, True, min=0),
+                Column("prior_treatments", pl.Int64, False, True, min=0),
+                Column("trauma_history", pl.Boolean, required=False, nullable=True),
+                Column("housing", pl.String, False, True, allowed=HOUSING),
+            ),
+            date_column="intake_date",
+            one_per_patient=True,
+        ),
+        TableSpec(
+            "outcomes",
+            (
+                _PID,
+                Column("relapse_date", pl.Date, nullable=True),
+                Column("last_followup_date", pl.Date),
+            ),
+            one_per_patient=True,
+        ),
+        TableSpec(
+            "bdnf",
+            (
+                _PID,
+                Column("sample_date", pl.Date),
+                Column("bdnf_ng_ml", pl.Float64, min=0, min_exclusive=True),
+            ),
+            date_column="sample_date",
+        ),
+        TableSpec(
+            "hrv",
+            (
+                _PID,
+                Column("recorded_at", UTC_DATETIME),
+                Column("rmssd_ms", pl.Float64, min=0, min_exclusive=True),
+                Column("sdnn_ms", pl.Float64, min=0, min_exclusive=True),
+                Column("lf_hf", pl.Float64, False, True, min=0, min_exclusive=True),
+                Column("mean_hr_bpm", pl.Float64, False, True, min=20, max=250),
+            ),
+            date_column="recorded_at",
+        ),
+        TableSpec(
+            "rr_intervals",
+            (
+                _PID,
+                Column("recording_id", pl.String),
+                Column("recorded_at", UTC_DATETIME),
+                Column("rr_ms", pl.Float64, min=RR_PHYSIOLOGICAL_MS[0], max=RR_PHYSIOLOGICAL_MS[1]),
+            ),
+            date_column="recorded_at",
+        ),
+        TableSpec(
+            "therapy_sessions",
+            (
+                _PID,
+                Column("session_date", pl.Date),
+                Column("modality", pl.String, allowed=MODALITIES),
+                Column("attended", pl.Boolean),
+                Column("duration_min", pl.Float64, False, True, min=0),
+            ),
+            date_column="session_date",
+        ),
+        TableSpec(
+            "assessments",
+            (
+                _PID,
+                Column("assessed_on", pl.Date),
+                Column("instrument", pl.String),
+                Column("score", pl.Float64),
+            ),
+            date_column="assessed_on",
+        ),
+    )
+}
+TABLES: tuple[str, ...] = tuple(SPECS)
+
+
+@dataclass
+class Problem:
+    """One broken rule: which table, column and rows, and why.
+
+    `fatal` problems concern a whole table (missing column, unreadable file) and cannot be
+    quarantined row by row.
+    """
+
+    table: str
+    column: str
+    reason: str
+    rows: list[int] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)
+    fatal: bool = False
+
+    def message(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        if not self.rows:
+            return f"{where}: {self.reason}"
+        shown = "; ".join(
+            f"row {ex.get(ROW)}: " + ", ".join(f"{k}={_show(v)}" for k, v in ex.items() if k != ROW)
+            for ex in self.examples
+        )
+        return f"{where}: {len(self.rows)} row(s) {self.reason} (e.g. {shown})"
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+class ContractViolation(ValueError):
+    """Input that breaks the data contract; the message lists every problem."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("input data break the contract:\n  " + "\n  ".join(p.message() for p in problems))
+
+
+@dataclass
+class Validated:
+    """Typed tables holding only rows that passed, and the problems found."""
+
+    tables: dict[str, pl.DataFrame]
+    problems: list[Problem]
+
+    def rejects(self) -> pl.DataFrame:
+        """One row per rejected input row: table, row, column and reason (first reason wins)."""
+        frames = [
+            pl.DataFrame(
+                {"table": p.table, "row": p.rows, "column": p.column, "reason": p.reason},
+                schema={"table": pl.String, "row": pl.Int64, "column": pl.String, "reason": pl.String},
+            )
+            for p in self.problems
+            if p.rows
+        ]
+        if not frames:
+            return pl.DataFrame(schema={"table": pl.String, "row": pl.Int64, "column": pl.String, "reason": pl.String})
+        return pl.concat(frames).unique(["table", "row"], keep="first", maintain_order=True)
+
+
+def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list[str]) -> Problem:
+    cols = [ROW, *[c for c in show if c in bad.columns and c != ROW]]
+    return Problem(
+        table,
+        column,
+        reason,
+        rows=bad[ROW].to_list(),
+        examples=bad.select(cols).head(3).to_dicts(),
+    )
+
+
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+
+
+def _coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """Cast a raw column to its contract type without raising; failures become null."""
+    col = pl.col(name)
+    if source == target:
+        return col
+    if source == pl.String:
+        text = col.str.strip_chars()
+        text = pl.when(text == "").then(None).otherwise(text)
+        if target == pl.Date:
+            return text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+        if isinstance(target, pl.Datetime):
+            return _to_utc_text(text)
+        if target == pl.Boolean:
+            low = text.str.to_lowercase()
+            return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
+        return text.cast(target, strict=False)
+    if target == pl.Date and isinstance(source, pl.Datetime):
+        return col.dt.date()
+    if isinstance(target, pl.Datetime):
+        if isinstance(source, pl.Datetime):
+            moved = col.dt.replace_time_zone("UTC") if source.time_zone is None else col.dt.convert_time_zone("UTC")
+            return moved.dt.cast_time_unit("us")
+        if source == pl.Date:
+            return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return col.cast(target, strict=False)
+
+
+def _to_utc_text(text: pl.Expr) -> pl.Expr:
+    """Parse ISO date-times; an explicit offset is honoured, a naive value is taken as UTC."""
+    has_offset = text.str.contains(r"(Z|[+-]\d{2}:?\d{2})$")
+    aware = text.str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
+    naive = text.str.to_datetime(strict=False, time_unit="us").dt.replace_time_zone("UTC")
+    return pl.when(has_offset).then(aware).otherwise(naive)
+
+
+def _type_and_rule_checks(spec: TableSpec, raw: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
+    problems: list[Problem] = []
+    missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
+    for name in missing:
+        problems.append(Problem(spec.name, name, "required column is missing", fatal=True))
+    if missing:
+        return raw, problems
+
+    casts = []
+    for c in spec.columns:
+        if c.name in raw.columns:
+            casts.append(_coerce(c.name, raw.schema[c.name], c.dtype).alias(c.name))
+        else:
+            casts.append(pl.lit(None, dtype=c.dtype).alias(c.name))
+    typed = raw.with_columns(casts)
+
+    for c in spec.columns:
+        if c.name not in raw.columns:
+            continue
+        value, present = pl.col(c.name), raw[c.name].is_not_null()
+        unparsed = typed[c.name].is_null() & present
+        if unparsed.any():
+            shown = raw.filter(unparsed)
+            problems.append(_problem(spec.name, c.name, f"are not a valid {c.dtype}", shown, [c.name]))
+        if not c.nullable:
+            empty = typed.filter(~present)
+            if empty.height:
+                problems.append(_problem(spec.name, c.name, "are empty", empty, [c.name]))
+        rule = _range_rule(c)
+        if rule is not None:
+            bad = typed.filter(value.is_not_null() & ~rule)
+            if bad.height:
+                problems.append(_problem(spec.name, c.name, _rule_text(c), bad, ["patient_id", c.name]))
+    known = {ROW, *(c.name for c in spec.columns)}
+    extras = [x for x in raw.columns if x not in known]
+    return typed.select([ROW, *(c.name for c in spec.columns), *extras]), problems
+
+
+def _range_rule(c: Column) -> pl.Expr | None:
+    value = pl.col(c.name)
+    if c.allowed is not None:
+        return value.is_in(c.allowed)
+    rule = None
+    if c.min is not None:
+        rule = value > c.min if c.min_exclusive else value >= c.min
+    if c.max is not None:
+        upper = value <= c.max
+        rule = upper if rule is None else rule & upper
+    return rule
+
+
+def _rule_text(c: Column) -> str:
+    if c.allowed is not None:
+        return f"are not one of {', '.join(c.allowed)}"
+    parts = []
+    if c.min is not None:
+        parts.append(f"{'>' if c.min_exclusive else '>='} {c.min:g}")
+    if c.max is not None:
+        parts.append(f"<= {c.max:g}")
+    return "are outside the allowed range (" + " and ".join(parts) + ")"
+
+
+def _record_date(spec: TableSpec) -> pl.Expr:
+    col = pl.col(spec.date_column)
+    return col.dt.date() if spec.column(spec.date_column).dtype != pl.Date else col
+
+
+def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, frame in tables.items():
+        spec = SPECS[name]
+        if spec.one_per_patient:
+            dup = frame.filter(pl.col("patient_id").is_duplicated())
+            if dup.height:
+                problems.append(_problem(name, "patient_id", "repeat a patient_id that must be unique", dup, ["patient_id"]))
+    patients = tables.get("patients")
+    if patients is None:
+        return problems
+    intake = patients.unique("patient_id", keep="first").select("patient_id", "intake_date")
+    for name, frame in tables.items():
+        if name == "patients":
+            continue
+        spec = SPECS[name]
+        orphans = frame.join(intake, on="patient_id", how="anti")
+        if orphans.height:
+            problems.append(_problem(name, "patient_id", "name a patient_id that is not in patients", orphans, ["patient_id"]))
+        joined = frame.join(intake, on="patient_id", how="inner")
+        date_cols = [spec.date_column] if spec.date_column else ["relapse_date", "last_followup_date"]
+        for col in date_cols:
+            day = pl.col(col).dt.date() if isinstance(joined.schema[col], pl.Datetime) else pl.col(col)
+            early = joined.filter(day < pl.col("intake_date"))
+            if early.height:
+                problems.append(_problem(name, col, "are dated before the patient's intake_date", early, ["patient_id", col, "intake_date"]))
+    outcomes = tables.get("outcomes")
+    if outcomes is not None:
+        late = outcomes.filter(pl.col("relapse_date") > pl.col("last_followup_date"))
+        if late.height:
+            problems.append(_problem("outcomes", "relapse_date", "have a relapse after last_followup_date", late, ["patient_id", "relapse_date", "last_followup_date"]))
+    return problems
+
+
+def validate(raw: dict[str, pl.DataFrame], required: Iterable[str] = ("patients",)) -> Validated:
+    """Type, range and cross-table checks over raw tables (each with a `_row` column).
+
+    Rows with any problem are left out of the returned tables; rows whose patient was
+    rejected are rejected too, so every input row is either kept or named in a problem.
+    """
+    problems = [Problem(name, "", "required table is missing", fatal=True) for name in required if name not in raw]
+    typed: dict[str, pl.DataFrame] = {}
+    for name, frame in raw.items():
+        checked, found = _type_and_rule_checks(SPECS[name], frame)
+        problems += found
+        if not any(p.fatal for p in found):
+            typed[name] = checked
+    problems += _cross_table_checks(typed)
+    kept = _drop_rows(typed, problems)
+    if "patients" in kept:
+        ids = kept["patients"].select("patient_id")
+        for name, frame in kept.items():
+            if name == "patients":
+                continue
+            lost = frame.join(ids, on="patient_id", how="anti").join(
+                typed["patients"].select("patient_id").unique(), on="patient_id", how="semi"
+            )
+            if lost.height:
+                problems.append(_problem(name, "patient_id", "belong to a patient whose patients row was rejected", lost, ["patient_id"]))
+        kept = _drop_rows(typed, problems)
+    return Validated(kept, problems)
+
+
+def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[str, pl.DataFrame]:
+    out = {}
+    for name, frame in typed.items():
+        bad = [r for p in problems if p.table == name for r in p.rows]
+        out[name] = frame.filter(~pl.col(ROW).is_in(bad)) if bad else frame
+    return out
+
+
+def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:
+    """Per table: rows, patients, date range and missing values per column (for `validate`)."""
+    out = []
+    for name, frame in tables.items():
+        spec = SPECS[name]
+        dates = frame.select(_record_date(spec)).to_series() if spec.date_column else None
+        missing = {c: n for c, n in frame.drop(ROW).null_count().row(0, named=True).items() if n}
+        out.append(
+            {
+                "table": name,
+                "rows": frame.height,
+                "patients": frame["patient_id"].n_unique(),
+                "first_date": dates.min() if dates is not None else None,
+                "last_date": dates.max() if dates is not None else None,
+                "missing": missing,
+            }
+        )
+    return out

@@ -1,0 +1,143 @@
+"""Every file read and write of the pipeline: tables in, tables and reports out, atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.contract import ROW, SPECS, TABLES, ContractViolation, Problem, Validated, validate
+
+SUFFIXES = (".parquet", ".csv")
+
+
+def find_table_file(data_dir: Path, table: str) -> Path | None:
+    """The file holding `table` in `data_dir` (`<table>.parquet` or `<table>.csv`), if any."""
+    found = [data_dir / f"{table}{s}" for s in SUFFIXES if (data_dir / f"{table}{s}").is_file()]
+    if len(found) > 1:
+        raise ContractViolation([Problem(table, "", f"both {found[0].name} and {found[1].name} exist; keep one", fatal=True)])
+    return found[0] if found else None
+
+
+def read_raw_table(path: Path, table: str) -> pl.DataFrame:
+    """Read one table file as it is (CSV as text), adding `_row`, the 1-based data row."""
+    try:
+        if path.suffix == ".csv":
+            frame = pl.read_csv(path, infer_schema=False)
+        else:
+            frame = pl.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
+        raise ContractViolation([Problem(table, "", f"{path.name} cannot be read: {exc}", fatal=True)]) from None
+    if frame.height == 0:
+        raise ContractViolation([Problem(table, "", f"{path.name} has no rows", fatal=True)])
+    return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def read_raw_tables(data_dir: Path, tables: Iterable[str] = TABLES) -> tuple[dict[str, pl.DataFrame], dict[str, Path]]:
+    """Read every contract table present in `data_dir`; unreadable files are all reported."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ContractViolation([Problem("(data)", "", f"data folder not found: {data_dir}", fatal=True)])
+    raw, paths, problems = {}, {}, []
+    for table in tables:
+        try:
+            path = find_table_file(data_dir, table)
+            if path is not None:
+                raw[table] = read_raw_table(path, table)
+                paths[table] = path
+        except ContractViolation as exc:
+            problems += exc.problems
+    if problems:
+        raise ContractViolation(problems)
+    return raw, paths
+
+
+def load_tables(
+    data_dir: Path, required: Iterable[str] = ("patients",), on_invalid: str = "fail"
+) -> tuple[Validated, dict[str, Path]]:
+    """Read and validate a data folder.
+
+    `on_invalid="fail"` raises `ContractViolation` on any problem; `"quarantine"` raises only
+    for table-level problems and returns the valid rows with the problems for a rejects file.
+    """
+    raw, paths = read_raw_tables(data_dir)
+    result = validate(raw, required)
+    fatal = [p for p in result.problems if p.fatal]
+    if fatal or (result.problems and on_invalid == "fail"):
+        raise ContractViolation(fatal or result.problems)
+    return result, paths
+
+
+def drop_row_index(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    return {name: frame.drop(ROW) for name, frame in tables.items()}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
+
+    An interrupted or failed write leaves either the complete old file or none: never half.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_frame(frame: pl.DataFrame, path: Path) -> None:
+    """Write a frame atomically, as Parquet or CSV by the file's extension."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.write_parquet(tmp, statistics=False))
+    elif path.suffix == ".csv":
+        atomic_write(path, lambda tmp: frame.write_csv(tmp))
+    else:
+        raise ValueError(f"{path}: output must end in .parquet or .csv")
+
+
+def write_json(payload: Any, path: Path) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def write_tables(tables: dict[str, pl.DataFrame], out_dir: Path, fmt: str = "parquet") -> dict[str, Path]:
+    """Write contract tables as `<table>.<fmt>` into `out_dir`."""
+    paths = {}
+    for name, frame in tables.items():
+        path = Path(out_dir) / f"{name}.{fmt}"
+        write_frame(frame, path)
+        paths[name] = path
+    return paths
+
+
+__all__ = [
+    "SPECS",
+    "atomic_write",
+    "drop_row_index",
+    "file_sha256",
+    "find_table_file",
+    "load_tables",
+    "read_raw_tables",
+    "write_frame",
+    "write_json",
+    "write_tables",
+]
