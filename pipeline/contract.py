@@ -237,11 +237,12 @@ def _coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
 
 
 def _to_utc_text(text: pl.Expr) -> pl.Expr:
-    """Parse ISO date-times; an explicit offset is honoured, a naive value is taken as UTC."""
-    has_offset = text.str.contains(r"(Z|[+-]\d{2}:?\d{2})$")
-    aware = text.str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
-    naive = text.str.to_datetime(strict=False, time_unit="us").dt.replace_time_zone("UTC")
-    return pl.when(has_offset).then(aware).otherwise(naive)
+    """Parse ISO 8601 date-times: an explicit offset (or Z) is honoured, a naive value is UTC."""
+    iso = text.str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
+    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC")
+    naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
+    day = iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+    return pl.coalesce(aware, pl.coalesce(naive, day).dt.replace_time_zone("UTC"))
 
 
 def _type_and_rule_checks(spec: TableSpec, raw: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from rich.console import Console
 
 app = typer.Typer(
     name="relapse",
@@ -22,3 +25,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 @app.callback()
 def _root() -> None:
     """Relapse-risk pipeline: simulate, validate, build features, train, score and audit."""
+
+
+def console() -> Console:
+    """A console for reports; wide when output is not a terminal, so tables are not cut."""
+    return Console() if sys.stdout.isatty() else Console(width=200)

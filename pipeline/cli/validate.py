@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import app, console, fail
 from pipeline.contract import ContractViolation, summarise
 from pipeline.io import load_tables
 
@@ -29,4 +28,4 @@ def validate(
         dates = f"{row['first_date']} .. {row['last_date']}" if row["first_date"] else "-"
         missing = ", ".join(f"{c}: {n}" for c, n in row["missing"].items()) or "none"
         table.add_row(row["table"], paths[row["table"]].name, str(row["rows"]), str(row["patients"]), dates, missing)
-    Console().print(table)
+    console().print(table)

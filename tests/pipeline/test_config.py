@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, config_as_params, deep_merge, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "override.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_load_with_the_four_phases():
+    config = load_config()
+    assert config.phase_names == ["acute", "early", "consolidation", "maintenance"]
+    assert config.landmarks.horizon_days == 30
+
+
+def test_override_merges_deeply_and_keeps_siblings(tmp_path):
+    config = load_config(write(tmp_path, "model:\n  xgboost:\n    max_depth: 2\n"))
+    assert config.model.xgboost.max_depth == 2
+    assert config.model.xgboost.learning_rate == 0.05  # sibling default kept
+    assert config.model.n_folds == 5
+
+
+def test_lists_are_replaced_not_merged(tmp_path):
+    text = "phases:\n  - {name: early, start_day: 0, end_day: 89}\n  - {name: late, start_day: 90, end_day: 729}\n"
+    assert load_config(write(tmp_path, text)).phase_names == ["early", "late"]
+
+
+def test_unknown_key_is_named_with_its_file(tmp_path):
+    path = write(tmp_path, "features:\n  bdnf:\n    slope_windw_days: 30\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "features.bdnf.slope_windw_days" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_wrong_type_is_rejected_with_key(tmp_path):
+    with pytest.raises(ConfigError, match="model.n_folds"):
+        load_config(write(tmp_path, "model:\n  n_folds: many\n"))
+
+
+def test_gapped_phases_are_rejected(tmp_path):
+    text = "phases:\n  - {name: a, start_day: 0, end_day: 10}\n  - {name: b, start_day: 20, end_day: 30}\n"
+    with pytest.raises(ConfigError, match="contiguous"):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_deep_merge_does_not_mutate_inputs():
+    base = {"a": {"b": 1}}
+    deep_merge(base, {"a": {"b": 2}})
+    assert base == {"a": {"b": 1}}
+
+
+def test_params_are_flat_strings():
+    params = config_as_params(load_config())
+    assert params["model.xgboost.max_depth"] == "3"
+    assert params["phases.0.name"] == "acute"

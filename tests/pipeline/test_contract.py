@@ -1,0 +1,212 @@
+"""Data tests for the contract: every rule rejects what it should, names table, column and rows."""
+
+from datetime import date, datetime, timezone
+
+import polars as pl
+import pytest
+
+from pipeline.contract import ROW, validate
+
+
+def with_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def tables() -> dict[str, pl.DataFrame]:
+    utc = timezone.utc
+    raw = {
+        "patients": pl.DataFrame(
+            {
+                "patient_id": ["a", "b", "c"],
+                "intake_date": [date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)],
+                "age_at_intake": [19.0, 27.5, 41.0],
+                "sex": ["female", "male", "other"],
+                "deprivation_decile": [1, 5, 10],
+                "polysubstance": [True, False, None],
+                "housing": ["stable", None, "homeless"],
+                "clinic_site": ["north", "south", "north"],  # extra columns are allowed
+            }
+        ),
+        "outcomes": pl.DataFrame(
+            {
+                "patient_id": ["a", "b", "c"],
+                "relapse_date": [date(2024, 1, 20), None, None],
+                "last_followup_date": [date(2024, 1, 20), date(2024, 6, 1), date(2024, 3, 1)],
+            }
+        ),
+        "bdnf": pl.DataFrame(
+            {"patient_id": ["a", "b"], "sample_date": [date(2024, 1, 2), date(2024, 2, 3)], "bdnf_ng_ml": [18.0, 25.0]}
+        ),
+        "hrv": pl.DataFrame(
+            {
+                "patient_id": ["b"],
+                "recorded_at": [datetime(2024, 2, 5, 7, 30, tzinfo=utc)],
+                "rmssd_ms": [35.0],
+                "sdnn_ms": [48.0],
+            }
+        ),
+        "rr_intervals": pl.DataFrame(
+            {
+                "patient_id": ["c", "c", "c"],
+                "recording_id": ["r1"] * 3,
+                "recorded_at": [datetime(2024, 3, 2, 8, 0, tzinfo=utc)] * 3,
+                "rr_ms": [810.0, 795.0, 830.0],
+            }
+        ),
+        "therapy_sessions": pl.DataFrame(
+            {
+                "patient_id": ["a", "b"],
+                "session_date": [date(2024, 1, 3), date(2024, 2, 8)],
+                "modality": ["CBT", "EMDR"],
+                "attended": [True, False],
+            }
+        ),
+        "assessments": pl.DataFrame(
+            {"patient_id": ["a"], "assessed_on": [date(2024, 1, 1)], "instrument": ["PHQ9"], "score": [14.0]}
+        ),
+    }
+    return {name: with_rows(frame) for name, frame in raw.items()}
+
+
+def only_problem(result, table: str, column: str, rows: list[int], text: str):
+    found = [p for p in result.problems if p.table == table and p.column == column and text in p.reason]
+    assert len(found) == 1, [p.message() for p in result.problems]
+    assert found[0].rows == rows
+    assert f"{table}.{column}" in found[0].message()
+    return found[0]
+
+
+def test_valid_tables_pass_typed_with_optional_columns_added():
+    result = validate(tables(), required=("patients", "outcomes"))
+    assert result.problems == []
+    patients = result.tables["patients"]
+    assert patients.schema["intake_date"] == pl.Date
+    assert patients["ethnicity"].is_null().all()  # optional column absent from input -> nulls
+    assert "clinic_site" in patients.columns
+    assert result.tables["hrv"].schema["lf_hf"] == pl.Float64
+
+
+def test_missing_required_table_and_column_are_fatal():
+    raw = tables()
+    del raw["outcomes"]
+    raw["bdnf"] = raw["bdnf"].drop("bdnf_ng_ml")
+    result = validate(raw, required=("patients", "outcomes"))
+    fatal = {(p.table, p.column) for p in result.problems if p.fatal}
+    assert fatal == {("outcomes", ""), ("bdnf", "bdnf_ng_ml")}
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "text"),
+    [
+        ("patients", "age_at_intake", 7.0, "outside the allowed range"),
+        ("patients", "age_at_intake", 101.0, "outside the allowed range"),
+        ("patients", "sex", "F", "not one of"),
+        ("patients", "deprivation_decile", 11, "outside the allowed range"),
+        ("patients", "housing", "van", "not one of"),
+        ("bdnf", "bdnf_ng_ml", 0.0, "outside the allowed range"),
+        ("bdnf", "bdnf_ng_ml", -3.0, "outside the allowed range"),
+        ("hrv", "rmssd_ms", 0.0, "outside the allowed range"),
+        ("rr_intervals", "rr_ms", 120.0, "outside the allowed range"),
+        ("rr_intervals", "rr_ms", 4000.0, "outside the allowed range"),
+        ("therapy_sessions", "modality", "hypnosis", "not one of"),
+    ],
+)
+def test_value_rules(table, column, value, text):
+    raw = tables()
+    frame = raw[table]
+    raw[table] = frame.with_columns(
+        pl.when(pl.col(ROW) == 1).then(pl.lit(value)).otherwise(pl.col(column)).cast(frame.schema[column]).alias(column)
+    )
+    result = validate(raw)
+    only_problem(result, table, column, [1], text)
+    assert 1 not in result.tables[table][ROW].to_list()
+
+
+def test_unparseable_text_values_are_reported_per_column():
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(
+        pl.col("intake_date").cast(pl.String).replace({"2024-02-01": "01/02/2024"}),
+        pl.col("polysubstance").cast(pl.String).fill_null("maybe"),
+    )
+    result = validate(raw)
+    only_problem(result, "patients", "intake_date", [2], "not a valid Date")
+    only_problem(result, "patients", "polysubstance", [3], "not a valid Boolean")
+
+
+def test_empty_required_value():
+    raw = tables()
+    raw["therapy_sessions"] = raw["therapy_sessions"].with_columns(attended=pl.lit(None, pl.Boolean))
+    only_problem(validate(raw), "therapy_sessions", "attended", [1, 2], "are empty")
+
+
+def test_duplicate_patient_ids():
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(patient_id=pl.Series(["a", "a", "c"]))
+    raw["outcomes"] = raw["outcomes"].with_columns(patient_id=pl.Series(["a", "b", "b"]))
+    result = validate(raw)
+    only_problem(result, "patients", "patient_id", [1, 2], "must be unique")
+    only_problem(result, "outcomes", "patient_id", [2, 3], "must be unique")
+
+
+def test_orphan_child_rows():
+    raw = tables()
+    raw["bdnf"] = raw["bdnf"].with_columns(patient_id=pl.Series(["a", "zz"]))
+    only_problem(validate(raw), "bdnf", "patient_id", [2], "not in patients")
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("bdnf", "sample_date"), ("therapy_sessions", "session_date"), ("assessments", "assessed_on"), ("outcomes", "last_followup_date")],
+)
+def test_dates_before_intake(table, column):
+    raw = tables()
+    raw[table] = raw[table].with_columns(
+        pl.when(pl.col(ROW) == 1).then(pl.lit(date(2023, 12, 1))).otherwise(pl.col(column)).alias(column)
+    )
+    only_problem(validate(raw), table, column, [1], "before the patient's intake_date")
+
+
+def test_recordings_before_intake_use_their_utc_date():
+    raw = tables()
+    raw["hrv"] = raw["hrv"].with_columns(recorded_at=pl.lit(datetime(2024, 1, 31, 23, 0, tzinfo=timezone.utc)))
+    only_problem(validate(raw), "hrv", "recorded_at", [1], "before the patient's intake_date")
+
+
+def test_relapse_after_last_followup():
+    raw = tables()
+    raw["outcomes"] = raw["outcomes"].with_columns(relapse_date=pl.Series([date(2024, 2, 1), None, None]))
+    only_problem(validate(raw), "outcomes", "relapse_date", [1], "after last_followup_date")
+
+
+def test_rejected_patient_takes_its_child_rows_and_every_row_is_accounted_for():
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(age_at_intake=pl.Series([19.0, 250.0, 41.0]))
+    result = validate(raw)
+    rejects = result.rejects()
+    for name, frame in raw.items():
+        kept = result.tables[name].height
+        rejected = rejects.filter(pl.col("table") == name).height
+        assert kept + rejected == frame.height, name
+    assert "b" not in result.tables["bdnf"]["patient_id"].to_list()
+    assert rejects.filter(pl.col("table") == "bdnf")["reason"].to_list() == [
+        "belong to a patient whose patients row was rejected"
+    ]
+
+
+def test_naive_and_offset_datetimes_from_text_become_utc():
+    raw = tables()
+    raw["hrv"] = with_rows(
+        pl.DataFrame(
+            {
+                "patient_id": ["b", "b"],
+                "recorded_at": ["2024-02-05T07:30:00", "2024-02-05T09:30:00+02:00"],
+                "rmssd_ms": ["35", "36"],
+                "sdnn_ms": ["48", "50"],
+            }
+        )
+    )
+    result = validate(raw)
+    assert result.problems == []
+    stamps = result.tables["hrv"]["recorded_at"]
+    assert stamps.dtype == pl.Datetime("us", "UTC")
+    assert stamps[0] == stamps[1]

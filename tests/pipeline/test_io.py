@@ -1,0 +1,90 @@
+"""Loaders: Parquet and CSV read to the same typed tables; bad files are clear errors."""
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.contract import ContractViolation
+from pipeline.io import atomic_write, drop_row_index, load_tables, write_tables
+from tests.pipeline.test_contract import tables
+
+
+@pytest.fixture
+def valid():
+    return drop_row_index(tables())
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_each_format_loads_every_table(tmp_path, valid, fmt):
+    write_tables(valid, tmp_path, fmt=fmt)
+    result, paths = load_tables(tmp_path, required=("patients", "outcomes"))
+    assert set(result.tables) == set(valid) == set(paths)
+    for name, frame in valid.items():
+        loaded = drop_row_index({name: result.tables[name]})[name].select(frame.columns)
+        assert loaded.equals(frame.cast(loaded.schema)), name
+
+
+def test_optional_tables_may_be_absent(tmp_path, valid):
+    write_tables({"patients": valid["patients"]}, tmp_path)
+    result, _ = load_tables(tmp_path)
+    assert set(result.tables) == {"patients"}
+
+
+def test_missing_patients_table(tmp_path):
+    with pytest.raises(ContractViolation, match="patients: required table is missing"):
+        load_tables(tmp_path)
+
+
+def test_unreadable_and_empty_files_are_named(tmp_path, valid):
+    write_tables({"patients": valid["patients"]}, tmp_path)
+    (tmp_path / "bdnf.parquet").write_bytes(b"not parquet at all")
+    valid["hrv"].head(0).write_csv(tmp_path / "hrv.csv")
+    with pytest.raises(ContractViolation) as err:
+        load_tables(tmp_path)
+    text = str(err.value)
+    assert "bdnf: bdnf.parquet cannot be read" in text
+    assert "hrv: hrv.csv has no rows" in text
+
+
+def test_two_files_for_one_table(tmp_path, valid):
+    write_tables({"patients": valid["patients"]}, tmp_path)
+    valid["patients"].write_csv(tmp_path / "patients.csv")
+    with pytest.raises(ContractViolation, match="keep one"):
+        load_tables(tmp_path)
+
+
+def test_quarantine_keeps_valid_rows(tmp_path, valid):
+    valid["bdnf"] = valid["bdnf"].with_columns(bdnf_ng_ml=pl.Series([18.0, -1.0]))
+    write_tables(valid, tmp_path)
+    with pytest.raises(ContractViolation):
+        load_tables(tmp_path, on_invalid="fail")
+    result, _ = load_tables(tmp_path, on_invalid="quarantine")
+    assert result.tables["bdnf"].height == 1
+    assert result.rejects().to_dicts() == [
+        {"table": "bdnf", "row": 2, "column": "bdnf_ng_ml", "reason": "are outside the allowed range (> 0)"}
+    ]
+
+
+def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.parquet"
+
+    def broken(tmp):
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_cli_summarises_or_fails_with_exit_2(tmp_path, valid):
+    write_tables(valid, tmp_path)
+    ok = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    assert "contract OK" in ok.output and "therapy_sessions" in ok.output
+    valid["outcomes"].with_columns(patient_id=pl.lit("ghost")).write_parquet(tmp_path / "outcomes.parquet")
+    bad = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert "outcomes.patient_id: 3 row(s)" in bad.output
+    assert not list(tmp_path.glob("*.tmp"))
