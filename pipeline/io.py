@@ -74,6 +74,22 @@ def load_tables(
     return result, paths
 
 
+SIMULATION_METADATA = "simulation.json"  # beside simulated tables: marks them as synthetic
+TRUTH_RISK = Path("truth") / "landmark_risk.parquet"  # simulated truth; only evaluation reads it
+
+
+def read_simulation_metadata(data_dir: Path) -> dict[str, Any] | None:
+    """The simulator's metadata when `data_dir` holds a simulated cohort, else None."""
+    path = Path(data_dir) / SIMULATION_METADATA
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_truth_risk(data_dir: Path) -> pl.DataFrame | None:
+    """The simulated true 30-day risk per landmark, used only to report the oracle's metrics."""
+    path = Path(data_dir) / TRUTH_RISK
+    return pl.read_parquet(path) if path.is_file() else None
+
+
 def drop_row_index(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     return {name: frame.drop(ROW) for name, frame in tables.items()}
 

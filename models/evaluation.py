@@ -1,0 +1,104 @@
+"""Assemble per-phase fits into the tables a training run reports: metrics with CIs next to the
+logistic baseline and (on simulated data) the oracle, pooled over phases, and MLflow names.
+
+Headline model metrics are those of the cross-fitted calibrated out-of-fold predictions: what a
+clinic receives, scored on data neither the booster nor the calibrator saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import polars as pl
+
+from models.metrics import evaluate
+from models.training import PhaseFit
+
+MODEL_LABELS = {"xgboost_calibrated": "xgboost", "constant_rate": "xgboost", "logistic_baseline": "logistic"}
+POOLED = "pooled"
+
+
+def oof_frame(rows: Mapping[str, pl.DataFrame], fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
+    """Out-of-fold predictions for every uncensored landmark row, all phases stacked.
+
+    `rows[phase]` holds that phase's rows in the order they were fitted (patient_id, day,
+    label, ipcw_weight and any attribute columns to carry along).
+    """
+    frames = []
+    for phase, fit in fits.items():
+        baseline = fit.oof_baseline if fit.oof_baseline is not None else fit.oof_model
+        frames.append(
+            rows[phase].with_columns(
+                pl.lit(phase).alias("phase"),
+                pl.Series("risk", fit.oof_model, pl.Float64),
+                pl.Series("risk_logistic", baseline, pl.Float64),
+            )
+        )
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _rows(phase: str, model: str, metrics: Mapping[str, tuple[float, float, float]]) -> list[dict]:
+    return [
+        {"phase": phase, "model": model, "metric": name, "estimate": est, "lo": lo, "hi": hi}
+        for name, (est, lo, hi) in metrics.items()
+    ]
+
+
+def metrics_table(
+    fits: Mapping[str, PhaseFit], oof: pl.DataFrame, n_boot: int, seed: int, oracle_column: str | None = None
+) -> pl.DataFrame:
+    """phase, model (xgboost | logistic | oracle), metric, estimate, lo, hi; plus pooled rows."""
+    rows: list[dict] = []
+    for phase, fit in fits.items():
+        for key, label in MODEL_LABELS.items():
+            if key in fit.metrics:
+                rows += _rows(phase, label, fit.metrics[key])
+    scored = {"xgboost": "risk", "logistic": "risk_logistic"}
+    if oracle_column is not None:
+        scored["oracle"] = oracle_column
+    for phase in [*fits, POOLED]:
+        part = oof if phase == POOLED else oof.filter(pl.col("phase") == phase)
+        for model, column in scored.items():
+            if phase != POOLED and model != "oracle":
+                continue  # per-phase model rows come from the fits themselves
+            known = part.filter(pl.col(column).is_not_null())
+            if known.height == 0 or known["label"].n_unique() < 2:
+                continue
+            rows += _rows(phase, model, evaluate(
+                known["label"].to_numpy(), known[column].to_numpy(), known["ipcw_weight"].to_numpy(),
+                known["patient_id"].to_numpy(), n_boot, seed,
+            ))
+    return pl.DataFrame(rows, schema={"phase": pl.String, "model": pl.String, "metric": pl.String,
+                                      "estimate": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
+
+
+def count_table(fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {"phase": p, "rows": f.n_rows, "patients": f.n_patients, "events": f.n_events,
+             "event_patients": f.n_event_patients, "epv": f.epv,
+             "fallback_rate": f.fallback_rate, "best_iteration": f.best_iteration}
+            for p, f in fits.items()
+        ],
+        schema_overrides={"fallback_rate": pl.Float64, "best_iteration": pl.Int64},
+    )
+
+
+def mlflow_metrics(table: pl.DataFrame, counts: pl.DataFrame) -> dict[str, float]:
+    """`{metric}_{phase}` for the model (with `_lo`/`_hi`), `logistic_…` and `oracle_…` for the
+    others, `auroc_gap_to_oracle_{phase}`, and counts `n_rows_{phase}` etc."""
+    out: dict[str, float] = {}
+    for r in table.iter_rows(named=True):
+        prefix = "" if r["model"] == "xgboost" else f"{r['model']}_"
+        name = f"{prefix}{r['metric']}_{r['phase']}"
+        for suffix, value in (("", r["estimate"]), ("_lo", r["lo"]), ("_hi", r["hi"])):
+            if value is not None and np.isfinite(value):
+                out[name + suffix] = float(value)
+    for phase in table["phase"].unique().to_list():
+        if f"auroc_{phase}" in out and f"oracle_auroc_{phase}" in out:
+            out[f"auroc_gap_to_oracle_{phase}"] = out[f"oracle_auroc_{phase}"] - out[f"auroc_{phase}"]
+    for r in counts.iter_rows(named=True):
+        for key in ("rows", "patients", "events", "epv"):
+            out[f"n_{key}_{r['phase']}" if key != "epv" else f"epv_{r['phase']}"] = float(r[key])
+    return out

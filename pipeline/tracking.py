@@ -1,0 +1,223 @@
+"""The one module that talks to MLflow: runs, datasets, the logged model, the registry.
+
+Tracking URI: `mlflow.tracking_uri` from the config, else the standard MLFLOW_TRACKING_URI, else
+an embedded SQLite store `mlflow.db` in the working folder (artifacts beside it in `mlruns/`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from pipeline.config import MlflowConfig
+
+SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
+MODEL_NAME_IN_RUN = "model"
+BUNDLE_ARTIFACT = "bundle"
+POOLED_AUROC = "auroc_pooled"
+
+
+def _mlflow():
+    import mlflow  # imported lazily: the CLI's other commands start fast
+
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
+    return mlflow
+
+
+def tracking_uri(cfg: MlflowConfig) -> str:
+    return cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def connect(cfg: MlflowConfig):
+    """Point MLflow at the configured store and return the `mlflow` module."""
+    mlflow = _mlflow()
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow
+
+
+@dataclass
+class DatasetInput:
+    name: str
+    frame: pl.DataFrame
+    source: str
+    digest: str  # SHA-256 of the file the table came from
+
+
+@dataclass
+class TrainingRecord:
+    """Everything a training run logs; built by the train stage, logged here in one go."""
+
+    run_name: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    datasets: list[DatasetInput]
+    artifact_dir: Path  # every file below it is logged as a run artifact
+    bundle_dir: Path  # the model bundle (boosters, calibrators, spec, manifest)
+    input_example: pl.DataFrame
+    output_example: pl.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainingOutcome:
+    run_id: str
+    model_uri: str
+    version: str
+    experiment_id: str
+
+
+def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
+    """Log a training run and register its model as a new version with alias `challenger`."""
+    mlflow = connect(cfg)
+    from mlflow.models import infer_signature
+
+    experiment = mlflow.set_experiment(cfg.experiment)
+    with mlflow.start_run(run_name=record.run_name) as run:
+        mlflow.log_params(record.params)
+        mlflow.set_tags(record.tags)
+        for ds in record.datasets:
+            dataset = mlflow.data.from_polars(ds.frame, source=ds.source, name=ds.name, digest=ds.digest[:16])
+            mlflow.log_input(dataset, context="training", tags={"sha256": ds.digest})
+        mlflow.log_metrics(record.metrics)
+        if record.warnings:
+            mlflow.set_tag("warnings", "\n".join(record.warnings)[:5000])
+            mlflow.log_text("\n".join(record.warnings) + "\n", "warnings.txt")
+        mlflow.log_artifacts(str(record.artifact_dir))
+        example = record.input_example.to_pandas()
+        signature = infer_signature(example, record.output_example.to_pandas())
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN,
+            python_model=str(SERVED_MODEL_CODE),
+            artifacts={BUNDLE_ARTIFACT: str(record.bundle_dir)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=cfg.registered_model,
+            pip_requirements=_pip_requirements(),
+        )
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(cfg.registered_model, "challenger", version)
+        return TrainingOutcome(run.info.run_id, info.model_uri, version, experiment.experiment_id)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("polars", "numpy", "xgboost", "scikit-learn", "mlflow", "pydantic", "pyarrow")
+    return [f"{n}=={version(n)}" for n in names]
+
+
+@dataclass
+class ResolvedModel:
+    """A model URI resolved to its local bundle and its registry identity."""
+
+    uri: str
+    bundle_dir: Path
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+
+def resolve_model(cfg: MlflowConfig, uri: str, dst: Path | None = None) -> ResolvedModel:
+    """Download (or find) the bundle behind any MLflow model URI or a local model folder."""
+    local = Path(uri)
+    if local.exists():
+        return _resolve_local(uri, local)
+    mlflow = connect(cfg)
+    client = mlflow.MlflowClient()
+    name = version = run_id = None
+    if uri.startswith("models:/"):
+        ref = uri.removeprefix("models:/")
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = ref.partition("/")
+            mv = client.get_model_version(name, number)
+        version, run_id = str(mv.version), mv.run_id
+    elif uri.startswith("runs:/"):
+        run_id = uri.removeprefix("runs:/").split("/", 1)[0]
+        found = client.search_model_versions(f"run_id = '{run_id}'")
+        if found:
+            name, version = found[0].name, str(found[0].version)
+    path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None))
+    return ResolvedModel(uri, path / "artifacts" / BUNDLE_ARTIFACT, name, version, run_id)
+
+
+def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
+    mlmodel = folder / "MLmodel"
+    if mlmodel.is_file():
+        meta = yaml.safe_load(mlmodel.read_text()) or {}
+        return ResolvedModel(uri, folder / "artifacts" / BUNDLE_ARTIFACT, meta.get("model_name"), None, meta.get("run_id"))
+    return ResolvedModel(uri, folder, None, None, None)
+
+
+class PromotionRefused(RuntimeError):
+    """The candidate is worse than the current champion and --force was not given."""
+
+
+def promote(cfg: MlflowConfig, version: str, force: bool = False) -> dict[str, Any]:
+    """Move alias `champion` to `version`, unless its pooled AUROC is below the champion's."""
+    mlflow = connect(cfg)
+    client = mlflow.MlflowClient()
+    name = cfg.registered_model
+    candidate = client.get_model_version(name, str(version))
+    candidate_auroc = client.get_run(candidate.run_id).data.metrics.get(POOLED_AUROC)
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except mlflow.exceptions.MlflowException:
+        champion = None
+    champion_auroc = client.get_run(champion.run_id).data.metrics.get(POOLED_AUROC) if champion else None
+    if (
+        champion is not None
+        and not force
+        and candidate_auroc is not None
+        and champion_auroc is not None
+        and candidate_auroc < champion_auroc
+    ):
+        raise PromotionRefused(
+            f"version {version} has pooled AUROC {candidate_auroc:.4f}, below the champion "
+            f"(version {champion.version}: {champion_auroc:.4f}); use --force to promote anyway"
+        )
+    client.set_registered_model_alias(name, "champion", str(version))
+    return {
+        "name": name,
+        "version": str(version),
+        "auroc": candidate_auroc,
+        "previous_champion": champion.version if champion else None,
+        "previous_auroc": champion_auroc,
+    }
+
+
+@contextmanager
+def scoring_run(cfg: MlflowConfig, run_name: str) -> Iterator[Any]:
+    """A run for one scoring job; yields the `mlflow` module for logging inside it."""
+    mlflow = connect(cfg)
+    mlflow.set_experiment(f"{cfg.experiment}-scoring")
+    with mlflow.start_run(run_name=run_name):
+        yield mlflow
+
+
+def run_metrics(cfg: MlflowConfig, run_id: str) -> dict[str, float]:
+    client = connect(cfg).MlflowClient()
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def download_run_artifacts(cfg: MlflowConfig, run_id: str, dst: Path) -> Path:
+    mlflow = connect(cfg)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="", dst_path=str(dst)))
+
+
+def log_artifact_to_run(cfg: MlflowConfig, run_id: str, path: Path) -> None:
+    connect(cfg).MlflowClient().log_artifact(run_id, str(path))

@@ -1,0 +1,255 @@
+"""`relapse train`: read → landmark table → per-phase models → one MLflow run and a new
+registered version (alias `challenger`). Pure steps live in features/ and models/; MLflow
+calls in pipeline/tracking.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.build import landmark_table
+from features.registry import describe, feature_registry
+from features.spec import FeatureSpec, fit_feature_spec
+from models.bundle import ModelBundle, PhaseModel
+from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
+from models.scoring import explain_scores
+from models.training import PhaseFit, fit_phase
+from pipeline import io, tracking
+from pipeline.audit.drift import training_profile
+from pipeline.audit.figures import calibration_figure, shap_beeswarm_figure
+from pipeline.config import Config, config_as_params
+from pipeline.privacy import hash_key_from_env, keyed_hash
+
+SUBGROUP_COLUMNS = ("age_at_intake", "sex", "polysubstance", "deprivation_decile", "ethnicity")
+SHAP_SAMPLE_ROWS = 2000
+PACKAGES = ("polars", "xgboost", "scikit-learn", "shap", "mlflow", "numpy")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainSummary:
+    run_id: str
+    version: str
+    metrics: pl.DataFrame
+    counts: pl.DataFrame
+    warnings: list[str]
+    synthetic: bool
+
+
+def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -> TrainSummary:
+    progress("validating input tables")
+    validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
+    tables = io.drop_row_index(validated.tables)
+    simulation = io.read_simulation_metadata(data_dir)
+
+    progress("building the landmark table")
+    spec = fit_feature_spec(tables, config.features)
+    landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    truth = io.read_truth_risk(data_dir) if simulation else None
+
+    fits, rows = {}, {}
+    for phase in config.phase_names:
+        progress(f"fitting phase '{phase}'")
+        rows[phase], fits[phase] = _fit_one_phase(landmarks, tables["patients"], spec, phase, config)
+
+    progress("evaluating and logging to MLflow")
+    oof = oof_frame(rows, fits)
+    oracle = None
+    if truth is not None:
+        oof = oof.join(
+            truth.select("patient_id", "landmark_date", pl.col("true_risk_30d").alias("risk_oracle")),
+            on=["patient_id", "landmark_date"], how="left",
+        )
+        oracle = "risk_oracle"
+    table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle)
+    counts = count_table(fits)
+    warnings = [w for fit in fits.values() for w in fit.warnings]
+
+    with tempfile.TemporaryDirectory(prefix="relapse-train-") as tmp:
+        work = Path(tmp)
+        bundle = _bundle(fits, spec, config, simulation, paths)
+        bundle.save(work / "bundle")
+        _write_artifacts(work / "artifacts", landmarks, oof, table, counts, fits, rows, spec, config, simulation, paths)
+        example = _serving_example(landmarks, spec)
+        output = _example_output(bundle, spec, example, config)
+        record = tracking.TrainingRecord(
+            run_name=f"train-{'synthetic' if simulation else 'cohort'}",
+            params=config_as_params(config),
+            tags=_tags(simulation, paths, spec),
+            metrics=mlflow_metrics(table, counts) | {"warnings": float(len(warnings))},
+            datasets=[tracking.DatasetInput(name, tables[name], str(path), io.file_sha256(path)) for name, path in paths.items()],
+            artifact_dir=work / "artifacts",
+            bundle_dir=work / "bundle",
+            input_example=example,
+            output_example=output,
+            warnings=warnings,
+        )
+        outcome = tracking.log_training(config.mlflow, record)
+    return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None)
+
+
+def _fit_one_phase(
+    landmarks: pl.DataFrame, patients: pl.DataFrame, spec: FeatureSpec, phase: str, config: Config
+) -> tuple[pl.DataFrame, PhaseFit]:
+    """The phase's uncensored rows (kept for evaluation) and its fit, with IPCW sample weights."""
+    part = landmarks.filter((pl.col("phase") == phase) & ~pl.col("censored"))
+    fit = fit_phase(
+        part.select(spec.feature_names).to_numpy().astype(np.float64),
+        part["label"].to_numpy().astype(np.float64),
+        part["ipcw_weight"].to_numpy(),
+        part["patient_id"].to_numpy(),
+        list(spec.feature_names),
+        config.model,
+        phase,
+    )
+    attributes = patients.select("patient_id", *[c for c in SUBGROUP_COLUMNS if c in patients.columns])
+    kept = part.select("patient_id", "landmark_date", "day", "label", "ipcw_weight").join(
+        attributes, on="patient_id", how="left", maintain_order="left"
+    )
+    return kept, fit
+
+
+def _bundle(fits, spec: FeatureSpec, config: Config, simulation, paths) -> ModelBundle:
+    return ModelBundle(
+        phase_models={p: PhaseModel.from_fit(f) for p, f in fits.items()},
+        feature_names=list(spec.feature_names),
+        phases=list(config.phases),
+        feature_spec=spec.to_dict(),
+        metadata={
+            "model_name": config.mlflow.registered_model,
+            "synthetic": simulation is not None,
+            "horizon_days": config.landmarks.horizon_days,
+            "landmark_spacing_days": config.landmarks.spacing_days,
+            "calibration": config.model.calibration,
+            "scoring": {"reasons": config.scoring.reasons, "risk_bands": dict(config.scoring.risk_bands)},
+            "data_sha256": {name: io.file_sha256(path) for name, path in sorted(paths.items())},
+        },
+    )
+
+
+def _write_artifacts(out: Path, landmarks, oof, table, counts, fits, rows, spec, config, simulation, paths) -> None:
+    out.mkdir(parents=True)
+    table.write_csv(out / "metrics.csv")
+    counts.write_csv(out / "phase_counts.csv")
+    key = hash_key_from_env()
+    hashed = oof.with_columns(pl.col("patient_id").map_elements(lambda p: keyed_hash(p, key), return_dtype=pl.String))
+    hashed.write_parquet(out / "oof_predictions.parquet")
+    registry = feature_registry(spec)
+    io.write_json({n: vars(info) for n, info in registry.items()}, out / "feature_registry.json")
+    io.write_json(training_profile(landmarks, spec.feature_names), out / "training_profile.json")
+    io.write_json(_model_card(landmarks, counts, spec, config, simulation, paths, key.label), out / "model_card.json")
+    shap_frames = []
+    for phase, fit in fits.items():
+        part = oof.filter(pl.col("phase") == phase)
+        if part.height:
+            fig = calibration_figure(part["label"].to_numpy(), part["risk"].to_numpy(), part["ipcw_weight"].to_numpy(), title=f"Calibration: {phase}")
+            fig.savefig(out / f"calibration_{phase}.png", dpi=100, bbox_inches="tight")
+        if fit.booster is None:
+            continue
+        sample = _shap_sample(landmarks, rows[phase], fit, spec, config.model.seed)
+        shap_frames.append(sample)
+        values = sample.select([f"shap__{n}" for n in spec.feature_names]).to_numpy()
+        features = sample.select(spec.feature_names).to_numpy()
+        fig = shap_beeswarm_figure(values, features, list(spec.feature_names), title=f"SHAP: {phase}")
+        fig.savefig(out / f"shap_summary_{phase}.png", dpi=100, bbox_inches="tight")
+    if shap_frames:
+        pl.concat(shap_frames).write_parquet(out / "shap_sample.parquet")
+
+
+def _shap_sample(landmarks, phase_rows: pl.DataFrame, fit: PhaseFit, spec: FeatureSpec, seed: int) -> pl.DataFrame:
+    """Up to SHAP_SAMPLE_ROWS of the phase's rows with feature values and exact SHAP values."""
+    from models.explain import contributions
+
+    keys = phase_rows.select("patient_id", "landmark_date")
+    if keys.height > SHAP_SAMPLE_ROWS:
+        keys = keys.sample(SHAP_SAMPLE_ROWS, seed=seed)
+    part = keys.join(landmarks, on=["patient_id", "landmark_date"], how="left", maintain_order="left")
+    X = part.select(spec.feature_names).to_numpy().astype(np.float64)
+    values, base = contributions(fit.booster, X)
+    shap = pl.DataFrame(values, schema=[f"shap__{n}" for n in spec.feature_names])
+    return part.select(pl.lit(fit.phase).alias("phase"), *spec.feature_names).hstack(shap).with_columns(
+        pl.Series("shap_base", base)
+    )
+
+
+def _model_card(landmarks, counts, spec, config, simulation, paths, id_label) -> dict[str, Any]:
+    dates = landmarks["landmark_date"]
+    return {
+        "synthetic": simulation is not None,
+        "simulation": {k: simulation[k] for k in ("seed", "n_patients") if k in simulation} if simulation else None,
+        "training_data": {
+            "source": str(Path(next(iter(paths.values()))).parent),
+            "fingerprint": _fingerprint(paths),
+            "date_start": str(dates.min()),
+            "date_end": str(dates.max()),
+            "n_patients": landmarks["patient_id"].n_unique(),
+        },
+        "events_per_phase": counts.select("phase", "patients", "rows", "events").to_dicts(),
+        "phases": [p.model_dump() for p in config.phases],
+        "horizon_days": config.landmarks.horizon_days,
+        "landmark_spacing_days": config.landmarks.spacing_days,
+        "feature_groups_used": list(spec.groups_used),
+        "feature_groups_absent": list(spec.groups_absent) + list(spec.groups_disabled),
+        "calibration": config.model.calibration,
+        "id_hashing": id_label,
+    }
+
+
+def _fingerprint(paths: dict[str, Path]) -> str:
+    digest = hashlib.sha256()
+    for name, path in sorted(paths.items()):
+        digest.update(f"{name}:{io.file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _tags(simulation, paths, spec: FeatureSpec) -> dict[str, str]:
+    tags = {
+        "git_commit": _git_commit(),
+        "synthetic_data": str(simulation is not None).lower(),
+        "data_fingerprint": _fingerprint(paths),
+        "feature_groups": ",".join(spec.groups_used),
+        **{f"version.{p}": version(p) for p in PACKAGES},
+        **{f"data_sha256.{name}": io.file_sha256(path) for name, path in paths.items()},
+    }
+    if simulation:
+        tags["simulation.seed"] = str(simulation.get("seed"))
+    return tags
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """Three rows of the REST input: patient_id, day and every feature column."""
+    return landmarks.head(3).select(
+        pl.col("patient_id"), pl.col("day"), *[pl.col(n).cast(pl.Float64) for n in spec.feature_names]
+    ).with_columns(pl.lit("example").alias("patient_id"))
+
+
+def _example_output(bundle: ModelBundle, spec: FeatureSpec, example: pl.DataFrame, config: Config) -> pl.DataFrame:
+    from models.scoring import phase_of_day
+
+    frame = example.with_columns(phase_of_day(pl.col("day"), bundle.phases).alias("phase"))
+    scores, _ = explain_scores(
+        bundle, frame, config.scoring.reasons, config.scoring.risk_bands,
+        lambda name, value, row: describe(name, value, spec=spec, row=row),
+    )
+    return frame.select("patient_id", "day", "phase").hstack(scores)
