@@ -21,14 +21,6 @@ Describe = Callable[[str, object, Mapping[str, object]], str]
 REASON_FIELDS = ("feature", "value", "shap", "effect")
 
 
-def phase_of_day(day: pl.Expr, phases: Sequence[Mapping]) -> pl.Expr:
-    """The phase name containing `day`, null outside every phase."""
-    expr = pl.lit(None, dtype=pl.String)
-    for phase in reversed(phases):
-        expr = pl.when(day.is_between(phase["start_day"], phase["end_day"])).then(pl.lit(phase["name"])).otherwise(expr)
-    return expr
-
-
 def risk_bands(risk: np.ndarray, bands: Mapping[str, float]) -> np.ndarray:
     """The band each risk falls in: the last band whose lower bound it reaches.
 

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,78 @@ def read_truth_risk(data_dir: Path) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.is_file() else None
 
 
+@dataclass
+class PatientBatches:
+    """Input tables split into patient batches on disk, so scoring memory stays bounded.
+
+    Every row of a patient, in every table, lands in the same batch (by a hash of patient_id),
+    so per-patient and cross-table checks hold within a batch.
+    """
+
+    folder: Path
+    n_batches: int
+    paths: dict[str, Path]
+    row_counts: dict[str, int]
+    schemas: dict[str, pl.Schema]
+
+    def batch(self, index: int) -> dict[str, pl.DataFrame]:
+        """Raw tables (with `_row`) of one batch; a table with no rows there is an empty frame."""
+        tables = {}
+        for table, schema in self.schemas.items():
+            part = self.folder / table / f"{BATCH}={index}"
+            files = sorted(part.glob("*.parquet")) if part.is_dir() else []
+            tables[table] = pl.read_parquet(files) if files else pl.DataFrame(schema=schema)
+        return tables
+
+
+BATCH = "_batch"
+
+
+def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> PatientBatches:
+    """Stream every table present into `workdir`, partitioned into patient batches."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ContractViolation([Problem("(data)", "", f"data folder not found: {data_dir}", fatal=True)])
+    scans, paths, problems = {}, {}, []
+    for table in TABLES:
+        try:
+            path = find_table_file(data_dir, table)
+            if path is None:
+                continue
+            scan = pl.scan_csv(path, infer_schema=False) if path.suffix == ".csv" else pl.scan_parquet(path)
+            scan.collect_schema()
+            scans[table], paths[table] = scan, path
+        except ContractViolation as exc:
+            problems += exc.problems
+        except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
+            problems.append(Problem(table, "", f"{path.name} cannot be read: {exc}", fatal=True))
+    if "patients" not in scans and not problems:
+        problems.append(Problem("patients", "", "required table is missing", fatal=True))
+    counts = {}
+    for table, scan in scans.items():
+        try:
+            counts[table] = scan.select(pl.len()).collect().item()
+        except Exception as exc:  # noqa: BLE001
+            problems.append(Problem(table, "", f"{paths[table].name} cannot be read: {exc}", fatal=True))
+            continue
+        if counts[table] == 0:
+            problems.append(Problem(table, "", f"{paths[table].name} has no rows", fatal=True))
+        elif "patient_id" not in scan.collect_schema():
+            problems.append(Problem(table, "patient_id", "required column is missing", fatal=True))
+    if problems:
+        raise ContractViolation(problems)
+    n_batches = max(1, -(-counts["patients"] // batch_patients))
+    schemas = {}
+    for table, scan in scans.items():
+        indexed = scan.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+        key = pl.col("patient_id").cast(pl.String).hash(seed=0) % n_batches
+        indexed.with_columns(key.alias(BATCH)).sink_parquet(
+            pl.PartitionBy(workdir / table, key=BATCH, include_key=False), mkdir=True
+        )
+        schemas[table] = indexed.collect_schema()
+    return PatientBatches(Path(workdir), n_batches, paths, counts, schemas)
+
+
 def drop_row_index(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     return {name: frame.drop(ROW) for name, frame in tables.items()}
 
@@ -128,6 +201,10 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
         atomic_write(path, lambda tmp: frame.write_csv(tmp))
     else:
         raise ValueError(f"{path}: output must end in .parquet or .csv")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
 
 
 def write_json(payload: Any, path: Path) -> None:

@@ -28,12 +28,15 @@ class RelapseRiskModel(PythonModel):
         self.describe = lambda name, value, row: describe(name, value, spec=spec, row=row)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from models.scoring import explain_scores, phase_of_day
+        from features.time import phase_expr
+        from models.scoring import explain_scores
+        from pipeline.config import Phase
 
         frame = pl.from_pandas(pd.DataFrame(model_input))
         missing = [c for c in self.bundle.feature_names if c not in frame.columns]
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
-        frame = frame.with_columns(phase_of_day(pl.col("day"), self.bundle.phases).alias("phase"))
+        phases = [Phase(**p) for p in self.bundle.phases]
+        frame = frame.with_columns(phase_expr(pl.col("day"), phases).alias("phase"))
         if frame["phase"].null_count():
             bad = frame.filter(pl.col("phase").is_null())["day"].to_list()[:5]
             raise ValueError(f"day outside every recovery phase: {bad}")

@@ -20,6 +20,7 @@ import polars as pl
 from features.build import landmark_table
 from features.registry import describe, feature_registry
 from features.spec import FeatureSpec, fit_feature_spec
+from features.time import phase_expr
 from models.bundle import ModelBundle, PhaseModel
 from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
 from models.scoring import explain_scores
@@ -245,9 +246,7 @@ def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame
 
 
 def _example_output(bundle: ModelBundle, spec: FeatureSpec, example: pl.DataFrame, config: Config) -> pl.DataFrame:
-    from models.scoring import phase_of_day
-
-    frame = example.with_columns(phase_of_day(pl.col("day"), bundle.phases).alias("phase"))
+    frame = example.with_columns(phase_expr(pl.col("day"), config.phases).alias("phase"))
     scores, _ = explain_scores(
         bundle, frame, config.scoring.reasons, config.scoring.risk_bands,
         lambda name, value, row: describe(name, value, spec=spec, row=row),

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 from pipeline.cli import features  # noqa: F401  (registers commands)
 from pipeline.cli import promote  # noqa: F401
+from pipeline.cli import score  # noqa: F401
+from pipeline.cli import simulate  # noqa: F401
 from pipeline.cli import train  # noqa: F401
 from pipeline.cli import validate  # noqa: F401
 from pipeline.cli.app import app
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.ERROR)  # libraries' info chatter stays out of the CLI's report
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app()
 
 
