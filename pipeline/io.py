@@ -186,6 +186,7 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -205,6 +206,14 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_frame(path: Path) -> pl.DataFrame:
+    """Read an output frame written by `write_frame` (.parquet or .csv)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    return pl.read_csv(path) if path.suffix == ".csv" else pl.read_parquet(path)
 
 
 def write_json(payload: Any, path: Path) -> None:

@@ -43,7 +43,7 @@ class ScoreSummary:
 
 
 @dataclass
-class _Model:
+class LoadedModel:
     bundle: ModelBundle
     spec: FeatureSpec
     features: FeaturesConfig
@@ -71,7 +71,7 @@ def score(
     with tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp:
         work = Path(tmp)
         batches = io.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
-        model = _load_model(config, model_uri, work / "model")
+        model = load_model(config, model_uri, work / "model")
         parts, problems, exclusions = [], [], dict.fromkeys(EXCLUSIONS, 0)
         for index in range(batches.n_batches):
             checked = validate(batches.batch(index), required=("patients",))
@@ -79,12 +79,12 @@ def score(
             if any(p.fatal for p in checked.problems) or (checked.problems and on_invalid == "fail"):
                 progress(index + 1, batches.n_batches)
                 continue
-            scored, shap, excluded = _score_batch(model, io.drop_row_index(checked.tables), as_of, n_reasons, config)
-            for reason, n in excluded.items():
+            batch = score_tables(model, io.drop_row_index(checked.tables), as_of, n_reasons, config)
+            for reason, n in batch.excluded.items():
                 exclusions[reason] += n
-            parts.append(_write_part(work / "parts" / f"{index}.parquet", scored))
+            parts.append(_write_part(work / "parts" / f"{index}.parquet", batch.scored))
             if shap_out is not None:
-                _write_part(work / "shap" / f"{index}.parquet", shap)
+                _write_part(work / "shap" / f"{index}.parquet", batch.shap)
             progress(index + 1, batches.n_batches)
         fatal = [p for p in problems if p.fatal]
         if fatal or (problems and on_invalid == "fail"):
@@ -99,26 +99,38 @@ def score(
             rejects_path = out.with_name(out.name + ".rejects.parquet")
             io.write_frame(rejects, rejects_path)
         manifest = _manifest(batches, model, config, as_of, result, exclusions, rejects, out, shap_out, rejects_path)
-        manifest["duration_s"] = round(time.perf_counter() - started, 3)
-        io.write_json(manifest, manifest_path(out))
-    run_id = _log(config, manifest, result, out)
-    return ScoreSummary(out, manifest, rejects_path, run_id)
+        with tracking.scoring_run(config.mlflow, f"score-{as_of.isoformat()}") as mlflow:
+            manifest["scoring_run_id"] = mlflow.active_run().info.run_id
+            manifest["duration_s"] = round(time.perf_counter() - started, 3)
+            io.write_json(manifest, manifest_path(out))
+            _log(mlflow, config, manifest, result, out)
+    return ScoreSummary(out, manifest, rejects_path, manifest["scoring_run_id"])
 
 
 def manifest_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).name + ".manifest.json")
 
 
-def _load_model(config: Config, uri: str, dst: Path) -> _Model:
+def load_model(config: Config, uri: str, dst: Path) -> LoadedModel:
+    """Resolve a model URI, verify its bundle and rebuild the feature settings it was trained with."""
     dst.mkdir(parents=True)
     resolved = tracking.resolve_model(config.mlflow, uri, dst)
     bundle = ModelBundle.load(resolved.bundle_dir)
     spec = FeatureSpec.from_dict(bundle.feature_spec)
     features = FeaturesConfig.model_validate(spec.features_config)
-    return _Model(bundle, spec, features, [Phase(**p) for p in bundle.phases], resolved)
+    return LoadedModel(bundle, spec, features, [Phase(**p) for p in bundle.phases], resolved)
 
 
-def _score_batch(model: _Model, tables, as_of: date, n_reasons: int, config: Config):
+@dataclass
+class BatchScores:
+    scored: pl.DataFrame  # the output rows
+    shap: pl.DataFrame  # patient_id, phase, shap__<feature>..., base_value, margin
+    features: pl.DataFrame  # patient_id and the feature values the model saw
+    excluded: dict[str, int]  # patients not scored, by reason
+
+
+def score_tables(model: LoadedModel, tables, as_of: date, n_reasons: int, config: Config) -> BatchScores:
+    """Score validated tables (no `_row`) as of a date with a loaded model."""
     frame = scoring_table(tables, model.phases, model.features, model.spec, as_of).collect()
     excluded = dict(frame.group_by("exclusion").len().drop_nulls("exclusion").iter_rows())
     rows = frame.filter(pl.col("exclusion").is_null())
@@ -137,7 +149,8 @@ def _score_batch(model: _Model, tables, as_of: date, n_reasons: int, config: Con
     shap_wide = rows.select("patient_id", "phase").hstack(
         pl.DataFrame(shap, schema=[f"shap__{n}" for n in model.bundle.feature_names])
     ).with_columns(scores["base_value"], scores["margin"])
-    return scored, shap_wide, excluded
+    features = rows.select("patient_id", *model.bundle.feature_names)
+    return BatchScores(scored, shap_wide, features, excluded)
 
 
 def _write_part(path: Path, frame: pl.DataFrame) -> Path:
@@ -180,7 +193,7 @@ def _hash_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _manifest(batches, model: _Model, config: Config, as_of, result, exclusions, rejects, out, shap_out, rejects_path):
+def _manifest(batches, model: LoadedModel, config: Config, as_of, result, exclusions, rejects, out, shap_out, rejects_path):
     r = model.resolved
     bundle_files = io.read_json(r.bundle_dir / "manifest.json")
     rejected = dict(rejects.group_by("table").len().iter_rows()) if rejects.height else {}
@@ -216,7 +229,7 @@ def _manifest(batches, model: _Model, config: Config, as_of, result, exclusions,
     return manifest
 
 
-def _log(config: Config, manifest: dict, result: pl.DataFrame, out: Path) -> str:
+def _log(mlflow, config: Config, manifest: dict, result: pl.DataFrame, out: Path) -> None:
     """Log the run: as-of, model, counts, risk distribution and the manifest (no patient ids)."""
     risk = result["risk_30d"] if result.height else pl.Series([], dtype=pl.Float64)
     metrics = {
@@ -230,10 +243,8 @@ def _log(config: Config, manifest: dict, result: pl.DataFrame, out: Path) -> str
             **{f"risk_p{q}": risk.quantile(q / 100) for q in (10, 50, 90)},
             **{f"band_{b}": int((result["risk_band"] == b).sum()) for b in config.scoring.risk_bands},
         }
-    with tracking.scoring_run(config.mlflow, f"score-{manifest['as_of']}") as mlflow:
-        mlflow.log_params({"as_of": manifest["as_of"], "model_uri": manifest["model"]["uri"],
-                           "model_version": manifest["model"]["version"], "output": out.name})
-        mlflow.set_tags({"model_run_id": manifest["model"]["run_id"] or "", "synthetic_data": str(manifest["synthetic"]).lower()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        mlflow.log_dict(manifest, "manifest.json")
-        return mlflow.active_run().info.run_id
+    mlflow.log_params({"as_of": manifest["as_of"], "model_uri": manifest["model"]["uri"],
+                       "model_version": manifest["model"]["version"], "output": out.name})
+    mlflow.set_tags({"model_run_id": manifest["model"]["run_id"] or "", "synthetic_data": str(manifest["synthetic"]).lower()})
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    mlflow.log_dict(manifest, "manifest.json")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from pipeline.cli import features  # noqa: F401  (registers commands)
+from pipeline.cli import audit  # noqa: F401  (registers commands)
+from pipeline.cli import features  # noqa: F401
 from pipeline.cli import promote  # noqa: F401
 from pipeline.cli import score  # noqa: F401
 from pipeline.cli import simulate  # noqa: F401

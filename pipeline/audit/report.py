@@ -1,0 +1,200 @@
+"""`relapse audit`: gather a model's training run (and optionally a scoring run) into one
+self-contained HTML report, and log it back to MLflow.
+
+read (run artifacts, scores, data) → pure analysis → render → write atomically → log.
+With `--scores`, `--data` must name the scored cohort's folder: drift and the per-patient
+waterfalls need the feature values, which are rebuilt as of the scores' date with the same model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.registry import feature_registry
+from features.spec import FeatureSpec
+from pipeline import io, tracking
+from pipeline.audit.analysis import out_of_range, subgroup_table
+from pipeline.audit.drift import drift_table
+from pipeline.audit.render import find_external_references, render_report
+from pipeline.config import Config
+from pipeline.privacy import hash_key_from_env, keyed_hash
+from pipeline.score import load_model, manifest_path, score_tables
+
+INTENDED_USE = (
+    "Estimate each patient's probability of relapse in the next 30 days, in the recovery phase "
+    "they are in, to help clinicians prioritise contact and time phase-specific therapy "
+    "(CBT, mindfulness-based relapse prevention, EMDR). Decision support only: never a sole "
+    "decision maker; every score is read with the clinician's own assessment."
+)
+INTENDED_USERS = "Clinicians and care teams in ketamine-addiction treatment services; auditors; data scientists."
+MISSING_DATA = (
+    "Nothing is imputed: a value not recorded by the landmark date stays missing and XGBoost learns "
+    "a default direction for it; the logistic baseline uses median imputation with missing-value "
+    "indicators. Absent tables remove their whole feature group."
+)
+EXPLANATION_SCALE = (
+    "Reasons are exact TreeSHAP contributions in log-odds of the phase model's raw output; with the "
+    "base value they add up to the model's margin. 'Effect' is the change in the raw probability "
+    "from that one contribution. Calibration maps the raw probability to the reported risk and is "
+    "monotone, so it never reverses a reason's direction."
+)
+LIMITATIONS = [
+    "Validated internally only (patient-grouped cross-validation); external validation in each clinic's population is needed before use.",
+    "Landmark rows of one patient are correlated; confidence intervals resample patients to account for it.",
+    "Drop-out is handled by inverse probability of censoring weights, which assume censoring is explained by time alone.",
+    "Small subgroups are marked 'too small to judge' rather than reported as equitable.",
+    "Feature groups absent from the training data cannot inform scores even when a clinic records them later.",
+]
+
+
+@dataclass
+class AuditResult:
+    path: Path
+    logged_to_run: str
+    synthetic: bool
+    patients: int
+
+
+def audit(
+    config: Config,
+    out: Path,
+    model_uri: str = "models:/relapse-risk@champion",
+    scores: Path | None = None,
+    data_dir: Path | None = None,
+    patient_ids: list[str] | None = None,
+    include_ids: bool = False,
+    top_patients: int = 10,
+) -> AuditResult:
+    if scores is not None and data_dir is None:
+        raise ValueError("--scores needs --data: the scored cohort's folder, to rebuild its feature values")
+    if Path(out).suffix != ".html":
+        raise ValueError(f"{out}: the report must be an .html file")
+    key = hash_key_from_env()
+    with tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
+        work = Path(tmp)
+        model = load_model(config, model_uri, work / "model")
+        if model.resolved.run_id is None:
+            raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")
+        run_dir = tracking.download_run_artifacts(config.mlflow, model.resolved.run_id, work / "run")
+        context = _training_context(model, run_dir, key.label)
+        log_run = model.resolved.run_id
+        if scores is not None:
+            manifest = io.read_json(manifest_path(scores))
+            context |= _scoring_context(config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top_patients)
+            log_run = manifest.get("scoring_run_id") or log_run
+        html = render_report(context)
+        if find_external_references(html):
+            raise RuntimeError("the report would load external resources; refusing to write it")
+        io.atomic_write(Path(out), lambda t: t.write_text(html, encoding="utf-8"))
+    tracking.log_artifact_to_run(config.mlflow, log_run, Path(out))
+    return AuditResult(Path(out), log_run, bool(context.get("synthetic")), len(context.get("patients", [])))
+
+
+def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
+    card = io.read_json(run_dir / "model_card.json")
+    metrics = pl.read_csv(run_dir / "metrics.csv")
+    oof = pl.read_parquet(run_dir / "oof_predictions.parquet")
+    registry = feature_registry(model.spec)
+    r = model.resolved
+    model_card = card | {
+        "model_name": model.bundle.metadata.get("model_name", r.name),
+        "model_version": r.version or "unregistered",
+        "run_id": r.run_id,
+        "intended_use": INTENDED_USE,
+        "intended_users": INTENDED_USERS,
+        "features": [{"name": n, "group": i.group, "unit": i.unit, "description": i.description} for n, i in registry.items()],
+        "missing_data": MISSING_DATA,
+        "calibration": f"{card['calibration']} regression fitted on out-of-fold predictions; evaluation uses cross-fitted calibration",
+        "explanation_scale": EXPLANATION_SCALE,
+        "limitations": LIMITATIONS,
+        "outcome": f"Relapse on one of days t+1..t+{card['horizon_days']} after a landmark day t, among patients at risk at t.",
+        "validation": "Patient-grouped K-fold cross-validation; 95% CIs from a patient-level bootstrap.",
+        "model_type": "One XGBoost classifier per recovery phase (shallow, regularised trees), calibrated; baseline: penalised logistic regression on the same features.",
+    }
+    phase_order = [p["name"] for p in card["phases"]]
+    calibration = {
+        ph: {k: part[c].to_numpy() for k, c in (("y", "label"), ("p", "risk"), ("w", "ipcw_weight"))}
+        for ph in phase_order
+        if (part := oof.filter(pl.col("phase") == ph)).height
+    }
+    return {
+        "title": "Relapse-risk audit report",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "synthetic": bool(card.get("synthetic")),
+        "model_card": model_card,
+        "metrics": metrics,
+        "calibration": calibration,
+        "subgroups": subgroup_table(oof),
+        "shap": _shap_context(run_dir, model.spec),
+        "id_note": f"keyed hash (HMAC-SHA256, {id_label})",
+    }
+
+
+def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:
+    path = run_dir / "shap_sample.parquet"
+    if not path.is_file():
+        return {}
+    sample = pl.read_parquet(path)
+    names = list(spec.feature_names)
+    return {
+        phase: {
+            "values": part.select([f"shap__{n}" for n in names]).to_numpy(),
+            "features": part.select(names).cast(pl.Float64).to_numpy(),
+            "feature_names": names,
+        }
+        for (phase,), part in sample.group_by("phase", maintain_order=True)
+    }
+
+
+def _scoring_context(config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top) -> dict[str, Any]:
+    as_of = date.fromisoformat(manifest["as_of"])
+    scored = io.read_frame(scores)
+    validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid="quarantine")
+    batch = score_tables(model, io.drop_row_index(validated.tables), as_of, config.scoring.reasons, config)
+    profile = io.read_json(run_dir / "training_profile.json")
+    features = batch.features.drop("patient_id")
+    chosen = patient_ids or scored.sort("risk_30d", descending=True)["patient_id"].head(top).to_list()
+    unknown = sorted(set(chosen) - set(batch.scored["patient_id"].to_list()))
+    if unknown:
+        raise ValueError(f"patient(s) not scored as of {as_of}: {', '.join(unknown[:5])}")
+    show = (lambda p: p) if include_ids else (lambda p: keyed_hash(p, key))
+    return {
+        "scoring": {
+            "as_of": manifest["as_of"],
+            "n_scored": manifest["patients"]["scored"],
+            "n_excluded": sum(manifest["patients"]["excluded"].values()),
+            "run_id": manifest.get("scoring_run_id"),
+        },
+        "drift": drift_table(profile, features),
+        "out_of_range": out_of_range(features),
+        "patients": [_patient(batch, pid, show(pid), model.bundle.feature_names) for pid in chosen],
+        "id_note": "patient identifiers in clear (--include-ids)" if include_ids else f"keyed hash (HMAC-SHA256, {key.label})",
+    }
+
+
+def _patient(batch, patient_id: str, shown: str, names: list[str]) -> dict[str, Any]:
+    row = batch.scored.filter(pl.col("patient_id") == patient_id).row(0, named=True)
+    shap = batch.shap.filter(pl.col("patient_id") == patient_id)
+    values = batch.features.filter(pl.col("patient_id") == patient_id).select(names).cast(pl.Float64).to_numpy()[0]
+    reasons = [row[c] for c in sorted(row) if c.startswith("reason_") and c[7:].isdigit() and row[c]]
+    if row.get("protective_factor"):
+        reasons.append(f"Protective: {row['protective_factor']}")
+    return {
+        "id": shown,
+        "risk": row["risk_30d"],
+        "risk_band": row["risk_band"],
+        "phase": row["phase"],
+        "day": row["day"],
+        "reasons": reasons,
+        "base_value": float(row["base_value"]),
+        "feature_names": names,
+        "shap_values": shap.select([f"shap__{n}" for n in names]).to_numpy()[0],
+        "feature_values": np.asarray(values, dtype=np.float64),
+    }

@@ -1,0 +1,38 @@
+"""`relapse audit`: write the offline audit report and model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline.cli.app import app, console, fail
+from pipeline.config import ConfigError, load_config
+from pipeline.contract import ContractViolation
+
+
+@app.command()
+def audit(
+    out: Path = typer.Option(..., "--out", help="Report file (.html), self-contained and readable offline."),
+    model: str = typer.Option("models:/relapse-risk@champion", "--model", help="MLflow model URI."),
+    scores: Path | None = typer.Option(None, "--scores", help="A scores file from `relapse score` (needs --data)."),
+    data: Path | None = typer.Option(None, "--data", help="The scored cohort's data folder."),
+    patient: list[str] = typer.Option([], "--patient", help="Patient to give a page (repeatable); default: the ten highest risks."),
+    include_ids: bool = typer.Option(False, "--include-ids", help="Show patient identifiers in clear instead of keyed hashes."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
+) -> None:
+    """Model card, TRIPOD+AI checklist, performance, subgroups, explanations and, with scores, drift and patient pages."""
+    from pipeline.audit.report import audit as run_audit
+
+    try:
+        cfg = load_config(config)
+        with console().status("writing the audit report"):
+            result = run_audit(cfg, out, model, scores, data, list(patient) or None, include_ids)
+    except (ConfigError, ContractViolation, ValueError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001
+        if type(exc).__module__.startswith("mlflow"):
+            raise fail(f"cannot read model '{model}': {exc}") from None
+        raise
+    note = " (built on SIMULATED data)" if result.synthetic else ""
+    console().print(f"wrote audit report {result.path}{note}; logged to MLflow run {result.logged_to_run}")
