@@ -1,0 +1,65 @@
+import base64
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from pipeline.audit import figures
+from pipeline.audit.analysis import decision_curve
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def decode(uri: str) -> bytes:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return base64.b64decode(uri[len(prefix) :])
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    n, k = 400, 5
+    values = rng.normal(0, 0.2, (n, k))
+    features = rng.normal(30, 5, (n, k))
+    features[:40, 0] = np.nan
+    p = rng.uniform(0.01, 0.5, n)
+    y = (rng.random(n) < p).astype(float)
+    return values, features, ["bdnf_last_ng_ml", "hrv_rmssd_mean_28d", "a", "b", "c"], y, p
+
+
+def test_each_figure_is_a_png_data_uri_and_leaves_no_open_pyplot_figure(arrays):
+    values, features, names, y, p = arrays
+    before = plt.get_fignums()
+    built = [
+        figures.calibration_figure(y, p, None, "cal"),
+        figures.decision_curve_figure(decision_curve(y, p), "dc"),
+        figures.shap_bar_figure(values, names, "bar"),
+        figures.shap_beeswarm_figure(values, features, names, "swarm"),
+        figures.dependence_figure(values, features, names, names[:2], "dep"),
+        figures.waterfall_figure(values[0], features[0], names, -1.5, "one patient", top=3),
+    ]
+    for fig in built:
+        png = decode(figures.to_data_uri(fig))
+        assert png.startswith(PNG_MAGIC) and len(png) > 2000
+    assert plt.get_fignums() == before
+
+
+def test_figures_are_deterministic(arrays):
+    values, features, names, *_ = arrays
+    first = figures.to_data_uri(figures.shap_beeswarm_figure(values, features, names))
+    assert figures.to_data_uri(figures.shap_beeswarm_figure(values, features, names)) == first
+
+
+def test_calibration_bins_weighted_rates():
+    table = figures.calibration_bins([0, 1, 0, 1], [0.1, 0.1, 0.9, 0.9], [1, 3, 1, 1], bins=2)
+    assert table["observed"].to_list() == pytest.approx([0.75, 0.5])
+    assert table["predicted"].to_list() == pytest.approx([0.1, 0.9])
+    assert table["n"].to_list() == [2, 2]
+
+
+def test_format_value():
+    assert figures.format_value(None) == "missing"
+    assert figures.format_value(float("nan")) == "missing"
+    assert figures.format_value(3.0) == "3"
+    assert figures.format_value(12.3456) == "12.3"
