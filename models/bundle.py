@@ -1,0 +1,223 @@
+"""The trained artefact: per-phase boosters (XGBoost UBJ) or constant-rate fallbacks,
+calibrators and the feature spec, saved as a folder of plain files - no pickle anywhere -
+with a SHA-256 manifest that `load` checks before it trusts a byte.
+
+Folder layout:
+    phases/<phase>.ubj   one booster per modelled phase (Booster.save_raw("ubj"))
+    calibrators.json     {phase: calibrator parameters or null}
+    spec.json            feature names, feature spec, phases, fallback rates, metadata
+    manifest.json        {relative path: sha256 hex} for every other file
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost
+
+from models.calibration import Calibrator
+from models.explain import contributions, margin
+from models.link import logit, sigmoid
+from models.training import PhaseFit
+
+BUNDLE_FORMAT = 1
+MANIFEST = "manifest.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class BundleError(ValueError):
+    """A bundle folder that cannot be trusted or read; the message names the file."""
+
+
+@dataclass
+class PhaseModel:
+    """One phase's predictor: a booster with a calibrator, or a constant fallback rate."""
+
+    booster: xgboost.Booster | None
+    fallback_rate: float | None
+    calibrator: Calibrator | None
+
+    def __post_init__(self) -> None:
+        if (self.booster is None) == (self.fallback_rate is None):
+            raise ValueError("a PhaseModel has either a booster or a fallback rate, not both")
+        if self.fallback_rate is not None and not 0 <= self.fallback_rate <= 1:
+            raise ValueError(f"fallback rate {self.fallback_rate} is not a probability")
+
+    @classmethod
+    def from_fit(cls, fit: PhaseFit) -> PhaseModel:
+        return cls(booster=fit.booster, fallback_rate=fit.fallback_rate,
+                   calibrator=fit.calibrator)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+@dataclass
+class ModelBundle:
+    """Per-phase models with the feature names, phases, feature spec and metadata that make
+    them usable at scoring time; see the module docstring for the folder it saves to."""
+
+    phase_models: dict[str, PhaseModel]
+    feature_names: list[str]
+    phases: list[dict[str, Any]]
+    feature_spec: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # accept config Phase objects or plain mappings; store plain dicts (JSON-safe)
+        self.phases = [p.model_dump() if hasattr(p, "model_dump") else dict(p)
+                       for p in self.phases]
+        self.feature_names = list(self.feature_names)
+        names = [p["name"] for p in self.phases]
+        if sorted(names) != sorted(self.phase_models):
+            raise ValueError(f"phase models {sorted(self.phase_models)} do not match the "
+                             f"phases {names}")
+        for name in names:
+            if not _SAFE_NAME.match(name):
+                raise ValueError(f"phase name {name!r} is not safe as a file name")
+
+    def _files(self) -> dict[str, bytes]:
+        files = {}
+        for name, pm in self.phase_models.items():
+            if pm.booster is not None:
+                files[f"phases/{name}.ubj"] = bytes(pm.booster.save_raw("ubj"))
+        files["calibrators.json"] = _json_bytes(
+            {n: pm.calibrator.to_dict() if pm.calibrator else None
+             for n, pm in self.phase_models.items()})
+        files["spec.json"] = _json_bytes({
+            "bundle_format": BUNDLE_FORMAT,
+            "xgboost_version": xgboost.__version__,
+            "feature_names": list(self.feature_names),
+            "feature_spec": self.feature_spec,
+            "phases": self.phases,
+            "fallbacks": {n: pm.fallback_rate for n, pm in self.phase_models.items()},
+            "metadata": self.metadata,
+        })
+        return files
+
+    def save(self, folder: Path | str) -> str:
+        """Write the bundle into `folder` (created; must be empty if it exists).
+
+        Returns the SHA-256 of manifest.json, which fingerprints the whole bundle.
+        """
+        folder = Path(folder)
+        if folder.exists() and any(folder.iterdir()):
+            raise BundleError(f"{folder}: bundle folder is not empty")
+        files = self._files()  # serialise everything first: a failure writes nothing
+        manifest = _json_bytes({path: _sha256(data) for path, data in files.items()})
+        (folder / "phases").mkdir(parents=True, exist_ok=True)
+        for path, data in files.items():
+            (folder / path).write_bytes(data)
+        (folder / MANIFEST).write_bytes(manifest)
+        return _sha256(manifest)
+
+    @classmethod
+    def load(cls, folder: Path | str) -> ModelBundle:
+        """Read a bundle, refusing it if any file is missing, extra or altered."""
+        files = _read_verified(Path(folder))
+        spec = _parse_json(files, "spec.json")
+        calibrators = _parse_json(files, "calibrators.json")
+        if spec.get("bundle_format") != BUNDLE_FORMAT:
+            raise BundleError(f"spec.json: unsupported bundle_format {spec.get('bundle_format')}")
+        phase_models = {}
+        for phase in spec["phases"]:
+            name = phase["name"]
+            booster = None
+            if spec["fallbacks"].get(name) is None:
+                path = f"phases/{name}.ubj"
+                if path not in files:
+                    raise BundleError(f"{path}: missing booster for phase '{name}'")
+                booster = xgboost.Booster()
+                booster.load_model(bytearray(files[path]))
+            cal = calibrators.get(name)
+            phase_models[name] = PhaseModel(
+                booster=booster, fallback_rate=spec["fallbacks"].get(name),
+                calibrator=Calibrator.from_dict(cal) if cal is not None else None)
+        return cls(phase_models=phase_models, feature_names=spec["feature_names"],
+                   phases=spec["phases"], feature_spec=spec["feature_spec"],
+                   metadata=spec["metadata"])
+
+    def predict(self, X: np.ndarray, phase_names: np.ndarray) -> dict[str, np.ndarray]:
+        """Route each row to its phase's model.
+
+        Returns risk (calibrated probability), raw_probability, margin (log-odds), shap [n, k]
+        and base [n], with base + shap.sum(axis=1) == margin. Fallback phases: risk = raw =
+        the rate, margin = base = logit(rate), shap all zero.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        phase_names = np.asarray(phase_names, dtype=object)
+        n, k = X.shape[0], len(self.feature_names)
+        if X.ndim != 2 or X.shape[1] != k or phase_names.shape != (n,):
+            raise ValueError(f"X must be [n, {k}] with one phase name per row")
+        unknown = set(phase_names.tolist()) - set(self.phase_models)
+        if unknown:
+            raise ValueError(f"no model for phase(s) {sorted(map(str, unknown))}")
+        out = {"risk": np.empty(n), "raw_probability": np.empty(n), "margin": np.empty(n),
+               "shap": np.zeros((n, k)), "base": np.empty(n)}
+        for name, pm in self.phase_models.items():
+            rows = np.flatnonzero(phase_names == name)
+            if rows.size == 0:
+                continue
+            if pm.booster is None:
+                out["margin"][rows] = out["base"][rows] = logit(pm.fallback_rate)
+                out["raw_probability"][rows] = out["risk"][rows] = pm.fallback_rate
+                continue
+            shap_values, base = contributions(pm.booster, X[rows])
+            out["shap"][rows], out["base"][rows] = shap_values, base
+            out["margin"][rows] = margin(pm.booster, X[rows])
+            raw = sigmoid(out["margin"][rows])
+            out["raw_probability"][rows] = raw
+            out["risk"][rows] = pm.calibrator.predict(raw) if pm.calibrator else raw
+        return out
+
+
+def _read_verified(folder: Path) -> dict[str, bytes]:
+    """Every file listed in the manifest, each checked against its SHA-256."""
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except FileNotFoundError:
+        raise BundleError(f"{manifest_path}: missing; not a model bundle") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: corrupted ({exc})") from None
+    if not isinstance(manifest, dict) or not all(
+            isinstance(v, str) for v in manifest.values()):
+        raise BundleError(f"{manifest_path}: not a mapping of file -> sha256")
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    extra = present - set(manifest) - {MANIFEST}
+    if extra:
+        raise BundleError(f"{folder}: files not in {MANIFEST}: {sorted(extra)}")
+    files = {}
+    for rel, expected in manifest.items():
+        path = folder / rel
+        if not path.resolve().is_relative_to(folder.resolve()):
+            raise BundleError(f"{MANIFEST}: path {rel!r} points outside the bundle")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"{path}: listed in {MANIFEST} but missing") from None
+        if _sha256(data) != expected:
+            raise BundleError(f"{path}: SHA-256 does not match {MANIFEST}; the bundle was "
+                              "altered or corrupted")
+        files[rel] = data
+    return files
+
+
+def _parse_json(files: dict[str, bytes], name: str) -> Any:
+    if name not in files:
+        raise BundleError(f"{name}: missing from the bundle manifest")
+    try:
+        return json.loads(files[name])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{name}: not valid JSON ({exc})") from None

@@ -1,0 +1,272 @@
+"""Weighted performance metrics with patient-level (cluster) bootstrap confidence intervals.
+
+Every metric is computed by one vectorised code path over a matrix of row weights
+(one row of the matrix per bootstrap resample), so the point estimate and the resamples agree
+by construction:
+
+- auroc: weighted area under the ROC curve, ties counted as half (= sklearn `roc_auc_score`).
+- auprc: weighted average precision, the step-wise sum of precision x recall increments
+  (= sklearn `average_precision_score`).
+- brier: weighted mean squared error of the probability.
+- calibration_intercept: `a` in logit P(y=1) = a + logit(p), the slope fixed at 1
+  ("calibration-in-the-large"); 0 is ideal, > 0 means risk is under-predicted.
+- calibration_slope: `b` in logit P(y=1) = a + b * logit(p); 1 is ideal, < 1 means
+  predictions are too extreme (over-fitting).
+- ece: expected calibration error over 10 equal-frequency bins of p (edges are weighted
+  quantiles of p on the full sample, fixed across resamples): the weight-share-weighted mean of
+  |mean y - mean p| per bin. Equal-frequency, because relapse risks crowd at low values and
+  equal-width bins would leave almost every row in the first bin.
+
+Probabilities are clipped to [1e-6, 1 - 1e-6] before taking logits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.link import logit, sigmoid
+
+METRICS = (
+    "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece",
+)
+ECE_BINS = 10
+_CHUNK = 25  # resamples per vectorised block: bounds memory to a few (25 x n) float arrays
+_NEWTON_MAX_ITER = 50
+_NEWTON_TOL = 1e-10
+
+
+def _check(y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)
+    if not (y.ndim == 1 and y.shape == p.shape == w.shape):
+        raise ValueError("y, p and w must be one-dimensional arrays of the same length")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y must be 0/1")
+    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+        raise ValueError("p must be probabilities in [0, 1]")
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError("w must be finite and non-negative")
+    return y, p, w
+
+
+class _Sample:
+    """Rows sorted by descending p, with everything the batched metrics reuse."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray, w: np.ndarray, n_bins: int = ECE_BINS):
+        self.order = np.argsort(-p, kind="stable")
+        self.y, self.p, self.w = y[self.order], p[self.order], w[self.order]
+        self.z = logit(self.p)
+        # last row of each run of tied p: the distinct thresholds of the ROC/PR curves
+        self.ends = np.r_[np.flatnonzero(np.diff(self.p)), self.p.size - 1]
+        inner = np.quantile(p, np.arange(1, n_bins) / n_bins, weights=w,
+                            method="inverted_cdf") if w.sum() > 0 else np.zeros(n_bins - 1)
+        bins = np.searchsorted(inner, self.p, side="left")
+        # (n, n_bins): each row's residual y - p in its bin's column, so W @ it sums per bin
+        self.bin_residual = np.eye(n_bins)[bins] * (self.y - self.p)[:, None]
+
+
+def _ranking(s: _Sample, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and average precision for each row of weights W (rows in s's sorted order)."""
+    pos = W * s.y
+    tps = np.cumsum(pos, axis=1)[:, s.ends]
+    fps = np.cumsum(W - pos, axis=1)[:, s.ends]
+    P, N = tps[:, -1], fps[:, -1]
+    zero = np.zeros((W.shape[0], 1))
+    tps0, fps0 = np.hstack([zero, tps]), np.hstack([zero, fps])
+    area = np.sum(np.diff(fps0, axis=1) * (tps0[:, 1:] + tps0[:, :-1]), axis=1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc = area / (P * N)
+        precision = np.where(tps + fps > 0, tps / np.where(tps + fps > 0, tps + fps, 1), 0.0)
+        auprc = np.sum(np.diff(tps0, axis=1) * precision, axis=1) / P
+    return auroc, auprc
+
+
+def _newton_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Per weight row, the MLE of `a` in logit P(y) = a + z (offset logistic regression)."""
+    a = a.copy()
+    observed = W @ y
+    for _ in range(_NEWTON_MAX_ITER):
+        mu = sigmoid(a[:, None] + z)
+        w_mu = W * mu
+        expected = w_mu.sum(axis=1)
+        w_mu *= mu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = np.clip((observed - expected) / (expected - w_mu.sum(axis=1)), -5, 5)
+        a += step
+        if not np.any(np.abs(step) > _NEWTON_TOL):
+            break
+    return a
+
+
+def _newton_line(
+    z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per weight row, the MLE of (a, b) in logit P(y) = a + b z; NaN where it is undefined."""
+    a, b = a.copy(), b.copy()
+    powers = np.column_stack([np.ones_like(z), z, z * z])  # sums of w, w z, w z^2 in one product
+    observed = W @ (y[:, None] * powers[:, :2])  # score terms that do not change
+    converged = np.zeros(a.shape, dtype=bool)
+    for _ in range(_NEWTON_MAX_ITER):
+        mu = sigmoid(a[:, None] + b[:, None] * z)
+        w_mu = W * mu
+        g = observed - w_mu @ powers[:, :2]
+        w_mu -= w_mu * mu  # now W mu (1 - mu), the Hessian weights
+        h00, h01, h11 = (w_mu @ powers).T
+        det = h00 * h11 - h01 * h01
+        with np.errstate(invalid="ignore", divide="ignore"):
+            singular = ~(det > 1e-12 * h00 * h11)
+            da = np.clip((h11 * g[:, 0] - h01 * g[:, 1]) / det, -5, 5)
+            db = np.clip((h00 * g[:, 1] - h01 * g[:, 0]) / det, -5, 5)
+        a, b = a + da, b + db
+        a[singular], b[singular] = np.nan, np.nan
+        converged = ~(np.abs(da) > _NEWTON_TOL) & ~(np.abs(db) > _NEWTON_TOL)
+        if converged.all():
+            break
+    a[~converged], b[~converged] = np.nan, np.nan
+    return a, b
+
+
+def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """All metrics for each row of weights W. NaN where undefined: AUROC, AUPRC and the
+    calibration fits need both classes; Brier and ECE only a positive total weight.
+
+    `start` holds Newton starting values (the point estimates, for resamples); the result has
+    the same keys, "_line_a" being the intercept of the calibration-slope fit.
+    """
+    total, pos = W.sum(axis=1), W @ s.y
+    both_classes = (pos > 0) & (total - pos > 0)
+    auroc, auprc = _ranking(s, W)
+    a0 = np.broadcast_to(start["calibration_intercept"], total.shape)
+    intercept = _newton_intercept(s.z, s.y, W, np.nan_to_num(a0))
+    line_a0 = np.nan_to_num(np.broadcast_to(start["_line_a"], total.shape))
+    line_b0 = np.nan_to_num(np.broadcast_to(start["calibration_slope"], total.shape), nan=1.0)
+    line_a, slope = _newton_line(s.z, s.y, W, line_a0, line_b0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "auroc": auroc,
+            "auprc": auprc,
+            "brier": (W @ (s.p - s.y) ** 2) / total,
+            "calibration_intercept": intercept,
+            "calibration_slope": slope,
+            "ece": np.abs(W @ s.bin_residual).sum(axis=1) / total,
+            "_line_a": line_a,
+        }
+    defined = {k: (total > 0) if k in ("brier", "ece") else both_classes for k in out}
+    return {k: np.where(defined[k], v, np.nan) for k, v in out.items()}
+
+
+def _point(s: _Sample) -> dict[str, np.ndarray]:
+    start = {"calibration_intercept": np.zeros(1), "_line_a": np.zeros(1),
+             "calibration_slope": np.ones(1)}
+    return _batch(s, s.w[None, :], start)
+
+
+def recalibration_line(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
+) -> tuple[float, float]:
+    """(a, b) of the weighted logistic fit logit P(y=1) = a + b * logit(p) (Platt on logits)."""
+    y, p, w = _check(y, p, w)
+    a, b = _newton_line(logit(p), y, w[None, :], np.zeros(1), np.ones(1))
+    return float(a[0]), float(b[0])
+
+
+def point_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
+    """All metrics on one sample (NaN where undefined, see `_batch`); keys as in METRICS."""
+    y, p, w = _check(y, p, w)
+    point = _point(_Sample(y, p, w))
+    return {k: float(point[k][0]) for k in METRICS}
+
+
+def auroc(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    y, p, w = _check(y, p, w)
+    s = _Sample(y, p, w)
+    return float(_ranking(s, s.w[None, :])[0][0])
+
+
+def auprc(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    y, p, w = _check(y, p, w)
+    s = _Sample(y, p, w)
+    return float(_ranking(s, s.w[None, :])[1][0])
+
+
+def brier(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    y, p, w = _check(y, p, w)
+    return float(np.sum(w * (p - y) ** 2) / np.sum(w))
+
+
+def calibration_intercept(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    y, p, w = _check(y, p, w)
+    return float(_newton_intercept(logit(p), y, w[None, :], np.zeros(1))[0])
+
+
+def calibration_slope(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    return recalibration_line(y, p, w)[1]
+
+
+def ece(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    return point_metrics(y, p, w)["ece"]
+
+
+def _resample_weights(
+    inverse: np.ndarray, n_patients: int, rng: np.random.Generator, size: int
+) -> np.ndarray:
+    """(size, n_rows) multiplicity of each row when patients are drawn with replacement."""
+    draws = rng.integers(n_patients, size=(size, n_patients))
+    flat = (draws + np.arange(size)[:, None] * n_patients).ravel()
+    counts = np.bincount(flat, minlength=size * n_patients).reshape(size, n_patients)
+    return counts[:, inverse].astype(np.float64)
+
+
+def evaluate(
+    y: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray | None,
+    groups: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict[str, tuple[float, float, float]]:
+    """Each metric as (estimate, lower, upper): a 95% percentile interval from `n_boot`
+    resamples of whole patients (all of a patient's rows together), so correlated landmark
+    rows of one person do not make intervals falsely narrow.
+
+    Resamples where a metric is undefined are skipped for that metric (a single class, for
+    AUROC, AUPRC and the calibration fits); bounds are NaN when fewer than 2 usable resamples
+    remain (or `n_boot` is 0). Many skipped resamples mean very few events: read such
+    intervals with care.
+    """
+    y, p, w = _check(y, p, w)
+    groups = np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ValueError("groups must have one patient id per row")
+    s = _Sample(y, p, w)
+    estimate = _point(s)
+    _, inverse = np.unique(groups[s.order], return_inverse=True)
+    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[np.ndarray]] = {k: [] for k in METRICS}
+    for first in range(0, n_boot, _CHUNK):
+        size = min(_CHUNK, n_boot - first)
+        W = _resample_weights(inverse, n_patients, rng, size) * s.w
+        for k, v in _batch(s, W, estimate).items():
+            if k in boots:
+                boots[k].append(v)
+    result = {}
+    for k in METRICS:
+        values = np.concatenate(boots[k]) if boots[k] else np.empty(0)
+        values = values[np.isfinite(values)]
+        lo, hi = np.percentile(values, [2.5, 97.5]) if values.size >= 2 else (np.nan, np.nan)
+        result[k] = (float(estimate[k][0]), float(lo), float(hi))
+    return result
+
+
+def counts(y: np.ndarray, groups: np.ndarray) -> dict[str, int]:
+    """Rows, patients, event rows (y = 1) and event patients (patients with any y = 1)."""
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    return {
+        "rows": int(y.size),
+        "patients": int(np.unique(groups).size),
+        "events": int(np.sum(y == 1)),
+        "event_patients": int(np.unique(groups[y == 1]).size),
+    }

@@ -1,0 +1,140 @@
+"""Unit tests: weighted metrics against scikit-learn and the patient-level bootstrap."""
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from models import metrics
+from models.link import logit, sigmoid
+
+
+def calibrated_sample(n: int, seed: int, n_patients: int | None = None):
+    """Probabilities with ties, outcomes drawn from them (so perfectly calibrated), weights."""
+    rng = np.random.default_rng(seed)
+    p = np.round(sigmoid(rng.normal(-1.5, 1.2, n)), 2)
+    y = (rng.random(n) < p).astype(float)
+    w = rng.uniform(1, 3, n)
+    groups = rng.integers(n_patients or n, size=n)
+    return y, p, w, groups
+
+
+def test_weighted_auroc_and_auprc_equal_sklearn_with_ties():
+    y, p, w, _ = calibrated_sample(3000, 0)
+    assert metrics.auroc(y, p, w) == pytest.approx(roc_auc_score(y, p, sample_weight=w),
+                                                   abs=1e-12)
+    assert metrics.auprc(y, p, w) == pytest.approx(
+        average_precision_score(y, p, sample_weight=w), abs=1e-12)
+    assert metrics.auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_brier_equals_sklearn():
+    y, p, w, _ = calibrated_sample(500, 1)
+    assert metrics.brier(y, p, w) == pytest.approx(brier_score_loss(y, p, sample_weight=w))
+
+
+def test_well_calibrated_probabilities_have_intercept_0_and_slope_1():
+    y, p, w, _ = calibrated_sample(200_000, 2)
+    assert metrics.calibration_intercept(y, p, w) == pytest.approx(0, abs=0.03)
+    assert metrics.calibration_slope(y, p, w) == pytest.approx(1, abs=0.03)
+    assert metrics.ece(y, p, w) < 0.01
+
+
+def test_overconfident_and_underpredicted_risks_are_detected():
+    y, p, w, _ = calibrated_sample(100_000, 3)
+    overconfident = sigmoid(2 * logit(p))
+    assert metrics.calibration_slope(y, overconfident, w) == pytest.approx(0.5, abs=0.03)
+    too_low = sigmoid(logit(p) - 1)
+    assert metrics.calibration_intercept(y, too_low, w) == pytest.approx(1, abs=0.05)
+
+
+def test_calibration_fits_solve_their_score_equations():
+    y, p, w, _ = calibrated_sample(2000, 4)
+    z = logit(p)
+    a, b = metrics.recalibration_line(y, p, w)
+    residual = w * (y - sigmoid(a + b * z))
+    assert abs(residual.sum()) < 1e-6 and abs((residual * z).sum()) < 1e-6
+    a0 = metrics.calibration_intercept(y, p, w)
+    assert abs(np.sum(w * (y - sigmoid(a0 + z)))) < 1e-6
+
+
+def test_ece_of_a_constant_prediction_is_its_gap_to_the_event_rate():
+    y = np.array([0, 1] * 50, dtype=float)
+    assert metrics.ece(y, np.full(100, 0.3)) == pytest.approx(0.2)
+
+
+def test_single_class_gives_nan_for_ranking_and_calibration_fits_only():
+    y = np.zeros(50)
+    m = metrics.point_metrics(y, np.full(50, 0.1))
+    assert np.isnan(m["auroc"]) and np.isnan(m["calibration_slope"])
+    assert m["brier"] == pytest.approx(0.01) and m["ece"] == pytest.approx(0.1)
+
+
+def test_confidence_intervals_contain_the_estimate_and_are_deterministic():
+    y, p, w, g = calibrated_sample(5000, 5, n_patients=800)
+    result = metrics.evaluate(y, p, w, g, n_boot=100, seed=1)
+    assert set(result) == set(metrics.METRICS)
+    for name in ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope"):
+        est, lo, hi = result[name]
+        assert lo <= est <= hi, name
+    assert result == metrics.evaluate(y, p, w, g, n_boot=100, seed=1)
+
+
+def test_intervals_narrow_with_more_data():
+    small = metrics.evaluate(*calibrated_sample(1000, 6), n_boot=100, seed=0)
+    large = metrics.evaluate(*calibrated_sample(16000, 6), n_boot=100, seed=0)
+    for name in ("auroc", "brier", "calibration_slope"):
+        assert large[name][2] - large[name][1] < 0.5 * (small[name][2] - small[name][1]), name
+
+
+def test_bootstrap_resamples_patients_not_rows():
+    y, p, w, _ = calibrated_sample(2000, 7)
+    ids = np.arange(2000)
+    # each patient contributes 5 identical rows: a row bootstrap would see 10,000 independent
+    # rows; a patient bootstrap must give exactly the intervals of one row per patient
+    rep = [np.repeat(a, 5) for a in (y, p, w, ids)]
+    one_row = metrics.evaluate(y, p, w, ids, n_boot=100, seed=3)
+    by_patient = metrics.evaluate(*rep, n_boot=100, seed=3)
+    by_row = metrics.evaluate(*rep[:3], np.arange(10_000), n_boot=100, seed=3)
+    for name in ("auroc", "brier", "calibration_intercept"):
+        np.testing.assert_allclose(by_patient[name], one_row[name], rtol=1e-9, atol=1e-12)
+        assert by_row[name][2] - by_row[name][1] < 0.7 * (by_patient[name][2]
+                                                          - by_patient[name][1])
+
+
+def test_degenerate_resamples_are_skipped():
+    rng = np.random.default_rng(8)
+    y = np.zeros(300)
+    y[:3] = 1  # three event rows from three patients: some resamples have no event
+    p = rng.uniform(0, 0.2, 300)
+    result = metrics.evaluate(y, p, None, np.arange(300), n_boot=200, seed=0)
+    assert all(np.isfinite(result["auroc"]))
+    assert np.isnan(metrics.evaluate(np.zeros(10), np.full(10, .1), None, np.arange(10),
+                                     50, 0)["auroc"][1])
+
+
+def test_no_bootstrap_gives_nan_bounds():
+    y, p, w, g = calibrated_sample(200, 9)
+    est, lo, hi = metrics.evaluate(y, p, w, g, n_boot=0, seed=0)["auroc"]
+    assert np.isfinite(est) and np.isnan(lo) and np.isnan(hi)
+
+
+def test_counts():
+    got = metrics.counts(np.array([0, 1, 1, 0, 1]), np.array(["a", "a", "a", "b", "c"]))
+    assert got == {"rows": 5, "patients": 3, "events": 3, "event_patients": 2}
+
+
+def test_invalid_inputs_are_rejected():
+    with pytest.raises(ValueError, match="0/1"):
+        metrics.auroc(np.array([0, 2]), np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="probabilities"):
+        metrics.auroc(np.array([0, 1]), np.array([0.1, 1.2]))
+
+
+@pytest.mark.slow
+def test_bootstrap_of_100k_rows_takes_seconds():
+    y, p, w, g = calibrated_sample(100_000, 10, n_patients=10_000)
+    start = time.perf_counter()
+    metrics.evaluate(y, p, w, g, n_boot=200, seed=0)
+    assert time.perf_counter() - start < 30
