@@ -1,0 +1,189 @@
+"""`relapse score` end to end: output, exclusions, manifest, atomicity, quarantine, SHAP
+additivity, point-in-time invariance, and the REST model answering like batch scoring."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.e2e.conftest import bin_path, free_port, wait_for_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+AS_OF = "2024-09-01"
+
+
+@pytest.fixture(scope="module")
+def scored(trained, workspace):
+    out = workspace.root / "scores.parquet"
+    shap = workspace.root / "shap.parquet"
+    result = workspace.run("score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out),
+                           "--shap-out", str(shap), "--reasons", "3")
+    return out, shap, result
+
+
+def manifest_of(out):
+    return json.loads(out.with_name(out.name + ".manifest.json").read_text())
+
+
+def test_scores_have_the_documented_columns_bands_and_identity(scored):
+    out, _, result = scored
+    scores = pl.read_parquet(out)
+    assert scores.columns[:4] == ["patient_id", "as_of", "day", "phase"]
+    assert scores.columns[-3:] == ["model_name", "model_version", "run_id"]
+    for i in (1, 2, 3):
+        assert {f"reason_{i}", f"reason_{i}_feature", f"reason_{i}_value", f"reason_{i}_shap", f"reason_{i}_effect"} <= set(scores.columns)
+    assert scores["risk_30d"].is_between(0, 1).all()
+    expected = np.where(scores["risk_30d"] >= 0.25, "high", np.where(scores["risk_30d"] >= 0.10, "moderate", "low"))
+    assert scores["risk_band"].to_list() == expected.tolist()
+    assert (scores["as_of"] == date.fromisoformat(AS_OF)).all()
+    assert scores["model_version"].unique().to_list() == ["1"]
+    assert scores["phase"].is_in(["acute", "early", "consolidation", "maintenance"]).all()
+    assert (scores.filter(pl.col("reason_1").is_not_null())["reason_1_shap"] > 0).all()
+    assert scores["reason_1"].drop_nulls().str.len_chars().min() > 5
+    assert "SIMULATED" in result.output
+
+
+def test_exclusions_and_manifest_account_for_every_patient(scored, workspace):
+    out, shap_out, _ = scored
+    m = manifest_of(out)
+    patients = pl.read_parquet(workspace.data / "patients.parquet")
+    outcomes = pl.read_parquet(workspace.data / "outcomes.parquet")
+    as_of = date.fromisoformat(AS_OF)
+    not_yet = patients.filter(pl.col("intake_date") > as_of).height
+    relapsed = outcomes.join(patients, on="patient_id").filter(
+        (pl.col("relapse_date") <= as_of) & (pl.col("intake_date") <= as_of)).height
+    assert m["patients"]["excluded"]["not_yet_in_treatment"] == not_yet
+    assert m["patients"]["excluded"]["relapsed"] == relapsed
+    assert m["patients"]["scored"] + sum(m["patients"]["excluded"].values()) == patients.height
+    assert m["output"]["rows"] == pl.read_parquet(out).height
+    from pipeline.io import file_sha256
+
+    assert m["output"]["sha256"] == file_sha256(out)
+    assert m["inputs"]["patients"]["sha256"] == file_sha256(workspace.data / "patients.parquet")
+    assert m["model"]["version"] == "1" and len(m["model"]["bundle_manifest_sha256"]) == 64
+    assert m["packages"]["xgboost"].startswith("3.") and m["duration_s"] > 0 and m["scoring_run_id"]
+    assert "patient_id" not in json.dumps(m["patients"])
+
+
+def test_shap_values_add_up_to_the_margin(scored):
+    out, shap_out, _ = scored
+    shap = pl.read_parquet(shap_out)
+    values = shap.select(pl.selectors.starts_with("shap__")).to_numpy()
+    np.testing.assert_allclose(values.sum(axis=1) + shap["base_value"].to_numpy(), shap["margin"].to_numpy(), atol=1e-4)
+    scores = pl.read_parquet(out)
+    assert shap["patient_id"].to_list() == scores["patient_id"].to_list()
+
+
+def test_records_after_the_as_of_date_change_nothing(scored, workspace, tmp_path):
+    out, _, _ = scored
+    future = tmp_path / "future"
+    shutil.copytree(workspace.data, future)
+    later = date.fromisoformat(AS_OF) + timedelta(days=3)
+    admitted = pl.read_parquet(future / "patients.parquet").filter(pl.col("intake_date") <= later).select("patient_id")
+    bdnf = pl.read_parquet(future / "bdnf.parquet")
+    extra = bdnf.group_by("patient_id").first().join(admitted, on="patient_id").with_columns(pl.lit(later).alias("sample_date"), pl.lit(1.5).alias("bdnf_ng_ml"))
+    pl.concat([bdnf, extra.select(bdnf.columns)]).write_parquet(future / "bdnf.parquet")
+    therapy = pl.read_parquet(future / "therapy_sessions.parquet")
+    missed = therapy.group_by("patient_id").first().join(admitted, on="patient_id").with_columns(pl.lit(later).alias("session_date"), pl.lit(False).alias("attended"))
+    pl.concat([therapy, missed.select(therapy.columns)]).write_parquet(future / "therapy_sessions.parquet")
+    again = tmp_path / "again.parquet"
+    workspace.run("score", "--data", str(future), "--as-of", AS_OF, "--out", str(again), "--reasons", "3")
+    assert pl.read_parquet(again).equals(pl.read_parquet(out))
+
+
+def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, workspace, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(workspace.data, bad)
+    patients = pl.read_parquet(bad / "patients.parquet")
+    patients.with_columns(pl.when(pl.int_range(pl.len()) < 2).then(150.0).otherwise(pl.col("age_at_intake")).alias("age_at_intake")).write_parquet(bad / "patients.parquet")
+    bdnf = pl.read_parquet(bad / "bdnf.parquet")
+    bdnf.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(-2.0).otherwise(pl.col("bdnf_ng_ml")).alias("bdnf_ng_ml")).write_parquet(bad / "bdnf.parquet")
+    out = tmp_path / "scores.csv"
+    failed = workspace.run("score", "--data", str(bad), "--as-of", AS_OF, "--out", str(out), expect=2)
+    assert "patients.age_at_intake: 2 row(s)" in failed.output and "bdnf.bdnf_ng_ml: 1 row(s)" in failed.output
+    assert list(tmp_path.glob("scores*")) == []
+    workspace.run("score", "--data", str(bad), "--as-of", AS_OF, "--out", str(out), "--on-invalid", "quarantine")
+    rejects = pl.read_parquet(tmp_path / "scores.csv.rejects.parquet")
+    assert rejects.filter(pl.col("table") == "patients")["row"].to_list() == [1, 2]
+    assert rejects.filter(pl.col("table") == "bdnf").filter(pl.col("reason").str.contains("allowed range"))["row"].to_list() == [4]
+    m = manifest_of(out)
+    for table, entry in m["inputs"].items():
+        assert entry["rows_used"] + entry["rows_rejected"] == entry["rows"], table
+        assert entry["rows_rejected"] == rejects.filter(pl.col("table") == table).height
+    p = m["patients"]
+    assert p["scored"] + sum(p["excluded"].values()) + p["rejected"] == p["in_input"]
+    assert pl.read_csv(out).height == p["scored"]
+
+
+def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, monkeypatch):
+    import pipeline.score as stage
+
+    real, calls = stage.score_tables, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "score_tables", flaky)
+    cfg = tmp_path / "batches.yaml"
+    cfg.write_text(workspace.config.read_text() + "scoring:\n  batch_patients: 200\n")
+    out = tmp_path / "scores.parquet"
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out), "--config", str(cfg)])
+    assert result.exit_code != 0 and len(calls) == 2
+    assert list(tmp_path.iterdir()) == [cfg]
+
+
+def test_rest_model_answers_like_batch_scoring(scored, workspace):
+    out, shap_out, _ = scored
+    from features.build import scoring_table
+    from pipeline.io import drop_row_index, load_tables
+    from pipeline.score import load_model
+
+    model = load_model(_config(workspace), "models:/relapse-risk@champion", workspace.root / "rest-model")
+    tables = drop_row_index(load_tables(workspace.data)[0].tables)
+    rows = scoring_table(tables, model.phases, model.features, model.spec, date.fromisoformat(AS_OF)).collect()
+    rows = rows.filter(pl.col("exclusion").is_null()).sort("patient_id").head(25)
+    payload = rows.select("patient_id", "day", *model.bundle.feature_names).to_pandas()
+    body = json.dumps({"dataframe_split": json.loads(payload.to_json(orient="split", index=False))}).encode()
+    port = free_port()
+    bin_dir = str(Path(bin_path("mlflow")).parent)  # the server starts uvicorn from the same venv
+    env = {**os.environ, "MLFLOW_TRACKING_URI": workspace.tracking_uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        [bin_path("mlflow"), "models", "serve", "-m", "models:/relapse-risk@champion", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workspace.root,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = pl.DataFrame(json.loads(response.read())["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    batch = pl.read_parquet(out).filter(pl.col("patient_id").is_in(rows["patient_id"].implode())).sort("patient_id")
+    assert answer["patient_id"].to_list() == batch["patient_id"].to_list()
+    np.testing.assert_allclose(answer["risk_30d"].to_numpy(), batch["risk_30d"].to_numpy(), rtol=1e-9)
+    assert answer["risk_band"].to_list() == batch["risk_band"].to_list()
+    assert answer["reason_1"].to_list() == batch["reason_1"].to_list()
+
+
+def _config(workspace):
+    from pipeline.config import load_config
+
+    return load_config(workspace.config)

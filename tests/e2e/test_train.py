@@ -1,0 +1,137 @@
+"""`relapse train` and `relapse promote` end to end, checked through the MLflow client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+import polars as pl
+import pytest
+from mlflow import MlflowClient
+
+from tests.e2e.conftest import Workspace, bin_path, free_port, wait_for_http, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+ARTIFACTS = {
+    "metrics.csv", "phase_counts.csv", "feature_registry.json", "training_profile.json", "model_card.json",
+    "oof_predictions.parquet", "shap_sample.parquet", "calibration_acute.png", "shap_summary_acute.png",
+}
+
+
+def client(uri: str) -> MlflowClient:
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def download_model(c: MlflowClient, version: str, dst: Path) -> Path:
+    mv = c.get_model_version("relapse-risk", version)
+    return Path(mlflow.artifacts.download_artifacts(f"models:/relapse-risk/{mv.version}", dst_path=str(dst)))
+
+
+def test_training_run_has_params_tags_datasets_metrics_artifacts_and_version(trained, workspace, tmp_path):
+    c = client(workspace.tracking_uri)
+    mv = c.get_model_version_by_alias("relapse-risk", "challenger")
+    run = c.get_run(mv.run_id)
+    assert run.data.params["model.xgboost.max_depth"] == "3"
+    assert run.data.params["model.n_folds"] == "3"
+    tags = run.data.tags
+    assert tags["synthetic_data"] == "true" and len(tags["git_commit"]) >= 7
+    assert tags["version.xgboost"].startswith("3.")
+    assert len(tags["data_sha256.patients"]) == 64
+    names = {d.dataset.name for d in run.inputs.dataset_inputs}
+    assert {"patients", "outcomes", "bdnf", "hrv", "rr_intervals", "therapy_sessions", "assessments"} == names
+    metrics = run.data.metrics
+    for phase in ("acute", "early", "consolidation"):
+        for name in (f"auroc_{phase}", f"auroc_{phase}_lo", f"auroc_{phase}_hi", f"brier_{phase}",
+                     f"calibration_slope_{phase}", f"ece_{phase}", f"logistic_auroc_{phase}",
+                     f"oracle_auroc_{phase}", f"n_events_{phase}", f"epv_{phase}"):
+            assert name in metrics, name
+        assert metrics[f"auroc_{phase}_lo"] <= metrics[f"auroc_{phase}"] <= metrics[f"auroc_{phase}_hi"]
+    assert 0.5 < metrics["auroc_pooled"] < 1
+    logged = {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert ARTIFACTS <= logged
+    table = pl.read_csv(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="metrics.csv", dst_path=str(tmp_path)))
+    row = table.filter((pl.col("phase") == "pooled") & (pl.col("model") == "xgboost") & (pl.col("metric") == "auroc"))
+    assert row["estimate"].item() == pytest.approx(metrics["auroc_pooled"])
+    assert "low events per predictor" in trained.output or "EPV" in trained.output
+
+
+def test_logged_model_holds_no_pickle_and_a_verified_bundle(trained, workspace, tmp_path):
+    from models.bundle import ModelBundle
+
+    folder = download_model(client(workspace.tracking_uri), "1", tmp_path)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert path.suffix not in {".pkl", ".pickle", ".joblib"}, path
+        assert not path.read_bytes()[:1] == b"\x80", f"{path} looks like a pickle"
+    bundle = ModelBundle.load(folder / "artifacts" / "bundle")
+    assert [p["name"] for p in bundle.phases] == ["acute", "early", "consolidation", "maintenance"]
+    mlmodel = (folder / "MLmodel").read_text()
+    assert "signature" in mlmodel and "served_model.py" in mlmodel
+
+
+def test_same_data_config_and_seed_give_identical_metrics_and_boosters(trained, workspace, tmp_path):
+    workspace.run("train", "--data", str(workspace.data))
+    c = client(workspace.tracking_uri)
+    first, second = (c.get_model_version("relapse-risk", v) for v in ("1", "2"))
+    m1, m2 = (c.get_run(v.run_id).data.metrics for v in (first, second))
+    assert m1 == m2
+    b1 = download_model(c, "1", tmp_path / "a") / "artifacts" / "bundle"
+    b2 = download_model(c, "2", tmp_path / "b") / "artifacts" / "bundle"
+    boosters = sorted(p.relative_to(b1) for p in b1.rglob("*.ubj"))
+    assert boosters
+    for rel in boosters:
+        assert (b1 / rel).read_bytes() == (b2 / rel).read_bytes(), rel
+
+
+def test_promote_refuses_a_worse_version_unless_forced(workspace, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'promote.db'}"
+    good = Workspace(tmp_path, workspace.data, write_config(tmp_path / "good.yaml", uri), uri)
+    good.run("train", "--data", str(workspace.data))
+    good.run("promote", "--version", "1")
+    weak = "features:\n  bdnf: {enabled: false}\n  hrv: {enabled: false}\n  therapy: {enabled: false}\n  assessments: {enabled: false}\n"
+    bad = Workspace(tmp_path, workspace.data, write_config(tmp_path / "bad.yaml", uri, weak), uri)
+    bad.run("train", "--data", str(workspace.data))
+    refused = bad.run("promote", "--version", "2", expect=2)
+    assert "below the champion" in refused.output and "--force" in refused.output
+    c = client(uri)
+    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "1"
+    bad.run("promote", "--version", "2", "--force")
+    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "2"
+
+
+def test_a_300_patient_cohort_trains_and_warns_about_events_per_predictor(workspace, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'small.db'}"
+    small = Workspace(tmp_path, tmp_path / "data", write_config(tmp_path / "small.yaml", uri), uri)
+    small.run("simulate", "--patients", "300", "--seed", "5", "--out", str(small.data))
+    result = small.run("train", "--data", str(small.data))
+    assert "EPV" in result.output and "warning" in result.output
+    run = client(uri).get_run(client(uri).get_model_version("relapse-risk", "1").run_id)
+    assert run.data.metrics["warnings"] >= 1
+    assert "EPV" in run.data.tags["warnings"]
+
+
+def test_training_against_a_real_mlflow_server(workspace, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [bin_path("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+    )
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{uri}/health", server)
+        remote = Workspace(tmp_path, workspace.data, write_config(tmp_path / "remote.yaml", uri), uri)
+        remote.run("train", "--data", str(workspace.data))
+        c = client(uri)
+        mv = c.get_model_version_by_alias("relapse-risk", "challenger")
+        assert "auroc_pooled" in c.get_run(mv.run_id).data.metrics
+        assert any((tmp_path / "artifacts").rglob("manifest.json")), "artifacts went through the server"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.returncode is not None
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
