@@ -119,10 +119,11 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
         "model_type": "One XGBoost classifier per recovery phase (shallow, regularised trees), calibrated; baseline: penalised logistic regression on the same features.",
     }
     phase_order = [p["name"] for p in card["phases"]]
+    parts = {ph: oof.filter(pl.col("phase") == ph) for ph in phase_order} | {"pooled": oof}
     calibration = {
         ph: {k: part[c].to_numpy() for k, c in (("y", "label"), ("p", "risk"), ("w", "ipcw_weight"))}
-        for ph in phase_order
-        if (part := oof.filter(pl.col("phase") == ph)).height
+        for ph, part in parts.items()
+        if part.height
     }
     return {
         "title": "Relapse-risk audit report",

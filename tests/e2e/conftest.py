@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 
+AS_OF = "2024-09-01"
 FAST_MODEL = """
 model:
   n_folds: 3
@@ -60,6 +61,15 @@ def trained(workspace):
     result = workspace.run("train", "--data", str(workspace.data))
     workspace.run("promote", "--version", "1")
     return result
+
+
+@pytest.fixture(scope="session")
+def scored(trained, workspace):
+    out = workspace.root / "scores.parquet"
+    shap = workspace.root / "shap.parquet"
+    result = workspace.run("score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out),
+                           "--shap-out", str(shap), "--reasons", "3")
+    return out, shap, result
 
 
 def free_port() -> int:

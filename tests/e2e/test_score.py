@@ -15,19 +15,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.e2e.conftest import bin_path, free_port, wait_for_http
+from tests.e2e.conftest import AS_OF, bin_path, free_port, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
-AS_OF = "2024-09-01"
-
-
-@pytest.fixture(scope="module")
-def scored(trained, workspace):
-    out = workspace.root / "scores.parquet"
-    shap = workspace.root / "shap.parquet"
-    result = workspace.run("score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out),
-                           "--shap-out", str(shap), "--reasons", "3")
-    return out, shap, result
 
 
 def manifest_of(out):

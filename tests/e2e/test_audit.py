@@ -1,0 +1,86 @@
+"""`relapse audit` end to end: every section, numbers that match the MLflow run, subgroup
+counts that add up, hashed identifiers, and the report logged back to MLflow."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import mlflow
+import polars as pl
+import pytest
+from mlflow import MlflowClient
+
+from pipeline.privacy import hash_key_from_env, keyed_hash
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+SECTIONS = ("model-card", "tripod", "performance", "subgroups", "explanations", "drift", "patients")
+
+
+@pytest.fixture(scope="module")
+def report(scored, workspace):
+    out, _, _ = scored
+    path = workspace.root / "report.html"
+    result = workspace.run("audit", "--scores", str(out), "--data", str(workspace.data), "--out", str(path))
+    return path.read_text(), result
+
+
+def test_report_has_every_section_and_the_synthetic_notice(report):
+    html, result = report
+    for section in SECTIONS:
+        assert f'id="{section}"' in html, section
+    assert "SYNTHETIC DATA" in html and "never a sole decision maker" in html.lower()
+    assert "http://" not in html and "https://" not in html
+    assert "SIMULATED" in result.output
+
+
+def test_numbers_match_the_training_run(report, workspace):
+    html, _ = report
+    client = MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
+    run_id = client.get_model_version_by_alias("relapse-risk", "champion").run_id
+    metrics = client.get_run(run_id).data.metrics
+    for name in ("auroc_acute", "auroc_early", "brier_consolidation", "logistic_auroc_pooled", "oracle_auroc_pooled"):
+        assert f"{metrics[name]:.3f}" in html, name
+    assert run_id in html
+
+
+def test_subgroup_counts_add_up_to_each_phase(report, workspace, tmp_path):
+    client = MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
+    run_id = client.get_model_version_by_alias("relapse-risk", "champion").run_id
+    mlflow.set_tracking_uri(workspace.tracking_uri)
+    oof = pl.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="oof_predictions.parquet", dst_path=str(tmp_path)))
+    from pipeline.audit.analysis import subgroup_table
+
+    table = subgroup_table(oof)
+    totals = table.filter(pl.col("attribute") == "all").select("phase", pl.col("n").alias("total"))
+    sums = table.filter(pl.col("attribute") != "all").group_by("phase", "attribute").agg(pl.col("n").sum())
+    checked = sums.join(totals, on="phase")
+    assert checked.height > 0 and (checked["n"] == checked["total"]).all()
+    html, _ = report
+    for row in totals.iter_rows(named=True):
+        assert f">{row['total']}<" in html.replace(",", "")
+
+
+def test_patient_pages_show_hashed_ids_only(report, scored, workspace):
+    html, _ = report
+    scores = pl.read_parquet(scored[0]).sort("risk_30d", descending=True).head(10)
+    key = hash_key_from_env()
+    for pid in scores["patient_id"]:
+        assert keyed_hash(pid, key) in html
+        assert not re.search(rf"\b{re.escape(pid)}\b", html), pid
+
+
+def test_report_is_logged_to_the_scoring_run(report, scored, workspace):
+    manifest = json.loads(scored[0].with_name(scored[0].name + ".manifest.json").read_text())
+    client = MlflowClient(workspace.tracking_uri)
+    assert "report.html" in {a.path for a in client.list_artifacts(manifest["scoring_run_id"])}
+
+
+def test_named_patients_in_clear_with_include_ids(scored, workspace):
+    out, _, _ = scored
+    pid = pl.read_parquet(out)["patient_id"][0]
+    path = workspace.root / "named.html"
+    workspace.run("audit", "--scores", str(out), "--data", str(workspace.data), "--out", str(path), "--patient", pid, "--include-ids")
+    assert pid in path.read_text()
+    failed = workspace.run("audit", "--scores", str(out), "--out", str(path), expect=2)
+    assert "--data" in failed.output
