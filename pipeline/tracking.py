@@ -45,6 +45,15 @@ def connect(cfg: MlflowConfig):
     return mlflow
 
 
+def use_experiment(mlflow, cfg: MlflowConfig, name: str):
+    """Set (creating if needed) an experiment; a local SQLite store keeps artifacts beside it."""
+    uri = tracking_uri(cfg)
+    if mlflow.get_experiment_by_name(name) is None and uri.startswith("sqlite:///"):
+        store = Path(uri.removeprefix("sqlite:///")).resolve().parent
+        mlflow.create_experiment(name, artifact_location=(store / "mlruns").as_uri())
+    return mlflow.set_experiment(name)
+
+
 @dataclass
 class DatasetInput:
     name: str
@@ -82,7 +91,7 @@ def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
     mlflow = connect(cfg)
     from mlflow.models import infer_signature
 
-    experiment = mlflow.set_experiment(cfg.experiment)
+    experiment = use_experiment(mlflow, cfg, cfg.experiment)
     with mlflow.start_run(run_name=record.run_name) as run:
         mlflow.log_params(record.params)
         mlflow.set_tags(record.tags)
@@ -204,7 +213,7 @@ def promote(cfg: MlflowConfig, version: str, force: bool = False) -> dict[str, A
 def scoring_run(cfg: MlflowConfig, run_name: str) -> Iterator[Any]:
     """A run for one scoring job; yields the `mlflow` module for logging inside it."""
     mlflow = connect(cfg)
-    mlflow.set_experiment(f"{cfg.experiment}-scoring")
+    use_experiment(mlflow, cfg, f"{cfg.experiment}-scoring")
     with mlflow.start_run(run_name=run_name):
         yield mlflow
 
