@@ -89,18 +89,21 @@ def test_same_data_config_and_seed_give_identical_metrics_and_boosters(trained, 
 
 def test_promote_refuses_a_worse_version_unless_forced(workspace, tmp_path):
     uri = f"sqlite:///{tmp_path / 'promote.db'}"
-    good = Workspace(tmp_path, workspace.data, write_config(tmp_path / "good.yaml", uri), uri)
-    good.run("train", "--data", str(workspace.data))
-    good.run("promote", "--version", "1")
-    weak = "features:\n  bdnf: {enabled: false}\n  hrv: {enabled: false}\n  therapy: {enabled: false}\n  assessments: {enabled: false}\n"
-    bad = Workspace(tmp_path, workspace.data, write_config(tmp_path / "bad.yaml", uri, weak), uri)
-    bad.run("train", "--data", str(workspace.data))
-    refused = bad.run("promote", "--version", "2", expect=2)
-    assert "below the champion" in refused.output and "--force" in refused.output
+    full = Workspace(tmp_path, workspace.data, write_config(tmp_path / "full.yaml", uri), uri)
+    full.run("train", "--data", str(workspace.data))
+    rates_only = "model:\n  min_events: 100000\n"  # every phase falls back to its event rate
+    fallback = Workspace(tmp_path, workspace.data, write_config(tmp_path / "fallback.yaml", uri, rates_only), uri)
+    fallback.run("train", "--data", str(workspace.data))
     c = client(uri)
-    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "1"
-    bad.run("promote", "--version", "2", "--force")
-    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "2"
+    auroc = {v: c.get_run(c.get_model_version("relapse-risk", v).run_id).data.metrics["auroc_pooled"] for v in ("1", "2")}
+    assert auroc["1"] != auroc["2"]
+    better, worse = sorted(auroc, key=auroc.get, reverse=True)
+    full.run("promote", "--version", better)
+    refused = full.run("promote", "--version", worse, expect=2)
+    assert "below the champion" in refused.output and "--force" in refused.output
+    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == better
+    full.run("promote", "--version", worse, "--force")
+    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == worse
 
 
 def test_a_300_patient_cohort_trains_and_warns_about_events_per_predictor(workspace, tmp_path):

@@ -1,0 +1,147 @@
+"""The landmark table (training) and the scoring table: the frames docs/ARCHITECTURE.md fixes.
+
+Both are lazy plans the caller collects once. Features are as of the row's date: only records
+dated on or before it count (records on that day do). The columns after the keys are exactly
+`spec.feature_names`, all Float64; a group the spec uses whose table is absent now gives nulls,
+a table whose group the spec does not use is ignored. Nothing is imputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+import polars as pl
+
+from features.asof import DAY, PIDX, patient_index, with_record_day
+from features.assessments import add_assessment_features
+from features.bdnf import add_bdnf_features
+from features.demographic import demographic_features
+from features.hrv import add_hrv_features, hrv_recordings
+from features.landmarks import LANDMARK_KEYS, landmark_rows
+from features.spec import FeatureSpec, check_config
+from features.therapy import PHASE_START, add_therapy_features
+from features.time import days_since, last_day, phase_expr, phase_start_expr
+from pipeline.config import FeaturesConfig, LandmarkConfig, Phase
+from pipeline.contract import SPECS
+
+SCORING_KEYS = ("patient_id", "as_of", "day", "phase", "exclusion")
+EXCLUSIONS = ("not_yet_in_treatment", "relapsed", "past_last_phase")
+
+Tables = Mapping[str, pl.LazyFrame | pl.DataFrame]
+
+
+def landmark_table(
+    tables: Tables,
+    phases: Sequence[Phase],
+    landmarks: LandmarkConfig,
+    features: FeaturesConfig,
+    spec: FeatureSpec,
+) -> pl.LazyFrame:
+    """One row per patient per at-risk landmark: keys, label, censored, IPCW weight, features.
+
+    Needs `patients` and `outcomes`; sorted by patient_id and day.
+    """
+    check_config(spec, features)
+    lazy = _lazy(tables)
+    if "outcomes" not in lazy:
+        raise ValueError("the outcomes table is required to build the landmark table")
+    people = _people(lazy, spec)
+    rows = landmark_rows(people, lazy["outcomes"], phases, landmarks)
+    rows = _add_time_varying(rows, lazy, people, phases, features, spec)
+    return rows.select(*LANDMARK_KEYS, *spec.feature_names)
+
+
+def scoring_table(
+    tables: Tables,
+    phases: Sequence[Phase],
+    features: FeaturesConfig,
+    spec: FeatureSpec,
+    as_of: date,
+) -> pl.LazyFrame:
+    """One row per patient as of `as_of`: keys, exclusion reason (or null) and features.
+
+    Exclusions, first that applies: `not_yet_in_treatment` (intake after as_of), `relapsed`
+    (outcomes present and a relapse on or before as_of), `past_last_phase` (day beyond the last
+    phase). Follow-up is not known at scoring, so it excludes no one.
+    """
+    check_config(spec, features)
+    lazy = _lazy(tables)
+    people = _people(lazy, spec)
+    day = days_since(pl.lit(as_of, dtype=pl.Date), pl.col("intake_date"))
+    rows = people.with_columns(pl.lit(as_of, dtype=pl.Date).alias("as_of"), day.alias(DAY))
+    rows = rows.with_columns(phase_expr(pl.col(DAY), phases).alias("phase"))
+    relapsed = pl.lit(False)
+    if "outcomes" in lazy:
+        relapses = lazy["outcomes"].select("patient_id", "relapse_date")
+        rows = rows.join(relapses, on="patient_id", how="left", maintain_order="left")
+        relapsed = (pl.col("relapse_date") <= as_of).fill_null(False)
+    exclusion = (
+        pl.when(pl.col(DAY) < 0)
+        .then(pl.lit("not_yet_in_treatment"))
+        .when(relapsed)
+        .then(pl.lit("relapsed"))
+        .when(pl.col(DAY) > last_day(phases))
+        .then(pl.lit("past_last_phase"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    rows = rows.with_columns(exclusion.alias("exclusion"))
+    rows = _add_time_varying(rows, lazy, people, phases, features, spec)
+    return rows.select(*SCORING_KEYS, *spec.feature_names)
+
+
+def _lazy(tables: Tables) -> dict[str, pl.LazyFrame]:
+    """Lazy frames with every optional contract column present (null where the data had none)."""
+    if "patients" not in tables:
+        raise ValueError("the patients table is required to build features")
+    out = {}
+    for name, frame in tables.items():
+        lazy = frame.lazy()
+        if name in SPECS:
+            have = lazy.collect_schema()
+            lazy = lazy.with_columns(
+                pl.lit(None, dtype=c.dtype).alias(c.name) for c in SPECS[name].columns if c.name not in have
+            )
+        out[name] = lazy
+    return out
+
+
+def _people(tables: dict[str, pl.LazyFrame], spec: FeatureSpec) -> pl.LazyFrame:
+    """Patients keyed by `_pidx`, with the demographic columns when the spec uses them."""
+    people = patient_index(tables["patients"])
+    keep = [PIDX, "patient_id", "intake_date"]
+    if "demographic" in spec.groups_used:
+        people = demographic_features(people, spec.categorical_levels, spec.extra, spec.extra_numeric)
+        keep += [n for n in spec.feature_names if n in people.collect_schema()]
+    return people.select(keep)
+
+
+def _add_time_varying(
+    rows: pl.LazyFrame,
+    tables: dict[str, pl.LazyFrame],
+    people: pl.LazyFrame,
+    phases: Sequence[Phase],
+    features: FeaturesConfig,
+    spec: FeatureSpec,
+) -> pl.LazyFrame:
+    """`rows` (sorted by patient, day) with the BDNF, HRV, therapy and assessment columns."""
+    used = set(spec.groups_used)
+
+    def records(table: str, date_column: str) -> pl.LazyFrame | None:
+        frame = tables.get(table)
+        return None if frame is None else with_record_day(frame, people, date_column)
+
+    if "bdnf" in used:
+        rows = add_bdnf_features(rows, records("bdnf", "sample_date"), features.bdnf)
+    if "hrv" in used:
+        recordings = hrv_recordings(tables.get("hrv"), tables.get("rr_intervals"), features.hrv)
+        dated = None if recordings is None else with_record_day(recordings, people, "recorded_at")
+        rows = add_hrv_features(rows, dated, spec.hrv_metrics, features.hrv)
+    if "therapy" in used:
+        rows = rows.with_columns(phase_start_expr(pl.col(DAY), phases).alias(PHASE_START))
+        sessions = records("therapy_sessions", "session_date")
+        rows = add_therapy_features(rows, sessions, features.therapy)
+    if "assessments" in used:
+        tests = records("assessments", "assessed_on")
+        rows = add_assessment_features(rows, tests, spec.instruments)
+    return rows

@@ -1,0 +1,129 @@
+"""Patient features known at intake: age, sex, ethnicity, deprivation, use history, housing.
+
+Encoding (all Float64):
+- numbers as they are; booleans as 0/1;
+- `sex` and `housing` one-hot over the contract's fixed levels, `ethnicity` and categorical
+  extra columns one-hot over the levels seen when the FeatureSpec was fitted;
+- a missing value stays missing: every one-hot column of a null category is null;
+- a category never seen at fit time (a new ethnicity at scoring) is known but matches no
+  level, so all of its one-hot columns are 0.
+
+Extra patient columns named in `features.demographic.extra` become features too: numeric and
+boolean columns as numbers, text columns whose every value reads as a number as numbers
+(CSV files arrive as text), any other text column one-hot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from features.naming import level_columns
+from pipeline.config import DemographicConfig
+from pipeline.contract import HOUSING, SEXES, SPECS
+
+NUMERIC = ("age_at_intake", "deprivation_decile", "ketamine_years", "prior_treatments")
+FLAGS = ("polysubstance", "trauma_history")
+FIXED_LEVELS: dict[str, tuple[str, ...]] = {"sex": SEXES, "housing": HOUSING}
+LEARNED = ("ethnicity",)
+_CONTRACT_COLUMNS = {c.name for c in SPECS["patients"].columns}
+
+
+def fit_levels(patients: pl.DataFrame, cfg: DemographicConfig) -> dict[str, object]:
+    """Learn what the spec must fix: categorical levels and which extra columns are numeric."""
+    missing = [name for name in cfg.extra if name not in patients.columns]
+    if missing:
+        raise ValueError("features.demographic.extra names column(s) not in the patients table: " + ", ".join(missing))
+    clash = [name for name in cfg.extra if name in _CONTRACT_COLUMNS]
+    if clash:
+        raise ValueError(f"features.demographic.extra names contract column(s) already used: {', '.join(clash)}")
+    levels = {name: FIXED_LEVELS[name] for name in ("sex",)}
+    levels["ethnicity"] = _observed_levels(patients["ethnicity"]) if "ethnicity" in patients.columns else ()
+    levels["housing"] = FIXED_LEVELS["housing"]
+    numeric, categorical = [], []
+    for name in cfg.extra:
+        if _is_numeric(patients[name]):
+            numeric.append(name)
+        else:
+            categorical.append(name)
+            levels[name] = _observed_levels(patients[name])
+    return {
+        "levels": levels,
+        "extra_numeric": tuple(numeric),
+        "extra_categorical": tuple(categorical),
+    }
+
+
+def _observed_levels(series: pl.Series) -> tuple[str, ...]:
+    return tuple(sorted(series.drop_nulls().cast(pl.String).unique().to_list()))
+
+
+def _is_numeric(series: pl.Series) -> bool:
+    dtype = series.dtype
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return True
+    if dtype == pl.String:
+        present = series.drop_nulls().str.strip_chars()
+        present = present.filter(present != "")
+        return present.len() > 0 and present.cast(pl.Float64, strict=False).null_count() == 0
+    raise ValueError(
+        f"extra patient column '{series.name}' has type {dtype}; only numeric, boolean or text columns can be features"
+    )
+
+
+def feature_names(levels: Mapping[str, Sequence[str]], extra: Sequence[str], extra_numeric: Sequence[str]) -> list[str]:
+    """The demographic columns in output order; `extra` in config order."""
+    names = ["age_at_intake", *level_columns("sex", levels["sex"])]
+    names += level_columns("ethnicity", levels["ethnicity"])
+    names += [
+        "deprivation_decile",
+        "polysubstance",
+        "ketamine_years",
+        "prior_treatments",
+        "trauma_history",
+    ]
+    names += level_columns("housing", levels["housing"])
+    for name in extra:
+        names += [name] if name in extra_numeric else level_columns(name, levels[name])
+    return names
+
+
+def one_hot(column: str, levels: Sequence[str]) -> list[pl.Expr]:
+    """0/1 per level; null where the value is missing; an unseen value is 0 in every column."""
+    value = pl.col(column).cast(pl.String)
+    return [
+        pl.when(value.is_null()).then(None).otherwise((value == level).cast(pl.Float64)).alias(name)
+        for level, name in zip(levels, level_columns(column, levels), strict=True)
+    ]
+
+
+def demographic_features(
+    patients: pl.LazyFrame,
+    levels: Mapping[str, Sequence[str]],
+    extra: Sequence[str],
+    extra_numeric: Sequence[str],
+) -> pl.LazyFrame:
+    """`patients` with the demographic feature columns added (names from `feature_names`)."""
+    schema = patients.collect_schema()
+    absent = [name for name in extra if name not in schema]
+    if absent:
+        raise ValueError(f"extra patient column(s) used by the model are missing: {', '.join(absent)}")
+    exprs = [pl.col(c).cast(pl.Float64).alias(c) for c in NUMERIC]
+    exprs += [pl.col(c).cast(pl.Float64).alias(c) for c in FLAGS]
+    for column in ("sex", "ethnicity", "housing"):
+        exprs += one_hot(column, levels[column])
+    for name in extra:
+        if name in extra_numeric:
+            exprs.append(_as_number(name, schema[name]))
+        else:
+            exprs += one_hot(name, levels[name])
+    return patients.with_columns(exprs)
+
+
+def _as_number(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A numeric extra column as Float64; text that is not a number fails loudly at collect."""
+    if dtype != pl.String:
+        return pl.col(name).cast(pl.Float64).alias(name)
+    text = pl.col(name).str.strip_chars()
+    return pl.when(text != "").then(text).cast(pl.Float64, strict=True).alias(name)

@@ -1,0 +1,155 @@
+"""What every output column means, and the plain-language sentence for a feature's value.
+
+`feature_registry(spec)` has a `FeatureInfo` for every column the landmark and scoring tables
+can hold: the keys, the outcome columns and each feature, including the generated ones (one-hot
+levels, HRV metrics, therapy modalities, instruments). `describe(name, value)` renders the
+reason sentence shown to clinicians, e.g. "BDNF has fallen 31% since intake".
+
+A template is a format string, or a mapping that picks one by the value's sign: `positive`,
+`negative`, `zero`, with `any` as the default and `missing` for an unknown value. Fields:
+`{value}`, `{abs}` (its magnitude), `{pct}` (100 × value, for rates) and `{row[column]}` (another
+column of the same row, when `describe` is given the row); a template that needs a row falls back
+to `fallback` without one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from features import assessments, hrv
+from features.catalog import (
+    FIXED,
+    KEYS,
+    FeatureInfo,
+    Template,
+    assessment_entries,
+    hrv_entries,
+    one_hot_entries,
+    signed,
+    therapy_entries,
+)
+from features.spec import FeatureSpec
+from pipeline.contract import HOUSING, SEXES
+
+
+def feature_registry(spec: FeatureSpec) -> dict[str, FeatureInfo]:
+    """A FeatureInfo for every key, outcome and feature column of tables built with `spec`."""
+    cfg = spec.features_config
+    hrv_cfg, therapy_cfg, bdnf_cfg = cfg.get("hrv", {}), cfg.get("therapy", {}), cfg.get("bdnf", {})
+    entries = list(KEYS) + list(FIXED)
+    bdnf_window = (
+        f"over the last {bdnf_cfg['slope_window_days']} days" if "slope_window_days" in bdnf_cfg else "recently"
+    )
+    entries.append(
+        FeatureInfo(
+            "bdnf_slope_30d",
+            "bdnf",
+            "ng/mL per 30 days",
+            f"Trend of BDNF {bdnf_window}, per 30 days",
+            signed(
+                f"BDNF is rising by {{abs:.1f}} ng/mL a month {bdnf_window}",
+                f"BDNF is falling by {{abs:.1f}} ng/mL a month {bdnf_window}",
+                f"BDNF is steady {bdnf_window}",
+            ),
+        )
+    )
+    levels = spec.categorical_levels
+    for column, label in (("sex", "Sex"), ("ethnicity", "Ethnicity"), ("housing", "Housing")):
+        entries += one_hot_entries(column, label, tuple(levels.get(column, ())), "demographic")
+    for column in spec.extra_categorical:
+        entries += one_hot_entries(column, column, tuple(levels.get(column, ())), "demographic")
+    for column in spec.extra_numeric:
+        entries.append(FeatureInfo(column, "demographic", "", f"Patient column {column}", f"{column} is {{value:g}}"))
+    hrv_window = f"over the last {hrv_cfg['window_days']} days" if "window_days" in hrv_cfg else "recently"
+    baseline = f"days 0-{hrv_cfg['baseline_days'] - 1}" if "baseline_days" in hrv_cfg else "the first weeks"
+    for m in hrv.METRICS:
+        entries += hrv_entries(m, hrv_window, baseline)
+    entries.append(
+        FeatureInfo(
+            "hrv_recordings_per_week",
+            "hrv",
+            "recordings/week",
+            f"Heart-rate recordings per week {hrv_window} (adherence)",
+            f"{{value:.1f}} heart-rate recordings a week {hrv_window}",
+        )
+    )
+    therapy_window = f"in the last {therapy_cfg['window_days']} days" if "window_days" in therapy_cfg else "recently"
+    entries += therapy_entries(therapy_window)
+    entries += assessment_entries(spec.instruments)
+    return {info.name: info for info in entries}
+
+
+_ASSESSMENT = re.compile(r"^assess_(.+)_(latest|age_days|change_since_first)$")
+
+
+@lru_cache(maxsize=16)
+def _registry(spec: FeatureSpec) -> dict[str, FeatureInfo]:
+    return feature_registry(spec)
+
+
+def feature_info(name: str, spec: FeatureSpec | None = None) -> FeatureInfo:
+    """The FeatureInfo of one column; KeyError for a column no table produces.
+
+    Without the spec, learned levels are unknown and windows are described as "recent"; an
+    instrument's name is then read from its column name.
+    """
+    registry = _registry(spec if spec is not None else _NO_SPEC)
+    if name in registry:
+        return registry[name]
+    match = _ASSESSMENT.match(name)
+    if spec is None and match:
+        entries = assessment_entries((match.group(1),))
+        return entries[assessments.STATS.index(match.group(2))]
+    raise KeyError(f"no feature registry entry for column '{name}'")
+
+
+def describe(name: str, value: Any, *, spec: FeatureSpec | None = None, row: Mapping[str, Any] | None = None) -> str:
+    """The plain-language sentence for a column's value.
+
+    >>> describe("bdnf_change_since_first_pct", -31.2)
+    'BDNF has fallen 31% since intake'
+    >>> spec = FeatureSpec((), (), features_config={"therapy": {"window_days": 28}})
+    >>> row = {"therapy_sessions_scheduled_window": 6.0}
+    >>> describe("therapy_sessions_attended_window", 2.0, spec=spec, row=row)
+    'Attended 2 of 6 therapy sessions in the last 28 days'
+    >>> describe("therapy_sessions_attended_window", 2.0)
+    'Attended 2 therapy session(s) recently'
+    """
+    info = feature_info(name, spec)
+    template = info.template
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        missing = template.get("missing") if isinstance(template, Mapping) else None
+        return missing or f"{info.description}: not recorded"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        text = template if isinstance(template, str) else template.get("any", "{value}")
+        return text.format(value=value)
+    chosen = _by_sign(template, float(value))
+    fields = {"value": value, "abs": abs(value), "pct": 100.0 * value, "row": dict(row or {})}
+    try:
+        return chosen.format(**fields)
+    except (KeyError, TypeError, ValueError):
+        fallback = template.get("fallback") if isinstance(template, Mapping) else None
+        if fallback is None:
+            return f"{info.description}: {value:g}"
+        return fallback.format(**fields)
+
+
+def _by_sign(template: Template, value: float) -> str:
+    if isinstance(template, str):
+        return template
+    key = "positive" if value > 0 else "negative" if value < 0 else "zero"
+    return template.get(key) or template.get("any") or next(iter(template.values()))
+
+
+_NO_SPEC = FeatureSpec(
+    feature_names=(),
+    groups_used=(),
+    categorical_levels={"sex": SEXES, "ethnicity": (), "housing": HOUSING},
+)
+
+
+__all__ = ["FeatureInfo", "Template", "describe", "feature_info", "feature_registry"]
