@@ -28,7 +28,12 @@ POOLED_AUROC = "auroc_pooled"
 def _mlflow():
     import mlflow  # imported lazily: the CLI's other commands start fast
 
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
+    for noise in (
+        ".*type hints to the `predict` method.*",  # our model takes and returns data frames
+        ".*Inferred schema contains integer column.*",  # `day` is never missing
+        ".*dataset source can be interpreted in multiple ways.*",
+    ):
+        warnings.filterwarnings("ignore", message=noise)
     return mlflow
 
 
