@@ -27,7 +27,8 @@ from pipeline.config import load_config
 from pipeline.score import score
 config = load_config(Path(sys.argv[1]))
 started = time.perf_counter()
-summary = score(Path(sys.argv[2]), date.fromisoformat(sys.argv[3]), "models:/relapse-risk@champion", Path(sys.argv[4]), config)
+data, as_of, out = Path(sys.argv[2]), date.fromisoformat(sys.argv[3]), Path(sys.argv[4])
+summary = score(data, as_of, "models:/relapse-risk@champion", out, config)
 print(json.dumps({"seconds": time.perf_counter() - started, "scored": summary.manifest["patients"]["scored"],
                   "in_input": summary.manifest["patients"]["in_input"],
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -35,7 +36,9 @@ print(json.dumps({"seconds": time.perf_counter() - started, "scored": summary.ma
 
 
 def relapse(*args: str) -> None:
-    subprocess.run([str(Path(sys.executable).with_name("relapse")), *args], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("relapse")), *args], check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
 
 
 def main() -> None:
@@ -56,20 +59,31 @@ def main() -> None:
             t = time.perf_counter()
             relapse("simulate", "--patients", str(n), "--seed", "2", "--out", str(data))
             print(f"simulated {n:,} patients in {time.perf_counter() - t:.0f} s", flush=True)
-            run = subprocess.run([sys.executable, "-c", SCORE_ONE, str(config), str(data), AS_OF, str(tmp / f"scores{n}.parquet")],
-                                 check=True, capture_output=True, text=True, cwd=ROOT)
+            run = subprocess.run(
+                [sys.executable, "-c", SCORE_ONE, str(config), str(data), AS_OF, str(tmp / f"scores{n}.parquet")],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             results[n] = json.loads(run.stdout.strip().splitlines()[-1])
             r = results[n]
-            print(f"{n:>9,} patients: scored {r['scored']:,} in {r['seconds']:.1f} s "
-                  f"({r['in_input'] / r['seconds']:,.0f} patients/s in, {r['scored'] / r['seconds']:,.0f} scored/s); "
-                  f"peak RSS {r['peak_mb']:,.0f} MB", flush=True)
+            print(
+                f"{n:>9,} patients: scored {r['scored']:,} in {r['seconds']:.1f} s "
+                f"({r['in_input'] / r['seconds']:,.0f} patients/s in, {r['scored'] / r['seconds']:,.0f} scored/s); "
+                f"peak RSS {r['peak_mb']:,.0f} MB",
+                flush=True,
+            )
             import shutil
 
             shutil.rmtree(data)
         if len(args.sizes) >= 2:
             small, large = args.sizes[0], args.sizes[-1]
             ratio = results[large]["peak_mb"] / results[small]["peak_mb"]
-            print(f"peak memory ratio {large:,} / {small:,} = {ratio:.2f} ({'PASS' if ratio <= 1.5 else 'FAIL'}: target <= 1.5)")
+            print(
+                f"peak memory ratio {large:,} / {small:,} = {ratio:.2f} "
+                f"({'PASS' if ratio <= 1.5 else 'FAIL'}: target <= 1.5)"
+            )
 
 
 if __name__ == "__main__":

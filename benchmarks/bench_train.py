@@ -35,22 +35,44 @@ def main() -> None:
         io.write_tables(cohort.truth, data / "truth")
         io.write_json(cohort.metadata, data / io.SIMULATION_METADATA)
         config = load_config()
-        config = config.model_copy(update={"mlflow": MlflowConfig(
-            experiment="bench", registered_model="bench", tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}")})
+        config = config.model_copy(
+            update={
+                "mlflow": MlflowConfig(
+                    experiment="bench", registered_model="bench", tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+                )
+            }
+        )
         started = time.perf_counter()
-        summary = train(data, config, progress=lambda msg: print(f"  [{time.perf_counter() - started:6.1f}s] {msg}", flush=True))
+        summary = train(
+            data, config, progress=lambda msg: print(f"  [{time.perf_counter() - started:6.1f}s] {msg}", flush=True)
+        )
         seconds = time.perf_counter() - started
     m = summary.metrics
     wide = m.pivot(on="model", index=["phase", "metric"], values="estimate")
     with pl.Config(tbl_rows=60, tbl_cols=10, float_precision=3):
         print(wide.filter(pl.col("metric").is_in(["auroc", "calibration_slope", "brier"])))
-    pooled = {r["model"]: r["estimate"] for r in m.filter((pl.col("phase") == "pooled") & (pl.col("metric") == "auroc")).iter_rows(named=True)}
-    slope = m.filter((pl.col("phase") == "pooled") & (pl.col("model") == "xgboost") & (pl.col("metric") == "calibration_slope"))["estimate"].item()
+    pooled = {
+        r["model"]: r["estimate"]
+        for r in m.filter((pl.col("phase") == "pooled") & (pl.col("metric") == "auroc")).iter_rows(named=True)
+    }
+    slope = m.filter(
+        (pl.col("phase") == "pooled") & (pl.col("model") == "xgboost") & (pl.col("metric") == "calibration_slope")
+    )["estimate"].item()
     gap = pooled["oracle"] - pooled["xgboost"]
-    print(f"\npatients {args.patients}; training {seconds:.0f} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    print(f"pooled AUROC: model {pooled['xgboost']:.3f}, logistic {pooled['logistic']:.3f}, oracle {pooled['oracle']:.3f}; gap to oracle {gap:.3f}")
+    print(
+        f"\npatients {args.patients}; training {seconds:.0f} s; "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+    print(
+        f"pooled AUROC: model {pooled['xgboost']:.3f}, logistic {pooled['logistic']:.3f}, "
+        f"oracle {pooled['oracle']:.3f}; gap to oracle {gap:.3f}"
+    )
     print(f"pooled calibration slope {slope:.3f}")
-    checks = {"gap <= 0.03": gap <= 0.03, "model > logistic": pooled["xgboost"] > pooled["logistic"], "0.8 <= slope <= 1.2": 0.8 <= slope <= 1.2}
+    checks = {
+        "gap <= 0.03": gap <= 0.03,
+        "model > logistic": pooled["xgboost"] > pooled["logistic"],
+        "0.8 <= slope <= 1.2": 0.8 <= slope <= 1.2,
+    }
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
 

@@ -65,20 +65,44 @@ def metrics_table(
             known = part.filter(pl.col(column).is_not_null())
             if known.height == 0 or known["label"].n_unique() < 2:
                 continue
-            rows += _rows(phase, model, evaluate(
-                known["label"].to_numpy(), known[column].to_numpy(), known["ipcw_weight"].to_numpy(),
-                known["patient_id"].to_numpy(), n_boot, seed,
-            ))
-    return pl.DataFrame(rows, schema={"phase": pl.String, "model": pl.String, "metric": pl.String,
-                                      "estimate": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
+            rows += _rows(
+                phase,
+                model,
+                evaluate(
+                    known["label"].to_numpy(),
+                    known[column].to_numpy(),
+                    known["ipcw_weight"].to_numpy(),
+                    known["patient_id"].to_numpy(),
+                    n_boot,
+                    seed,
+                ),
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "phase": pl.String,
+            "model": pl.String,
+            "metric": pl.String,
+            "estimate": pl.Float64,
+            "lo": pl.Float64,
+            "hi": pl.Float64,
+        },
+    )
 
 
 def count_table(fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
     return pl.DataFrame(
         [
-            {"phase": p, "rows": f.n_rows, "patients": f.n_patients, "events": f.n_events,
-             "event_patients": f.n_event_patients, "epv": f.epv,
-             "fallback_rate": f.fallback_rate, "best_iteration": f.best_iteration}
+            {
+                "phase": p,
+                "rows": f.n_rows,
+                "patients": f.n_patients,
+                "events": f.n_events,
+                "event_patients": f.n_event_patients,
+                "epv": f.epv,
+                "fallback_rate": f.fallback_rate,
+                "best_iteration": f.best_iteration,
+            }
             for p, f in fits.items()
         ],
         schema_overrides={"fallback_rate": pl.Float64, "best_iteration": pl.Int64},

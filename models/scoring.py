@@ -33,7 +33,9 @@ def risk_bands(risk: np.ndarray, bands: Mapping[str, float]) -> np.ndarray:
 
 
 def output_columns(n_reasons: int) -> list[str]:
-    reasons = [f"reason_{i}{'' if f is None else '_' + f}" for i in range(1, n_reasons + 1) for f in (None, *REASON_FIELDS)]
+    reasons = [
+        f"reason_{i}{'' if f is None else '_' + f}" for i in range(1, n_reasons + 1) for f in (None, *REASON_FIELDS)
+    ]
     protective = ["protective_factor", *(f"protective_{f}" for f in REASON_FIELDS)]
     return ["risk_30d", "risk_band", *reasons, *protective, "margin", "base_value"]
 
@@ -62,8 +64,24 @@ def explain_scores(
     records = rows.select(bundle.feature_names).to_dicts()
     for i in range(n_reasons):
         idx = raising[:, i] if i < raising.shape[1] else np.full(len(rows), -1)
-        columns.update(_reason_columns(f"reason_{i + 1}", f"reason_{i + 1}", idx, X, shap, margin, bundle.feature_names, records, describe))
-    columns.update(_reason_columns("protective", "protective_factor", protective[:, 0], X, shap, margin, bundle.feature_names, records, describe))
+        columns.update(
+            _reason_columns(
+                f"reason_{i + 1}", f"reason_{i + 1}", idx, X, shap, margin, bundle.feature_names, records, describe
+            )
+        )
+    columns.update(
+        _reason_columns(
+            "protective",
+            "protective_factor",
+            protective[:, 0],
+            X,
+            shap,
+            margin,
+            bundle.feature_names,
+            records,
+            describe,
+        )
+    )
     columns["margin"], columns["base_value"] = margin, out["base"]
     return pl.DataFrame(columns).select(output_columns(n_reasons)), shap
 

@@ -319,7 +319,9 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         if spec.one_per_patient:
             dup = frame.filter(pl.col("patient_id").is_duplicated())
             if dup.height:
-                problems.append(_problem(name, "patient_id", "repeat a patient_id that must be unique", dup, ["patient_id"]))
+                problems.append(
+                    _problem(name, "patient_id", "repeat a patient_id that must be unique", dup, ["patient_id"])
+                )
     patients = tables.get("patients")
     if patients is None:
         return problems
@@ -330,19 +332,37 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         spec = SPECS[name]
         orphans = frame.join(intake, on="patient_id", how="anti")
         if orphans.height:
-            problems.append(_problem(name, "patient_id", "name a patient_id that is not in patients", orphans, ["patient_id"]))
+            problems.append(
+                _problem(name, "patient_id", "name a patient_id that is not in patients", orphans, ["patient_id"])
+            )
         joined = frame.join(intake, on="patient_id", how="inner")
         date_cols = [spec.date_column] if spec.date_column else ["relapse_date", "last_followup_date"]
         for col in date_cols:
             day = pl.col(col).dt.date() if isinstance(joined.schema[col], pl.Datetime) else pl.col(col)
             early = joined.filter(day < pl.col("intake_date"))
             if early.height:
-                problems.append(_problem(name, col, "are dated before the patient's intake_date", early, ["patient_id", col, "intake_date"]))
+                problems.append(
+                    _problem(
+                        name,
+                        col,
+                        "are dated before the patient's intake_date",
+                        early,
+                        ["patient_id", col, "intake_date"],
+                    )
+                )
     outcomes = tables.get("outcomes")
     if outcomes is not None:
         late = outcomes.filter(pl.col("relapse_date") > pl.col("last_followup_date"))
         if late.height:
-            problems.append(_problem("outcomes", "relapse_date", "have a relapse after last_followup_date", late, ["patient_id", "relapse_date", "last_followup_date"]))
+            problems.append(
+                _problem(
+                    "outcomes",
+                    "relapse_date",
+                    "have a relapse after last_followup_date",
+                    late,
+                    ["patient_id", "relapse_date", "last_followup_date"],
+                )
+            )
     return problems
 
 
@@ -370,7 +390,11 @@ def validate(raw: dict[str, pl.DataFrame], required: Iterable[str] = ("patients"
                 typed["patients"].select("patient_id").unique(), on="patient_id", how="semi"
             )
             if lost.height:
-                problems.append(_problem(name, "patient_id", "belong to a patient whose patients row was rejected", lost, ["patient_id"]))
+                problems.append(
+                    _problem(
+                        name, "patient_id", "belong to a patient whose patients row was rejected", lost, ["patient_id"]
+                    )
+                )
         kept = _drop_rows(typed, problems)
     return Validated(kept, problems)
 

@@ -22,7 +22,9 @@ def find_table_file(data_dir: Path, table: str) -> Path | None:
     """The file holding `table` in `data_dir` (`<table>.parquet` or `<table>.csv`), if any."""
     found = [data_dir / f"{table}{s}" for s in SUFFIXES if (data_dir / f"{table}{s}").is_file()]
     if len(found) > 1:
-        raise ContractViolation([Problem(table, "", f"both {found[0].name} and {found[1].name} exist; keep one", fatal=True)])
+        raise ContractViolation(
+            [Problem(table, "", f"both {found[0].name} and {found[1].name} exist; keep one", fatal=True)]
+        )
     return found[0] if found else None
 
 

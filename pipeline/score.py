@@ -136,7 +136,10 @@ def score_tables(model: LoadedModel, tables, as_of: date, n_reasons: int, config
     rows = frame.filter(pl.col("exclusion").is_null())
     spec = model.spec
     scores, shap = explain_scores(
-        model.bundle, rows, n_reasons, config.scoring.risk_bands,
+        model.bundle,
+        rows,
+        n_reasons,
+        config.scoring.risk_bands,
         lambda name, value, row: describe(name, value, spec=spec, row=row),
     )
     r = model.resolved
@@ -146,9 +149,11 @@ def score_tables(model: LoadedModel, tables, as_of: date, n_reasons: int, config
         pl.lit(r.run_id, pl.String).alias("run_id"),
     ]
     scored = rows.select(KEYS).hstack(scores).with_columns(identity)
-    shap_wide = rows.select("patient_id", "phase").hstack(
-        pl.DataFrame(shap, schema=[f"shap__{n}" for n in model.bundle.feature_names])
-    ).with_columns(scores["base_value"], scores["margin"])
+    shap_wide = (
+        rows.select("patient_id", "phase")
+        .hstack(pl.DataFrame(shap, schema=[f"shap__{n}" for n in model.bundle.feature_names]))
+        .with_columns(scores["base_value"], scores["margin"])
+    )
     features = rows.select("patient_id", *model.bundle.feature_names)
     return BatchScores(scored, shap_wide, features, excluded)
 
@@ -193,7 +198,9 @@ def _hash_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _manifest(batches, model: LoadedModel, config: Config, as_of, result, exclusions, rejects, out, shap_out, rejects_path):
+def _manifest(
+    batches, model: LoadedModel, config: Config, as_of, result, exclusions, rejects, out, shap_out, rejects_path
+):
     r = model.resolved
     bundle_files = io.read_json(r.bundle_dir / "manifest.json")
     rejected = dict(rejects.group_by("table").len().iter_rows()) if rejects.height else {}
@@ -203,8 +210,13 @@ def _manifest(batches, model: LoadedModel, config: Config, as_of, result, exclus
         "as_of": as_of.isoformat(),
         "synthetic": bool(model.bundle.metadata.get("synthetic")),
         "inputs": {
-            t: {"file": str(p), "sha256": io.file_sha256(p), "rows": batches.row_counts[t],
-                "rows_rejected": rejected.get(t, 0), "rows_used": batches.row_counts[t] - rejected.get(t, 0)}
+            t: {
+                "file": str(p),
+                "sha256": io.file_sha256(p),
+                "rows": batches.row_counts[t],
+                "rows_rejected": rejected.get(t, 0),
+                "rows_used": batches.row_counts[t] - rejected.get(t, 0),
+            }
             for t, p in sorted(batches.paths.items())
         },
         "patients": {
@@ -214,8 +226,11 @@ def _manifest(batches, model: LoadedModel, config: Config, as_of, result, exclus
             "rejected": rejected_patients,
         },
         "model": {
-            "uri": r.uri, "name": model.bundle.metadata.get("model_name", r.name), "version": r.version,
-            "run_id": r.run_id, "bundle_files_sha256": bundle_files,
+            "uri": r.uri,
+            "name": model.bundle.metadata.get("model_name", r.name),
+            "version": r.version,
+            "run_id": r.run_id,
+            "bundle_files_sha256": bundle_files,
             "bundle_manifest_sha256": io.file_sha256(r.bundle_dir / "manifest.json"),
         },
         "config_sha256": _hash_text(config.model_dump_json()),
@@ -225,7 +240,11 @@ def _manifest(batches, model: LoadedModel, config: Config, as_of, result, exclus
     if shap_out is not None:
         manifest["shap_output"] = {"file": str(shap_out), "sha256": io.file_sha256(shap_out)}
     if rejects_path is not None:
-        manifest["rejects"] = {"file": str(rejects_path), "sha256": io.file_sha256(rejects_path), "rows": rejects.height}
+        manifest["rejects"] = {
+            "file": str(rejects_path),
+            "sha256": io.file_sha256(rejects_path),
+            "rows": rejects.height,
+        }
     return manifest
 
 
@@ -243,8 +262,16 @@ def _log(mlflow, config: Config, manifest: dict, result: pl.DataFrame, out: Path
             **{f"risk_p{q}": risk.quantile(q / 100) for q in (10, 50, 90)},
             **{f"band_{b}": int((result["risk_band"] == b).sum()) for b in config.scoring.risk_bands},
         }
-    mlflow.log_params({"as_of": manifest["as_of"], "model_uri": manifest["model"]["uri"],
-                       "model_version": manifest["model"]["version"], "output": out.name})
-    mlflow.set_tags({"model_run_id": manifest["model"]["run_id"] or "", "synthetic_data": str(manifest["synthetic"]).lower()})
+    mlflow.log_params(
+        {
+            "as_of": manifest["as_of"],
+            "model_uri": manifest["model"]["uri"],
+            "model_version": manifest["model"]["version"],
+            "output": out.name,
+        }
+    )
+    mlflow.set_tags(
+        {"model_run_id": manifest["model"]["run_id"] or "", "synthetic_data": str(manifest["synthetic"]).lower()}
+    )
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
     mlflow.log_dict(manifest, "manifest.json")

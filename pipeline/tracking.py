@@ -173,7 +173,9 @@ def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
     mlmodel = folder / "MLmodel"
     if mlmodel.is_file():
         meta = yaml.safe_load(mlmodel.read_text()) or {}
-        return ResolvedModel(uri, folder / "artifacts" / BUNDLE_ARTIFACT, meta.get("model_name"), None, meta.get("run_id"))
+        return ResolvedModel(
+            uri, folder / "artifacts" / BUNDLE_ARTIFACT, meta.get("model_name"), None, meta.get("run_id")
+        )
     return ResolvedModel(uri, folder, None, None, None)
 
 

@@ -70,7 +70,8 @@ def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -
     if truth is not None:
         oof = oof.join(
             truth.select("patient_id", "landmark_date", pl.col("true_risk_30d").alias("risk_oracle")),
-            on=["patient_id", "landmark_date"], how="left",
+            on=["patient_id", "landmark_date"],
+            how="left",
         )
         oracle = "risk_oracle"
     table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle)
@@ -89,7 +90,10 @@ def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -
             params=config_as_params(config),
             tags=_tags(simulation, paths, spec),
             metrics=mlflow_metrics(table, counts) | {"warnings": float(len(warnings))},
-            datasets=[tracking.DatasetInput(name, tables[name], str(path), io.file_sha256(path)) for name, path in paths.items()],
+            datasets=[
+                tracking.DatasetInput(name, tables[name], str(path), io.file_sha256(path))
+                for name, path in paths.items()
+            ],
             artifact_dir=work / "artifacts",
             bundle_dir=work / "bundle",
             input_example=example,
@@ -154,7 +158,12 @@ def _write_artifacts(out: Path, landmarks, oof, table, counts, fits, rows, spec,
     for phase, fit in fits.items():
         part = oof.filter(pl.col("phase") == phase)
         if part.height:
-            fig = calibration_figure(part["label"].to_numpy(), part["risk"].to_numpy(), part["ipcw_weight"].to_numpy(), title=f"Calibration: {phase}")
+            fig = calibration_figure(
+                part["label"].to_numpy(),
+                part["risk"].to_numpy(),
+                part["ipcw_weight"].to_numpy(),
+                title=f"Calibration: {phase}",
+            )
             fig.savefig(out / f"calibration_{phase}.png", dpi=100, bbox_inches="tight")
         if fit.booster is None:
             continue
@@ -179,8 +188,10 @@ def _shap_sample(landmarks, phase_rows: pl.DataFrame, fit: PhaseFit, spec: Featu
     X = part.select(spec.feature_names).to_numpy().astype(np.float64)
     values, base = contributions(fit.booster, X)
     shap = pl.DataFrame(values, schema=[f"shap__{n}" for n in spec.feature_names])
-    return part.select(pl.lit(fit.phase).alias("phase"), *spec.feature_names).hstack(shap).with_columns(
-        pl.Series("shap_base", base)
+    return (
+        part.select(pl.lit(fit.phase).alias("phase"), *spec.feature_names)
+        .hstack(shap)
+        .with_columns(pl.Series("shap_base", base))
     )
 
 
@@ -231,7 +242,10 @@ def _tags(simulation, paths, spec: FeatureSpec) -> dict[str, str]:
 def _git_commit() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -240,15 +254,20 @@ def _git_commit() -> str:
 
 def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     """Three rows of the REST input: patient_id, day and every feature column."""
-    return landmarks.head(3).select(
-        pl.col("patient_id"), pl.col("day"), *[pl.col(n).cast(pl.Float64) for n in spec.feature_names]
-    ).with_columns(pl.lit("example").alias("patient_id"))
+    return (
+        landmarks.head(3)
+        .select(pl.col("patient_id"), pl.col("day"), *[pl.col(n).cast(pl.Float64) for n in spec.feature_names])
+        .with_columns(pl.lit("example").alias("patient_id"))
+    )
 
 
 def _example_output(bundle: ModelBundle, spec: FeatureSpec, example: pl.DataFrame, config: Config) -> pl.DataFrame:
     frame = example.with_columns(phase_expr(pl.col("day"), config.phases).alias("phase"))
     scores, _ = explain_scores(
-        bundle, frame, config.scoring.reasons, config.scoring.risk_bands,
+        bundle,
+        frame,
+        config.scoring.reasons,
+        config.scoring.risk_bands,
         lambda name, value, row: describe(name, value, spec=spec, row=row),
     )
     return frame.select("patient_id", "day", "phase").hstack(scores)

@@ -129,7 +129,8 @@ def _performance(context: Mapping, phases: Sequence[str]) -> list[dict]:
     calibration = context.get("calibration") or {}
     curves = context.get("decision_curves") or {}
     out = []
-    extra = [p for p in (metrics["phase"].unique(maintain_order=True).to_list() if metrics is not None else []) if p not in phases]
+    in_metrics = metrics["phase"].unique(maintain_order=True).to_list() if metrics is not None else []
+    extra = [p for p in in_metrics if p not in phases]
     for phase in [*phases, *extra]:  # e.g. "pooled" after the phases
         view = {"phase": phase, "table": None, "calibration": None, "decision": None}
         if metrics is not None and phase in metrics["phase"].to_list():

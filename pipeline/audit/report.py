@@ -46,9 +46,11 @@ EXPLANATION_SCALE = (
     "monotone, so it never reverses a reason's direction."
 )
 LIMITATIONS = [
-    "Validated internally only (patient-grouped cross-validation); external validation in each clinic's population is needed before use.",
+    "Validated internally only (patient-grouped cross-validation); external validation in each "
+    "clinic's population is needed before use.",
     "Landmark rows of one patient are correlated; confidence intervals resample patients to account for it.",
-    "Drop-out is handled by inverse probability of censoring weights, which assume censoring is explained by time alone.",
+    "Drop-out is handled by inverse probability of censoring weights, which assume censoring "
+    "is explained by time alone.",
     "Small subgroups are marked 'too small to judge' rather than reported as equitable.",
     "Feature groups absent from the training data cannot inform scores even when a clinic records them later.",
 ]
@@ -87,7 +89,9 @@ def audit(
         log_run = model.resolved.run_id
         if scores is not None:
             manifest = io.read_json(manifest_path(scores))
-            context |= _scoring_context(config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top_patients)
+            context |= _scoring_context(
+                config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top_patients
+            )
             log_run = manifest.get("scoring_run_id") or log_run
         html = render_report(context)
         if find_external_references(html):
@@ -109,14 +113,19 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
         "run_id": r.run_id,
         "intended_use": INTENDED_USE,
         "intended_users": INTENDED_USERS,
-        "features": [{"name": n, "group": i.group, "unit": i.unit, "description": i.description} for n, i in registry.items()],
+        "features": [
+            {"name": n, "group": i.group, "unit": i.unit, "description": i.description} for n, i in registry.items()
+        ],
         "missing_data": MISSING_DATA,
-        "calibration": f"{card['calibration']} regression fitted on out-of-fold predictions; evaluation uses cross-fitted calibration",
+        "calibration": f"{card['calibration']} regression fitted on out-of-fold predictions; "
+        "evaluation uses cross-fitted calibration",
         "explanation_scale": EXPLANATION_SCALE,
         "limitations": LIMITATIONS,
-        "outcome": f"Relapse on one of days t+1..t+{card['horizon_days']} after a landmark day t, among patients at risk at t.",
+        "outcome": f"Relapse on one of days t+1..t+{card['horizon_days']} after a landmark day t, "
+        "among patients at risk at t.",
         "validation": "Patient-grouped K-fold cross-validation; 95% CIs from a patient-level bootstrap.",
-        "model_type": "One XGBoost classifier per recovery phase (shallow, regularised trees), calibrated; baseline: penalised logistic regression on the same features.",
+        "model_type": "One XGBoost classifier per recovery phase (shallow, regularised trees), calibrated; "
+        "baseline: penalised logistic regression on the same features.",
     }
     phase_order = [p["name"] for p in card["phases"]]
     parts = {ph: oof.filter(pl.col("phase") == ph) for ph in phase_order} | {"pooled": oof}
@@ -154,7 +163,9 @@ def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:
     }
 
 
-def _scoring_context(config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top) -> dict[str, Any]:
+def _scoring_context(
+    config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top
+) -> dict[str, Any]:
     as_of = date.fromisoformat(manifest["as_of"])
     scored = io.read_frame(scores)
     validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid="quarantine")
@@ -176,7 +187,9 @@ def _scoring_context(config, model, run_dir, scores, manifest, data_dir, patient
         "drift": drift_table(profile, features),
         "out_of_range": out_of_range(features),
         "patients": [_patient(batch, pid, show(pid), model.bundle.feature_names) for pid in chosen],
-        "id_note": "patient identifiers in clear (--include-ids)" if include_ids else f"keyed hash (HMAC-SHA256, {key.label})",
+        "id_note": "patient identifiers in clear (--include-ids)"
+        if include_ids
+        else f"keyed hash (HMAC-SHA256, {key.label})",
     }
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 
-from pipeline.cli import audit  # noqa: F401  (registers commands)
-from pipeline.cli import features  # noqa: F401
-from pipeline.cli import promote  # noqa: F401
-from pipeline.cli import score  # noqa: F401
-from pipeline.cli import simulate  # noqa: F401
-from pipeline.cli import train  # noqa: F401
-from pipeline.cli import validate  # noqa: F401
+from pipeline.cli import (
+    audit,  # noqa: F401  (registers commands)
+    features,  # noqa: F401
+    promote,  # noqa: F401
+    score,  # noqa: F401
+    simulate,  # noqa: F401
+    train,  # noqa: F401
+    validate,  # noqa: F401
+)
 from pipeline.cli.app import app
 
 

@@ -17,11 +17,15 @@ def audit(
     model: str = typer.Option("models:/relapse-risk@champion", "--model", help="MLflow model URI."),
     scores: Path | None = typer.Option(None, "--scores", help="A scores file from `relapse score` (needs --data)."),
     data: Path | None = typer.Option(None, "--data", help="The scored cohort's data folder."),
-    patient: list[str] = typer.Option([], "--patient", help="Patient to give a page (repeatable); default: the ten highest risks."),
-    include_ids: bool = typer.Option(False, "--include-ids", help="Show patient identifiers in clear instead of keyed hashes."),
+    patient: list[str] = typer.Option(
+        [], "--patient", help="Patient to give a page (repeatable); default: the ten highest risks."
+    ),
+    include_ids: bool = typer.Option(
+        False, "--include-ids", help="Show patient identifiers in clear instead of keyed hashes."
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
-    """Model card, TRIPOD+AI checklist, performance, subgroups, explanations and, with scores, drift and patient pages."""
+    """Model card, TRIPOD+AI, performance, subgroups, explanations; with scores, drift and patient pages."""
     from pipeline.audit.report import audit as run_audit
 
     try:

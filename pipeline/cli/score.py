@@ -31,10 +31,20 @@ def score(
     data: Path = typer.Option(..., "--data", help="Folder with the contract tables (patients required)."),
     as_of: str = typer.Option(..., "--as-of", help="Score date, YYYY-MM-DD: only records on or before it are used."),
     out: Path = typer.Option(..., "--out", help="Output file, .parquet or .csv (written atomically)."),
-    model: str = typer.Option("models:/relapse-risk@champion", "--model", help="MLflow model URI or a local model folder."),
-    reasons: int | None = typer.Option(None, "--reasons", min=0, help="Reasons per patient (default: config scoring.reasons)."),
-    on_invalid: OnInvalid = typer.Option(OnInvalid.fail, "--on-invalid", help="fail: stop on any contract error; quarantine: set bad rows aside in FILE.rejects.parquet."),
-    shap_out: Path | None = typer.Option(None, "--shap-out", help="Also write every SHAP value per patient (wide form)."),
+    model: str = typer.Option(
+        "models:/relapse-risk@champion", "--model", help="MLflow model URI or a local model folder."
+    ),
+    reasons: int | None = typer.Option(
+        None, "--reasons", min=0, help="Reasons per patient (default: config scoring.reasons)."
+    ),
+    on_invalid: OnInvalid = typer.Option(
+        OnInvalid.fail,
+        "--on-invalid",
+        help="fail: stop on any contract error; quarantine: set bad rows aside in FILE.rejects.parquet.",
+    ),
+    shap_out: Path | None = typer.Option(
+        None, "--shap-out", help="Also write every SHAP value per patient (wide form)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
     """Write calibrated 30-day relapse risk, risk band and plain-language reasons per patient."""
@@ -50,7 +60,14 @@ def score(
         with Progress(console=out_console, transient=True, disable=not out_console.is_terminal) as bar:
             task = bar.add_task("scoring patient batches", total=None)
             summary = run_scoring(
-                data, when, model, out, cfg, n_reasons=reasons, on_invalid=on_invalid.value, shap_out=shap_out,
+                data,
+                when,
+                model,
+                out,
+                cfg,
+                n_reasons=reasons,
+                on_invalid=on_invalid.value,
+                shap_out=shap_out,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except (ContractViolation, ValueError) as exc:
@@ -61,8 +78,10 @@ def score(
         raise
     m = summary.manifest
     excluded = ", ".join(f"{k}: {v}" for k, v in m["patients"]["excluded"].items())
-    out_console.print(f"scored {m['patients']['scored']} of {m['patients']['in_input']} patients as of {m['as_of']} "
-                      f"with {m['model']['name']} version {m['model']['version']}")
+    out_console.print(
+        f"scored {m['patients']['scored']} of {m['patients']['in_input']} patients as of {m['as_of']} "
+        f"with {m['model']['name']} version {m['model']['version']}"
+    )
     out_console.print(f"not scored: {excluded}; rejected patients: {m['patients']['rejected']}")
     if m["synthetic"]:
         out_console.print("[bold]Model trained on SIMULATED data: for demonstration and testing only.[/]")

@@ -34,7 +34,9 @@ def train(
     _print_metrics(out, summary.metrics)
     if summary.synthetic:
         out.print("[bold]Trained on SIMULATED data: for demonstration and testing only.[/]")
-    out.print(f"run {summary.run_id}; registered {cfg.mlflow.registered_model} version {summary.version} (alias challenger)")
+    out.print(
+        f"run {summary.run_id}; registered {cfg.mlflow.registered_model} version {summary.version} (alias challenger)"
+    )
 
 
 def _print_metrics(out, metrics) -> None:

@@ -36,7 +36,9 @@ class Workspace:
     tracking_uri: str
 
     def run(self, *args: str, expect: int = 0):
-        result = CliRunner().invoke(app, [*args, "--config", str(self.config)] if args[0] not in ("simulate", "validate") else list(args))
+        result = CliRunner().invoke(
+            app, [*args, "--config", str(self.config)] if args[0] not in ("simulate", "validate") else list(args)
+        )
         assert result.exit_code == expect, result.output + repr(result.exception)
         return result
 
@@ -67,8 +69,19 @@ def trained(workspace):
 def scored(trained, workspace):
     out = workspace.root / "scores.parquet"
     shap = workspace.root / "shap.parquet"
-    result = workspace.run("score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out),
-                           "--shap-out", str(shap), "--reasons", "3")
+    result = workspace.run(
+        "score",
+        "--data",
+        str(workspace.data),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
+        "--shap-out",
+        str(shap),
+        "--reasons",
+        "3",
+    )
     return out, shap, result
 
 

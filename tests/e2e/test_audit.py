@@ -48,7 +48,11 @@ def test_subgroup_counts_add_up_to_each_phase(report, workspace, tmp_path):
     client = MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
     run_id = client.get_model_version_by_alias("relapse-risk", "champion").run_id
     mlflow.set_tracking_uri(workspace.tracking_uri)
-    oof = pl.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="oof_predictions.parquet", dst_path=str(tmp_path)))
+    oof = pl.read_parquet(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="oof_predictions.parquet", dst_path=str(tmp_path)
+        )
+    )
     from pipeline.audit.analysis import subgroup_table
 
     table = subgroup_table(oof)
@@ -80,7 +84,18 @@ def test_named_patients_in_clear_with_include_ids(scored, workspace):
     out, _, _ = scored
     pid = pl.read_parquet(out)["patient_id"][0]
     path = workspace.root / "named.html"
-    workspace.run("audit", "--scores", str(out), "--data", str(workspace.data), "--out", str(path), "--patient", pid, "--include-ids")
+    workspace.run(
+        "audit",
+        "--scores",
+        str(out),
+        "--data",
+        str(workspace.data),
+        "--out",
+        str(path),
+        "--patient",
+        pid,
+        "--include-ids",
+    )
     assert pid in path.read_text()
     failed = workspace.run("audit", "--scores", str(out), "--out", str(path), expect=2)
     assert "--data" in failed.output

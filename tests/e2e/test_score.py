@@ -30,7 +30,13 @@ def test_scores_have_the_documented_columns_bands_and_identity(scored):
     assert scores.columns[:4] == ["patient_id", "as_of", "day", "phase"]
     assert scores.columns[-3:] == ["model_name", "model_version", "run_id"]
     for i in (1, 2, 3):
-        assert {f"reason_{i}", f"reason_{i}_feature", f"reason_{i}_value", f"reason_{i}_shap", f"reason_{i}_effect"} <= set(scores.columns)
+        assert {
+            f"reason_{i}",
+            f"reason_{i}_feature",
+            f"reason_{i}_value",
+            f"reason_{i}_shap",
+            f"reason_{i}_effect",
+        } <= set(scores.columns)
     assert scores["risk_30d"].is_between(0, 1).all()
     expected = np.where(scores["risk_30d"] >= 0.25, "high", np.where(scores["risk_30d"] >= 0.10, "moderate", "low"))
     assert scores["risk_band"].to_list() == expected.tolist()
@@ -49,8 +55,11 @@ def test_exclusions_and_manifest_account_for_every_patient(scored, workspace):
     outcomes = pl.read_parquet(workspace.data / "outcomes.parquet")
     as_of = date.fromisoformat(AS_OF)
     not_yet = patients.filter(pl.col("intake_date") > as_of).height
-    relapsed = outcomes.join(patients, on="patient_id").filter(
-        (pl.col("relapse_date") <= as_of) & (pl.col("intake_date") <= as_of)).height
+    relapsed = (
+        outcomes.join(patients, on="patient_id")
+        .filter((pl.col("relapse_date") <= as_of) & (pl.col("intake_date") <= as_of))
+        .height
+    )
     assert m["patients"]["excluded"]["not_yet_in_treatment"] == not_yet
     assert m["patients"]["excluded"]["relapsed"] == relapsed
     assert m["patients"]["scored"] + sum(m["patients"]["excluded"].values()) == patients.height
@@ -80,10 +89,20 @@ def test_records_after_the_as_of_date_change_nothing(scored, workspace, tmp_path
     later = date.fromisoformat(AS_OF) + timedelta(days=3)
     admitted = pl.read_parquet(future / "patients.parquet").filter(pl.col("intake_date") <= later).select("patient_id")
     bdnf = pl.read_parquet(future / "bdnf.parquet")
-    extra = bdnf.group_by("patient_id").first().join(admitted, on="patient_id").with_columns(pl.lit(later).alias("sample_date"), pl.lit(1.5).alias("bdnf_ng_ml"))
+    extra = (
+        bdnf.group_by("patient_id")
+        .first()
+        .join(admitted, on="patient_id")
+        .with_columns(pl.lit(later).alias("sample_date"), pl.lit(1.5).alias("bdnf_ng_ml"))
+    )
     pl.concat([bdnf, extra.select(bdnf.columns)]).write_parquet(future / "bdnf.parquet")
     therapy = pl.read_parquet(future / "therapy_sessions.parquet")
-    missed = therapy.group_by("patient_id").first().join(admitted, on="patient_id").with_columns(pl.lit(later).alias("session_date"), pl.lit(False).alias("attended"))
+    missed = (
+        therapy.group_by("patient_id")
+        .first()
+        .join(admitted, on="patient_id")
+        .with_columns(pl.lit(later).alias("session_date"), pl.lit(False).alias("attended"))
+    )
     pl.concat([therapy, missed.select(therapy.columns)]).write_parquet(future / "therapy_sessions.parquet")
     again = tmp_path / "again.parquet"
     workspace.run("score", "--data", str(future), "--as-of", AS_OF, "--out", str(again), "--reasons", "3")
@@ -94,9 +113,13 @@ def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, wo
     bad = tmp_path / "bad"
     shutil.copytree(workspace.data, bad)
     patients = pl.read_parquet(bad / "patients.parquet")
-    patients.with_columns(pl.when(pl.int_range(pl.len()) < 2).then(150.0).otherwise(pl.col("age_at_intake")).alias("age_at_intake")).write_parquet(bad / "patients.parquet")
+    patients.with_columns(
+        pl.when(pl.int_range(pl.len()) < 2).then(150.0).otherwise(pl.col("age_at_intake")).alias("age_at_intake")
+    ).write_parquet(bad / "patients.parquet")
     bdnf = pl.read_parquet(bad / "bdnf.parquet")
-    bdnf.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(-2.0).otherwise(pl.col("bdnf_ng_ml")).alias("bdnf_ng_ml")).write_parquet(bad / "bdnf.parquet")
+    bdnf.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(-2.0).otherwise(pl.col("bdnf_ng_ml")).alias("bdnf_ng_ml")
+    ).write_parquet(bad / "bdnf.parquet")
     out = tmp_path / "scores.csv"
     failed = workspace.run("score", "--data", str(bad), "--as-of", AS_OF, "--out", str(out), expect=2)
     assert "patients.age_at_intake: 2 row(s)" in failed.output and "bdnf.bdnf_ng_ml: 1 row(s)" in failed.output
@@ -104,7 +127,9 @@ def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, wo
     workspace.run("score", "--data", str(bad), "--as-of", AS_OF, "--out", str(out), "--on-invalid", "quarantine")
     rejects = pl.read_parquet(tmp_path / "scores.csv.rejects.parquet")
     assert rejects.filter(pl.col("table") == "patients")["row"].to_list() == [1, 2]
-    assert rejects.filter(pl.col("table") == "bdnf").filter(pl.col("reason").str.contains("allowed range"))["row"].to_list() == [4]
+    assert rejects.filter(pl.col("table") == "bdnf").filter(pl.col("reason").str.contains("allowed range"))[
+        "row"
+    ].to_list() == [4]
     m = manifest_of(out)
     for table, entry in m["inputs"].items():
         assert entry["rows_used"] + entry["rows_rejected"] == entry["rows"], table
@@ -133,7 +158,9 @@ def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, mo
 
     from pipeline.cli import app
 
-    result = CliRunner().invoke(app, ["score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out), "--config", str(cfg)])
+    result = CliRunner().invoke(
+        app, ["score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out), "--config", str(cfg)]
+    )
     assert result.exit_code != 0 and len(calls) == 2
     assert list(tmp_path.iterdir()) == [cfg]
 
@@ -154,13 +181,29 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
     bin_dir = str(Path(bin_path("mlflow")).parent)  # the server starts uvicorn from the same venv
     env = {**os.environ, "MLFLOW_TRACKING_URI": workspace.tracking_uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     server = subprocess.Popen(
-        [bin_path("mlflow"), "models", "serve", "-m", "models:/relapse-risk@champion", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workspace.root,
+        [
+            bin_path("mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/relapse-risk@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=workspace.root,
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", server)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = pl.DataFrame(json.loads(response.read())["predictions"])
     finally:

@@ -15,8 +15,15 @@ from tests.e2e.conftest import Workspace, bin_path, free_port, wait_for_http, wr
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 ARTIFACTS = {
-    "metrics.csv", "phase_counts.csv", "feature_registry.json", "training_profile.json", "model_card.json",
-    "oof_predictions.parquet", "shap_sample.parquet", "calibration_acute.png", "shap_summary_acute.png",
+    "metrics.csv",
+    "phase_counts.csv",
+    "feature_registry.json",
+    "training_profile.json",
+    "model_card.json",
+    "oof_predictions.parquet",
+    "shap_sample.parquet",
+    "calibration_acute.png",
+    "shap_summary_acute.png",
 }
 
 
@@ -44,15 +51,26 @@ def test_training_run_has_params_tags_datasets_metrics_artifacts_and_version(tra
     assert {"patients", "outcomes", "bdnf", "hrv", "rr_intervals", "therapy_sessions", "assessments"} == names
     metrics = run.data.metrics
     for phase in ("acute", "early", "consolidation"):
-        for name in (f"auroc_{phase}", f"auroc_{phase}_lo", f"auroc_{phase}_hi", f"brier_{phase}",
-                     f"calibration_slope_{phase}", f"ece_{phase}", f"logistic_auroc_{phase}",
-                     f"oracle_auroc_{phase}", f"n_events_{phase}", f"epv_{phase}"):
+        for name in (
+            f"auroc_{phase}",
+            f"auroc_{phase}_lo",
+            f"auroc_{phase}_hi",
+            f"brier_{phase}",
+            f"calibration_slope_{phase}",
+            f"ece_{phase}",
+            f"logistic_auroc_{phase}",
+            f"oracle_auroc_{phase}",
+            f"n_events_{phase}",
+            f"epv_{phase}",
+        ):
             assert name in metrics, name
         assert metrics[f"auroc_{phase}_lo"] <= metrics[f"auroc_{phase}"] <= metrics[f"auroc_{phase}_hi"]
     assert 0.5 < metrics["auroc_pooled"] < 1
     logged = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert ARTIFACTS <= logged
-    table = pl.read_csv(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="metrics.csv", dst_path=str(tmp_path)))
+    table = pl.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="metrics.csv", dst_path=str(tmp_path))
+    )
     row = table.filter((pl.col("phase") == "pooled") & (pl.col("model") == "xgboost") & (pl.col("metric") == "auroc"))
     assert row["estimate"].item() == pytest.approx(metrics["auroc_pooled"])
     assert "low events per predictor" in trained.output or "EPV" in trained.output
@@ -95,7 +113,9 @@ def test_promote_refuses_a_worse_version_unless_forced(workspace, tmp_path):
     fallback = Workspace(tmp_path, workspace.data, write_config(tmp_path / "fallback.yaml", uri, rates_only), uri)
     fallback.run("train", "--data", str(workspace.data))
     c = client(uri)
-    auroc = {v: c.get_run(c.get_model_version("relapse-risk", v).run_id).data.metrics["auroc_pooled"] for v in ("1", "2")}
+    auroc = {
+        v: c.get_run(c.get_model_version("relapse-risk", v).run_id).data.metrics["auroc_pooled"] for v in ("1", "2")
+    }
     assert auroc["1"] != auroc["2"]
     better, worse = sorted(auroc, key=auroc.get, reverse=True)
     full.run("promote", "--version", better)
@@ -120,9 +140,23 @@ def test_a_300_patient_cohort_trains_and_warns_about_events_per_predictor(worksp
 def test_training_against_a_real_mlflow_server(workspace, tmp_path):
     port = free_port()
     server = subprocess.Popen(
-        [bin_path("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+        [
+            bin_path("mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
     )
     try:
         uri = f"http://127.0.0.1:{port}"

@@ -1,6 +1,6 @@
 """Data tests for the contract: every rule rejects what it should, names table, column and rows."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -13,7 +13,7 @@ def with_rows(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def tables() -> dict[str, pl.DataFrame]:
-    utc = timezone.utc
+    utc = UTC
     raw = {
         "patients": pl.DataFrame(
             {
@@ -156,7 +156,12 @@ def test_orphan_child_rows():
 
 @pytest.mark.parametrize(
     ("table", "column"),
-    [("bdnf", "sample_date"), ("therapy_sessions", "session_date"), ("assessments", "assessed_on"), ("outcomes", "last_followup_date")],
+    [
+        ("bdnf", "sample_date"),
+        ("therapy_sessions", "session_date"),
+        ("assessments", "assessed_on"),
+        ("outcomes", "last_followup_date"),
+    ],
 )
 def test_dates_before_intake(table, column):
     raw = tables()
@@ -168,7 +173,7 @@ def test_dates_before_intake(table, column):
 
 def test_recordings_before_intake_use_their_utc_date():
     raw = tables()
-    raw["hrv"] = raw["hrv"].with_columns(recorded_at=pl.lit(datetime(2024, 1, 31, 23, 0, tzinfo=timezone.utc)))
+    raw["hrv"] = raw["hrv"].with_columns(recorded_at=pl.lit(datetime(2024, 1, 31, 23, 0, tzinfo=UTC)))
     only_problem(validate(raw), "hrv", "recorded_at", [1], "before the patient's intake_date")
 
 
