@@ -30,7 +30,7 @@ demo: $(STAMP) ## Simulate a cohort, train, promote, score it and write the audi
 	@DEMO_DIR=$(DEMO_DIR) DEMO_PATIENTS=$(DEMO_PATIENTS) VENV=$(VENV) bash scripts/demo.sh
 
 test: $(STAMP) ## Run the whole test suite (unit and slow end-to-end tests)
-	$(VENV)/bin/pytest -n 2 -q
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
 
 test-fast: $(STAMP) ## Run only the fast unit tests (skips tests marked slow)
 	$(VENV)/bin/pytest -n 2 -q -m "not slow"
