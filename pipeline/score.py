@@ -25,7 +25,7 @@ from models.bundle import ModelBundle
 from models.scoring import explain_scores
 from pipeline import io, tracking
 from pipeline.config import Config, FeaturesConfig, Phase
-from pipeline.contract import ContractViolation, Problem, validate
+from pipeline.contract import ContractViolation, Problem, Validated, validate
 
 KEYS = ("patient_id", "as_of", "day", "phase")
 IDENTITY = ("model_name", "model_version", "run_id")
@@ -189,8 +189,6 @@ def _merge(problems: list[Problem]) -> list[Problem]:
 
 
 def _rejects(problems: list[Problem]) -> pl.DataFrame:
-    from pipeline.contract import Validated
-
     return Validated({}, _merge(problems)).rejects().sort("table", "row")
 
 

@@ -143,8 +143,21 @@ class ResolvedModel:
     run_id: str | None
 
 
+class ModelNotFound(ValueError):
+    """A model URI that names no model this store can give."""
+
+
 def resolve_model(cfg: MlflowConfig, uri: str, dst: Path | None = None) -> ResolvedModel:
     """Download (or find) the bundle behind any MLflow model URI or a local model folder."""
+    try:
+        return _resolve(cfg, uri, dst)
+    except ModelNotFound:
+        raise
+    except Exception as exc:  # noqa: BLE001  (MLflow raises many types: unknown alias, no server, bad URI)
+        raise ModelNotFound(f"cannot load model '{uri}' from {tracking_uri(cfg)}: {exc}") from None
+
+
+def _resolve(cfg: MlflowConfig, uri: str, dst: Path | None) -> ResolvedModel:
     local = Path(uri)
     if local.exists():
         return _resolve_local(uri, local)

@@ -70,12 +70,8 @@ def score(
                 shap_out=shap_out,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-    except (ContractViolation, ValueError) as exc:
+    except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001  (model resolution: unknown alias, unreachable server)
-        if type(exc).__module__.startswith(("mlflow", "models.bundle")):
-            raise fail(f"cannot load model '{model}': {exc}") from None
-        raise
     m = summary.manifest
     excluded = ", ".join(f"{k}: {v}" for k, v in m["patients"]["excluded"].items())
     out_console.print(
