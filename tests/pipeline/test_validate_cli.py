@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import polars as pl
