@@ -42,18 +42,32 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
-def read_raw_tables(data_dir: Path, tables: Iterable[str] = TABLES) -> tuple[dict[str, pl.DataFrame], dict[str, Path]]:
-    """Read every contract table present in `data_dir`; unreadable files are all reported."""
+def table_files(data_dir: Path) -> dict[str, Path]:
+    """The file of every contract table present in `data_dir`."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ContractViolation([Problem("(data)", "", f"data folder not found: {data_dir}", fatal=True)])
-    raw, paths, problems = {}, {}, []
-    for table in tables:
+    paths, problems = {}, []
+    for table in TABLES:
         try:
             path = find_table_file(data_dir, table)
-            if path is not None:
-                raw[table] = read_raw_table(path, table)
-                paths[table] = path
+        except ContractViolation as exc:
+            problems += exc.problems
+            continue
+        if path is not None:
+            paths[table] = path
+    if problems:
+        raise ContractViolation(problems)
+    return paths
+
+
+def read_raw_tables(data_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path]]:
+    """Read every contract table present in `data_dir`; unreadable files are all reported."""
+    paths = table_files(data_dir)
+    raw, problems = {}, []
+    for table, path in paths.items():
+        try:
+            raw[table] = read_raw_table(path, table)
         except ContractViolation as exc:
             problems += exc.problems
     if problems:
@@ -122,23 +136,16 @@ BATCH = "_batch"
 
 def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> PatientBatches:
     """Stream every table present into `workdir`, partitioned into patient batches."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise ContractViolation([Problem("(data)", "", f"data folder not found: {data_dir}", fatal=True)])
-    scans, paths, problems = {}, {}, []
-    for table in TABLES:
+    paths = table_files(data_dir)
+    scans, problems = {}, []
+    for table, path in paths.items():
         try:
-            path = find_table_file(data_dir, table)
-            if path is None:
-                continue
             scan = pl.scan_csv(path, infer_schema=False) if path.suffix == ".csv" else pl.scan_parquet(path)
             scan.collect_schema()
-            scans[table], paths[table] = scan, path
-        except ContractViolation as exc:
-            problems += exc.problems
+            scans[table] = scan
         except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
             problems.append(Problem(table, "", f"{path.name} cannot be read: {exc}", fatal=True))
-    if "patients" not in scans and not problems:
+    if "patients" not in paths:
         problems.append(Problem("patients", "", "required table is missing", fatal=True))
     counts = {}
     for table, scan in scans.items():
