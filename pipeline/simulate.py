@@ -10,17 +10,20 @@ The model (DESIGN.md §1), as a daily relapse hazard over days since intake (day
 
 - phase: acute (0-13) highest, then early (14-89), consolidation (90-364), maintenance
   (365-729) falling;
-- static: young age (adolescents extra), female sex, polysubstance use, deprivation, prior
+- static: young age in bands (under 18 and 18-24 far higher, a step down at 25, little change
+  past 30), female sex, polysubstance use, deprivation, prior
   treatments, trauma history, unstable housing / homelessness; their log-HRs are scaled up in
   the later phases (x1.25, x1.5), when circumstances outweigh withdrawal;
 - latent neuroplasticity (BDNF measures it, lognormally): an AR(1) state recovering with
-  abstinence time and attended core therapy; low *and* falling (below its own 30-day average)
-  raise the hazard;
+  abstinence time and attended core therapy; low (mainly below a threshold: a hinge) *and*
+  falling (below its own 30-day average) raise the hazard;
 - latent stress (HRV measures it: low RMSSD, high heart rate; PHQ9, GAD7 and craving rise with
-  it): high at withdrawal, lowered lastingly by attended MBI sessions;
+  it): high at withdrawal, lowered lastingly by attended MBI sessions; harmful mainly above a
+  threshold (a hinge);
 - therapy exposure (attended sessions per week, averaged over ~3 weeks): CBT protective with a
   phase-dependent effect (strongest early), support modalities slightly, missed sessions harmful
-  (and they also raise drop-out);
+  (and they also raise drop-out), and a run of consecutive missed sessions (a burst) more so for
+  three weeks after the last one;
 - interactions a linear model cannot express: EMDR protects only patients with a trauma history
   and only from day 14 (stabilised); low neuroplasticity harms only polysubstance users, below a
   threshold.

@@ -135,8 +135,7 @@ def draw_covariates(rng: np.random.Generator, c: CohortConfig, n: int) -> Covari
 
 def _relapse_static(r: RelapseHazardConfig, x: Covariates) -> np.ndarray:
     return (
-        r.young_per_decade_under_30 * np.clip((30 - x.age) / 10, *r.young_clip)
-        + r.adolescent * (x.age < 18)
+        np.asarray(r.age_band_log_hr)[np.searchsorted(r.age_band_edges, x.age, side="right")]
         + r.female * x.female
         + r.polysubstance * x.polysubstance
         + r.deprivation_most_vs_middle * x.deprived

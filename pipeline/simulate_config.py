@@ -7,6 +7,7 @@ it types and rejects unknown keys, so a typo cannot silently fall back to a defa
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,8 @@ class CohortConfig(_Strict):
 
 
 class RelapseHazardConfig(_Strict):
-    young_per_decade_under_30: float
-    young_clip: tuple[float, float]
-    adolescent: float
+    age_band_edges: list[float]
+    age_band_log_hr: list[float]
     female: float
     polysubstance: float
     deprivation_most_vs_middle: float
@@ -111,14 +111,29 @@ class RelapseHazardConfig(_Strict):
     housing_unstable: float
     housing_homeless: float
     neuroplasticity: float
+    neuroplasticity_low: float
+    neuroplasticity_low_threshold: float
     neuroplasticity_falling: float
     stress: float
+    stress_high: float
+    stress_high_threshold: float
     emdr_trauma_after_acute: float
     emdr_from_day: int = Field(ge=0)
     support_therapy: float
     missed_sessions: float
+    missed_burst: float
+    missed_burst_sessions: int = Field(ge=1)
+    missed_burst_days: int = Field(ge=1)
     low_bdnf_polysubstance: float
     low_bdnf_threshold: float
+
+    @model_validator(mode="after")
+    def _age_bands(self) -> RelapseHazardConfig:
+        if len(self.age_band_log_hr) != len(self.age_band_edges) + 1:
+            raise ValueError("age_band_log_hr needs one value per band: len(age_band_edges) + 1")
+        if any(b <= a for a, b in pairwise(self.age_band_edges)):
+            raise ValueError("age_band_edges must be strictly increasing")
+        return self
 
 
 class DropoutConfig(_Strict):

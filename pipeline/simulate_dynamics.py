@@ -90,6 +90,8 @@ def simulate_paths(
     dropout_day = np.full(n, NEVER, np.int32)
     exposure = {k: np.zeros(n) for k in ("cbt", "emdr", "support", "missed")}
     cum_core, cum_mbi = np.zeros(n), np.zeros(n)
+    missed_streak = np.zeros(n, np.int32)  # consecutive missed sessions, reset by any attended one
+    last_missed = np.full(n, -NEVER // 2, np.int64)  # day of the latest missed session
     emdr_coef = r.emdr_trauma_after_acute * pat.trauma
     poly_coef = r.low_bdnf_polysubstance * pat.polysubstance
     decay, weight = np.exp(-1 / t.exposure_days), 7 / t.exposure_days
@@ -119,6 +121,7 @@ def simulate_paths(
             )
             stress += k_s * (s_target - stress) + s.daily_noise_sd * noise[1]
 
+            in_burst = (missed_streak >= r.missed_burst_sessions) & (d - last_missed <= r.missed_burst_days)
             log_h = (
                 table["static_scale"][d] * pat.relapse_static
                 + table["log_relapse"][d]
@@ -126,9 +129,12 @@ def simulate_paths(
                 - table["emdr_on"][d] * emdr_coef * exposure["emdr"]
                 - r.support_therapy * exposure["support"]
                 + r.missed_sessions * exposure["missed"]
+                + r.missed_burst * in_burst
                 - r.neuroplasticity * plasticity
+                + r.neuroplasticity_low * np.maximum(r.neuroplasticity_low_threshold - plasticity, 0)
                 + r.neuroplasticity_falling * np.maximum(plasticity_avg - plasticity, 0)
                 + r.stress * stress
+                + r.stress_high * np.maximum(stress - r.stress_high_threshold, 0)
                 + poly_coef * np.maximum(r.low_bdnf_threshold - plasticity, 0)
             )
             cum_hazard += np.exp(log_h)
@@ -155,6 +161,10 @@ def simulate_paths(
             np.add.at(exposure["emdr"], who[went & (mod == code["EMDR"])], weight)
             np.add.at(exposure["support"], who[went & is_support[mod]], weight)
             np.add.at(exposure["missed"], who[~went], weight)
+            went_today = np.bincount(who[went], minlength=n) > 0
+            missed_today = np.bincount(who[~went], minlength=n)
+            missed_streak = np.where(went_today, 0, missed_streak + missed_today)
+            last_missed[(missed_today > 0) & ~went_today] = d
             np.add.at(cum_core, who[went & is_core[mod]], 1.0)
             np.add.at(cum_mbi, who[went & (mod == code["MBI"])], 1.0)
         for key, schedule in measurements.items():

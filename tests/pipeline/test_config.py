@@ -18,9 +18,9 @@ def test_defaults_load_with_the_four_phases():
 
 
 def test_override_merges_deeply_and_keeps_siblings(tmp_path):
-    config = load_config(write(tmp_path, "model:\n  xgboost:\n    max_depth: 2\n"))
-    assert config.model.xgboost.max_depth == 2
-    assert config.model.xgboost.learning_rate == 0.05  # sibling default kept
+    config = load_config(write(tmp_path, "model:\n  xgboost:\n    max_depth: 4\n"))
+    assert config.model.xgboost.max_depth == 4
+    assert config.model.xgboost.learning_rate == 0.1  # sibling default kept
     assert config.model.n_folds == 5
 
 
@@ -63,5 +63,5 @@ def test_deep_merge_does_not_mutate_inputs():
 
 def test_params_are_flat_strings():
     params = config_as_params(load_config())
-    assert params["model.xgboost.max_depth"] == "3"
+    assert params["model.xgboost.max_depth"] == "2"
     assert params["phases.0.name"] == "acute"

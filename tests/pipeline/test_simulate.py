@@ -329,6 +329,41 @@ def test_emdr_helps_trauma_patients_after_the_acute_phase_more_than_others(cohor
     assert trauma_effect < -0.15 and trauma_effect < other_effect - 0.1, (trauma_effect, other_effect)
 
 
+def test_age_acts_in_bands_with_a_step_at_25(followed):
+    """18-24s relapse far more than 25-29s, while within each band age matters little."""
+    rate = lambda lo, hi: rate_per_1000_days(followed.filter(pl.col("age_at_intake").is_between(lo, hi, closed="left")))  # noqa: E731
+    step = rate(21, 25) / rate(25, 30)
+    within = rate(18, 21) / rate(21, 25)
+    assert step > 1.8 and within < 1.4 and step > within + 0.6, (step, within)
+
+
+def test_a_run_of_missed_sessions_raises_the_true_risk(cohort):
+    """Geometric-mean true risk at landmarks whose last two sessions (within 3 weeks) were both
+    missed, vs landmarks whose last session in that time was attended."""
+    sessions = (
+        with_day(cohort, "therapy_sessions", "session_date")
+        .group_by("patient_id", "day")
+        .agg(pl.col("attended").any())
+        .sort("patient_id", "day")
+        .with_columns(
+            run=(~pl.col("attended") & ~pl.col("attended").shift(1).over("patient_id").fill_null(True)),
+            session=pl.col("day"),
+        )
+    )
+    rows = cohort.truth["landmark_risk"].filter(pl.col("day") >= 14).sort("patient_id", "day")
+    last = rows.join_asof(
+        sessions.select("patient_id", "day", "session", "attended", "run"),
+        on="day",
+        by="patient_id",
+        strategy="backward",
+        tolerance=21,
+        check_sortedness=False,
+    ).filter(pl.col("session").is_not_null())
+    log_risk = last.group_by("run", "attended").agg(pl.col("true_risk_30d").log().mean(), pl.len())
+    value = {(r["run"], r["attended"]): r["true_risk_30d"] for r in log_risk.iter_rows(named=True)}
+    assert value[(True, False)] - value[(False, True)] > 0.5, value
+
+
 def test_wearables_have_gaps_and_raw_beats_fit_the_contract(cohort, config):
     n = cohort.tables["patients"].height
     hrv_ids = set(cohort.tables["hrv"]["patient_id"])
