@@ -43,7 +43,8 @@ class RelapseRiskModel(PythonModel):
         scoring = self.bundle.metadata["scoring"]
         scores, _ = explain_scores(self.bundle, frame, scoring["reasons"], scoring["risk_bands"], self.describe)
         keys = [c for c in ("patient_id", "day", "phase") if c in frame.columns]
-        return frame.select(keys).hstack(scores).to_pandas()
+        answer = frame.select(keys).hstack(scores).to_pandas()
+        return answer.astype(object).where(answer.notna(), None)  # missing reasons are JSON null, not "NaN"
 
 
 mlflow.models.set_model(RelapseRiskModel())

@@ -41,7 +41,7 @@ def test_training_run_has_params_tags_datasets_metrics_artifacts_and_version(tra
     c = client(workspace.tracking_uri)
     mv = c.get_model_version_by_alias("relapse-risk", "challenger")
     run = c.get_run(mv.run_id)
-    assert run.data.params["model.xgboost.max_depth"] == "3"
+    assert run.data.params["model.xgboost.max_depth"] == "2"
     assert run.data.params["model.n_folds"] == "3"
     tags = run.data.tags
     assert tags["synthetic_data"] == "true" and len(tags["git_commit"]) >= 7
