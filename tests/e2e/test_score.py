@@ -220,3 +220,28 @@ def _config(workspace):
     from pipeline.config import load_config
 
     return load_config(workspace.config)
+
+
+def test_removing_records_after_the_as_of_date_changes_nothing(scored, workspace, tmp_path):
+    out, _, _ = scored
+    past = tmp_path / "past"
+    shutil.copytree(workspace.data, past)
+    as_of = date.fromisoformat(AS_OF)
+    dated = {
+        "bdnf": "sample_date",
+        "hrv": "recorded_at",
+        "rr_intervals": "recorded_at",
+        "therapy_sessions": "session_date",
+        "assessments": "assessed_on",
+    }
+    removed = 0
+    for table, column in dated.items():
+        frame = pl.read_parquet(past / f"{table}.parquet")
+        day = pl.col(column).dt.date() if frame.schema[column] != pl.Date else pl.col(column)
+        kept = frame.filter(day <= as_of)
+        removed += frame.height - kept.height
+        kept.write_parquet(past / f"{table}.parquet")
+    assert removed > 0
+    again = tmp_path / "again.parquet"
+    workspace.run("score", "--data", str(past), "--as-of", AS_OF, "--out", str(again), "--reasons", "3")
+    assert pl.read_parquet(again).equals(pl.read_parquet(out))
