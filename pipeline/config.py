@@ -117,6 +117,22 @@ class MlflowConfig(_Strict):
     tracking_uri: str | None = None
 
 
+def check_phases(phases: list) -> int:
+    """Phases (anything with name, start_day, end_day) must be contiguous from day 0 with unique
+    names; returns the first day after the last phase."""
+    expected_start = 0
+    for phase in phases:
+        if phase.start_day != expected_start or phase.end_day < phase.start_day:
+            raise ValueError(
+                f"phases must be contiguous from day 0; '{phase.name}' starts on day "
+                f"{phase.start_day}, expected {expected_start}"
+            )
+        expected_start = phase.end_day + 1
+    if len({p.name for p in phases}) != len(phases):
+        raise ValueError("phase names must be unique")
+    return expected_start
+
+
 class Config(_Strict):
     phases: list[Phase]
     landmarks: LandmarkConfig
@@ -127,16 +143,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _phases_contiguous(self) -> Config:
-        expected_start = 0
-        for phase in self.phases:
-            if phase.start_day != expected_start or phase.end_day < phase.start_day:
-                raise ValueError(
-                    f"phases must be contiguous from day 0; '{phase.name}' starts on day "
-                    f"{phase.start_day}, expected {expected_start}"
-                )
-            expected_start = phase.end_day + 1
-        if len({p.name for p in self.phases}) != len(self.phases):
-            raise ValueError("phase names must be unique")
+        check_phases(self.phases)
         return self
 
     @property

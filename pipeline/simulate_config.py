@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import ConfigError, deep_merge
+from pipeline.config import ConfigError, check_phases, deep_merge
 from pipeline.contract import HOUSING, MODALITIES, SEXES
 
 MASKABLE = (
@@ -304,12 +304,7 @@ class SimulationConfig(_Strict):
 
     @model_validator(mode="after")
     def _phases_cover_followup(self) -> SimulationConfig:
-        start = 0
-        for phase in self.phases:
-            if phase.start_day != start or phase.end_day < phase.start_day:
-                raise ValueError(f"phases must be contiguous from day 0; '{phase.name}' starts on {phase.start_day}")
-            start = phase.end_day + 1
-        if start < self.cohort.max_followup_days:
+        if check_phases(self.phases) < self.cohort.max_followup_days:
             raise ValueError("phases must cover every day of cohort.max_followup_days")
         return self
 
