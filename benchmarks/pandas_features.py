@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from features.config import FeaturesConfig, LandmarkConfig, Phase
 from features.naming import level_columns
 from features.spec import FeatureSpec
-from pipeline.config import FeaturesConfig, LandmarkConfig, Phase
 
 HRV_COLUMNS = {"rmssd": "rmssd_ms", "sdnn": "sdnn_ms", "lf_hf": "lf_hf", "mean_hr": "mean_hr_bpm", "pnn50": "pnn50"}
 MODALITY_GROUP = {"CBT": "cbt", "MBI": "mbi", "EMDR": "emdr"}

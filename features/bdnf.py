@@ -25,7 +25,7 @@ from features.asof import (
     slope_per_30_days,
     total,
 )
-from pipeline.config import BdnfConfig
+from features.config import BdnfConfig
 
 FEATURES = (
     "bdnf_latest",

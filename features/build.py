@@ -16,14 +16,14 @@ import polars as pl
 from features.asof import DAY, PIDX, patient_index, with_record_day
 from features.assessments import add_assessment_features
 from features.bdnf import add_bdnf_features
+from features.config import FeaturesConfig, LandmarkConfig, Phase
 from features.demographic import demographic_features
 from features.hrv import add_hrv_features, hrv_recordings
 from features.landmarks import LANDMARK_KEYS, landmark_rows
 from features.spec import FeatureSpec, check_config
+from features.tables import SPECS
 from features.therapy import PHASE_START, add_therapy_features
 from features.time import days_since, last_day, phase_expr, phase_start_expr
-from pipeline.config import FeaturesConfig, LandmarkConfig, Phase
-from pipeline.contract import SPECS
 
 SCORING_KEYS = ("patient_id", "as_of", "day", "phase", "exclusion")
 EXCLUSIONS = ("not_yet_in_treatment", "relapsed", "past_last_phase")

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from features.config import DemographicConfig
 from features.naming import level_columns
-from pipeline.config import DemographicConfig
-from pipeline.contract import HOUSING, SEXES, SPECS
+from features.tables import HOUSING, SEXES, SPECS
 
 NUMERIC = ("age_at_intake", "deprivation_decile", "ketamine_years", "prior_treatments")
 FLAGS = ("polysubstance", "trauma_history")

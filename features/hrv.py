@@ -33,8 +33,8 @@ from features.asof import (
     safe_ratio,
     slope_per_30_days,
 )
+from features.config import HrvConfig
 from features.hrv_beats import artefact_mask, rr_recording_summaries
-from pipeline.config import HrvConfig
 
 # metric name in feature columns -> recording column
 METRICS: dict[str, str] = {

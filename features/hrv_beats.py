@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.config import HrvConfig
+from features.config import HrvConfig
 
 SUMMARY_COLUMNS = ("rmssd_ms", "sdnn_ms", "pnn50", "mean_hr_bpm")
 

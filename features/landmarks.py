@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import polars as pl
 
 from features.asof import DAY, PIDX
+from features.config import LandmarkConfig, Phase
 from features.time import date_plus_days, days_since, last_day, phase_expr
-from pipeline.config import LandmarkConfig, Phase
 
 LANDMARK_KEYS = ("patient_id", "landmark_date", "day", "phase", "label", "censored", "ipcw_weight")
 

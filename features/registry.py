@@ -33,7 +33,7 @@ from features.catalog import (
     therapy_entries,
 )
 from features.spec import FeatureSpec
-from pipeline.contract import HOUSING, SEXES
+from features.tables import HOUSING, SEXES
 
 
 def feature_registry(spec: FeatureSpec) -> dict[str, FeatureInfo]:

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from features import assessments, bdnf, demographic, hrv, therapy
-from pipeline.config import FeaturesConfig
+from features.config import FeaturesConfig
 
 GROUPS = ("demographic", "bdnf", "hrv", "therapy", "assessments")
 GROUP_TABLES: dict[str, tuple[str, ...]] = {

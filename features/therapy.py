@@ -29,7 +29,7 @@ from features.asof import (
     safe_ratio,
     total,
 )
-from pipeline.config import TherapyConfig
+from features.config import TherapyConfig
 
 MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
     "cbt": ("CBT",),

@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from pipeline.config import Phase
+from features.config import Phase
 
 
 def days_since(date_expr: pl.Expr, intake_expr: pl.Expr) -> pl.Expr:
@@ -36,7 +36,7 @@ def days_since(date_expr: pl.Expr, intake_expr: pl.Expr) -> pl.Expr:
 def phase_expr(day_expr: pl.Expr, phases: Sequence[Phase]) -> pl.Expr:
     """The name of the phase containing the day (String), null before day 0 or after the last.
 
-    >>> from pipeline.config import Phase
+    >>> from features.config import Phase
     >>> phases = [Phase(name="acute", start_day=0, end_day=13),
     ...           Phase(name="early", start_day=14, end_day=89)]
     >>> pl.select(phase_expr(pl.Series([-1, 0, 13, 14, 90]), phases).alias("p"))["p"].to_list()

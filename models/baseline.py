@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.config import LogisticParams
+from models.config import LogisticParams
 
 
 def make_logistic(params: LogisticParams, seed: int) -> Pipeline:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from xgboost import XGBClassifier
 
-from pipeline.config import XGBoostParams
+from models.config import XGBoostParams
 
 # One thread, fixed. XGBoost's floating-point sums depend on how rows are split across
 # threads, so a fixed count keeps a trained booster byte-identical on every machine. One rather

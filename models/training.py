@@ -21,12 +21,12 @@ import xgboost
 
 from models.baseline import make_logistic
 from models.calibration import Calibrator
+from models.config import ModelConfig
 from models.explain import margin
 from models.folds import grouped_folds, grouped_validation_split
 from models.link import sigmoid
 from models.metrics import counts, evaluate
 from models.phase_model import ConstantRisk, make_classifier
-from pipeline.config import ModelConfig
 
 Metric = tuple[float, float, float]
 

@@ -1,16 +1,22 @@
 """Typed configuration: `configs/default.yaml` deep-merged with a user's override file.
 
-Validated once at the CLI boundary; each stage receives only its own section.
-Unknown keys and wrong types are rejected with the key path and the file that set it.
+Each pure package owns the sections it consumes (`features.config`: phases, landmarks, feature
+groups; `models.config`: the model section); this module adds the stage sections (scoring,
+MLflow), composes them into `Config` and loads it. Validated once at the CLI boundary; each
+stage receives only its own section. Unknown keys and wrong types are rejected with the key
+path and the file that set it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+
+from features.config import FeaturesConfig, LandmarkConfig, Phase, Strict, check_phases
+from models.config import ModelConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -19,86 +25,7 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the key and the file."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Phase(_Strict):
-    name: str
-    start_day: int = Field(ge=0)
-    end_day: int = Field(ge=0)
-
-
-class LandmarkConfig(_Strict):
-    spacing_days: int = Field(gt=0)
-    horizon_days: int = Field(gt=0)
-
-
-class DemographicConfig(_Strict):
-    enabled: bool = True
-    extra: list[str] = []
-
-
-class BdnfConfig(_Strict):
-    enabled: bool = True
-    slope_window_days: int = Field(gt=0)
-
-
-class HrvConfig(_Strict):
-    enabled: bool = True
-    window_days: int = Field(gt=0)
-    baseline_days: int = Field(gt=0)
-    rr_min_ms: float = Field(gt=0)
-    rr_max_ms: float = Field(gt=0)
-    rr_max_change: float = Field(gt=0, lt=1)
-
-
-class TherapyConfig(_Strict):
-    enabled: bool = True
-    window_days: int = Field(gt=0)
-
-
-class AssessmentsConfig(_Strict):
-    enabled: bool = True
-
-
-class FeaturesConfig(_Strict):
-    demographic: DemographicConfig
-    bdnf: BdnfConfig
-    hrv: HrvConfig
-    therapy: TherapyConfig
-    assessments: AssessmentsConfig
-
-
-class XGBoostParams(_Strict):
-    n_estimators: int = Field(gt=0)
-    learning_rate: float = Field(gt=0, le=1)
-    max_depth: int = Field(gt=0, le=12)
-    min_child_weight: float = Field(ge=0)
-    subsample: float = Field(gt=0, le=1)
-    colsample_bytree: float = Field(gt=0, le=1)
-    reg_lambda: float = Field(ge=0)
-    reg_alpha: float = Field(ge=0)
-    early_stopping_rounds: int = Field(gt=0)
-
-
-class LogisticParams(_Strict):
-    C: float = Field(gt=0)
-
-
-class ModelConfig(_Strict):
-    seed: int
-    n_folds: int = Field(ge=2)
-    bootstrap_samples: int = Field(ge=0)
-    calibration: Literal["isotonic", "platt"]
-    min_events: int = Field(ge=1)
-    low_epv_warning: float = Field(ge=0)
-    validation_fraction: float = Field(gt=0, lt=1)
-    xgboost: XGBoostParams
-    logistic: LogisticParams
-
-
-class ScoringConfig(_Strict):
+class ScoringConfig(Strict):
     reasons: int = Field(ge=0)
     batch_patients: int = Field(gt=0)
     risk_bands: dict[str, float]
@@ -111,29 +38,13 @@ class ScoringConfig(_Strict):
         return self
 
 
-class MlflowConfig(_Strict):
+class MlflowConfig(Strict):
     experiment: str
     registered_model: str
     tracking_uri: str | None = None
 
 
-def check_phases(phases: list) -> int:
-    """Phases (anything with name, start_day, end_day) must be contiguous from day 0 with unique
-    names; returns the first day after the last phase."""
-    expected_start = 0
-    for phase in phases:
-        if phase.start_day != expected_start or phase.end_day < phase.start_day:
-            raise ValueError(
-                f"phases must be contiguous from day 0; '{phase.name}' starts on day "
-                f"{phase.start_day}, expected {expected_start}"
-            )
-        expected_start = phase.end_day + 1
-    if len({p.name for p in phases}) != len(phases):
-        raise ValueError("phase names must be unique")
-    return expected_start
-
-
-class Config(_Strict):
+class Config(Strict):
     phases: list[Phase]
     landmarks: LandmarkConfig
     features: FeaturesConfig

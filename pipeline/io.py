@@ -13,7 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.contract import ROW, SPECS, TABLES, ContractViolation, Problem, Validated, validate
+from features.tables import ROW, SPECS, TABLES
+from pipeline.contract import ContractViolation, Problem, Validated, validate
 
 SUFFIXES = (".parquet", ".csv")
 

@@ -19,12 +19,13 @@ from typing import Any
 import polars as pl
 
 from features.build import EXCLUSIONS, scoring_table
+from features.config import FeaturesConfig, Phase
 from features.registry import describe
 from features.spec import FeatureSpec
 from models.bundle import ModelBundle
 from models.scoring import explain_scores
 from pipeline import io, tracking
-from pipeline.config import Config, FeaturesConfig, Phase
+from pipeline.config import Config
 from pipeline.contract import ContractViolation, Problem, Validated, validate
 
 KEYS = ("patient_id", "as_of", "day", "phase")

@@ -28,9 +28,9 @@ class RelapseRiskModel(PythonModel):
         self.describe = lambda name, value, row: describe(name, value, spec=spec, row=row)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from features.config import Phase
         from features.time import phase_expr
         from models.scoring import explain_scores
-        from pipeline.config import Phase
 
         frame = pl.from_pandas(pd.DataFrame(model_input))
         missing = [c for c in self.bundle.feature_names if c not in frame.columns]

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.tables import HOUSING, MODALITIES, SEXES
 from pipeline.config import ConfigError, check_phases, deep_merge
-from pipeline.contract import HOUSING, MODALITIES, SEXES
 
 MASKABLE = (
     "ethnicity",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.contract import UTC_DATETIME
+from features.tables import UTC_DATETIME
 from pipeline.simulate_cohort import HOUSING, SEXES, Patients, Schedule, sort_order, within_group_index
 from pipeline.simulate_config import SimulationConfig
 from pipeline.simulate_dynamics import NEVER, Paths

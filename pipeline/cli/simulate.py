@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from features.tables import TABLES
 from pipeline.cli.app import app, fail
 from pipeline.config import ConfigError
-from pipeline.contract import TABLES
 from pipeline.io import SUFFIXES, write_json, write_tables
 from pipeline.simulate import SIMULATION_METADATA, TRUTH_DIR, simulate_cohort
 from pipeline.simulate_config import load_simulation_config

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from features.asof import DAY, PIDX, patient_index
+from features.tables import SPECS
 from pipeline.config import Config, load_config
-from pipeline.contract import SPECS
 
 INTAKE = date(2024, 1, 1)
 

@@ -5,7 +5,7 @@ from polars.testing import assert_frame_equal
 
 from features.asof import DAY, with_record_day
 from features.bdnf import FEATURES, add_bdnf_features
-from pipeline.config import BdnfConfig
+from features.config import BdnfConfig
 from tests.features.conftest import day, grid, typed
 
 NULL = None

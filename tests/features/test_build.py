@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 from features.build import SCORING_KEYS, landmark_table, scoring_table
 from features.landmarks import LANDMARK_KEYS
 from features.spec import fit_feature_spec
-from pipeline.contract import SPECS
+from features.tables import SPECS
 from tests.features.conftest import (
     INTAKE,
     at,

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from features.config import DemographicConfig
 from features.demographic import demographic_features, feature_names, fit_levels
-from pipeline.config import DemographicConfig
 from tests.features.conftest import patients
 
 NULL = None

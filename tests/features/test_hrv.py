@@ -6,8 +6,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from features.asof import DAY, with_record_day
+from features.config import HrvConfig
 from features.hrv import add_hrv_features, feature_names, hrv_recordings
-from pipeline.config import HrvConfig
 from tests.features.conftest import at, grid, typed
 
 NULL = None

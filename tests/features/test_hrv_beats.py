@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.config import HrvConfig
 from features.hrv import artefact_mask, rr_recording_summaries
-from pipeline.config import HrvConfig
 from tests.features.conftest import at, typed
 
 CFG = HrvConfig(window_days=28, baseline_days=21, rr_min_ms=300, rr_max_ms=2000, rr_max_change=0.2)

@@ -5,8 +5,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from features.asof import patient_index
+from features.config import LandmarkConfig, Phase
 from features.landmarks import censoring_survival, landmark_rows, outcome_days
-from pipeline.config import LandmarkConfig, Phase
 from tests.features.conftest import day, outcomes, patients
 
 WEEKLY = LandmarkConfig(spacing_days=7, horizon_days=30)

@@ -4,9 +4,9 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from features.asof import DAY, with_record_day
+from features.config import Phase, TherapyConfig
 from features.therapy import FEATURES, PHASE_START, add_therapy_features
 from features.time import phase_start_expr
-from pipeline.config import Phase, TherapyConfig
 from tests.features.conftest import day, grid, typed
 
 NULL = None

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
+from features.config import Phase
 from features.time import days_since, last_day, phase_expr, phase_start_expr
-from pipeline.config import Phase
 
 PHASES = [
     Phase(name="acute", start_day=0, end_day=13),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from models.config import ModelConfig
 from models.training import PhaseFit, fit_phase
-from pipeline.config import ModelConfig
 from tests.models.synthetic import small_model_config, synthetic_phase
 
 

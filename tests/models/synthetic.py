@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.config import LogisticParams, ModelConfig, XGBoostParams
+from models.config import LogisticParams, ModelConfig, XGBoostParams
 
 
 def synthetic_phase(

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from models.baseline import make_logistic
-from pipeline.config import LogisticParams
+from models.config import LogisticParams
 from tests.models.synthetic import synthetic_phase
 
 

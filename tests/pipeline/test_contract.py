@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from pipeline.contract import ROW, validate
+from features.tables import ROW
+from pipeline.contract import validate
 
 
 def with_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -16,10 +16,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+from features.tables import ROW, SPECS
 from features.time import days_since
 from pipeline.cli import app
 from pipeline.config import ConfigError
-from pipeline.contract import ROW, SPECS, validate
+from pipeline.contract import validate
 from pipeline.simulate import SIMULATION_METADATA, TRUTH_DIR, SimulatedCohort, simulate_cohort
 from pipeline.simulate_config import DEFAULT_SIMULATION_CONFIG, SimulationConfig, load_simulation_config
 

@@ -1,0 +1,89 @@
+"""The config sections the feature builders consume: phases, landmarks and feature groups.
+
+`pipeline.config` composes these with the other sections and loads them from YAML; the builders
+take only the section they need. Every section is frozen and rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """A frozen config section that rejects unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Phase(Strict):
+    name: str
+    start_day: int = Field(ge=0)
+    end_day: int = Field(ge=0)
+
+
+class LandmarkConfig(Strict):
+    spacing_days: int = Field(gt=0)
+    horizon_days: int = Field(gt=0)
+
+
+class DemographicConfig(Strict):
+    enabled: bool = True
+    extra: list[str] = []
+
+
+class BdnfConfig(Strict):
+    enabled: bool = True
+    slope_window_days: int = Field(gt=0)
+
+
+class HrvConfig(Strict):
+    enabled: bool = True
+    window_days: int = Field(gt=0)
+    baseline_days: int = Field(gt=0)
+    rr_min_ms: float = Field(gt=0)
+    rr_max_ms: float = Field(gt=0)
+    rr_max_change: float = Field(gt=0, lt=1)
+
+
+class TherapyConfig(Strict):
+    enabled: bool = True
+    window_days: int = Field(gt=0)
+
+
+class AssessmentsConfig(Strict):
+    enabled: bool = True
+
+
+class FeaturesConfig(Strict):
+    demographic: DemographicConfig
+    bdnf: BdnfConfig
+    hrv: HrvConfig
+    therapy: TherapyConfig
+    assessments: AssessmentsConfig
+
+
+class _PhaseLike(Protocol):
+    name: str
+    start_day: int
+    end_day: int
+
+
+def check_phases(phases: Sequence[_PhaseLike]) -> int:
+    """Phases must be contiguous from day 0 with unique names; returns the first day after the last.
+
+    Shared by the pipeline's config and the simulator's, which both describe recovery phases.
+    """
+    expected_start = 0
+    for phase in phases:
+        if phase.start_day != expected_start or phase.end_day < phase.start_day:
+            raise ValueError(
+                f"phases must be contiguous from day 0; '{phase.name}' starts on day "
+                f"{phase.start_day}, expected {expected_start}"
+            )
+        expected_start = phase.end_day + 1
+    if len({p.name for p in phases}) != len(phases):
+        raise ValueError("phase names must be unique")
+    return expected_start
