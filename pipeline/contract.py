@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import polars as pl
 
@@ -55,12 +56,26 @@ class ContractViolation(ValueError):
         super().__init__("input data break the contract:\n  " + "\n  ".join(p.message() for p in problems))
 
 
+class OnInvalid(StrEnum):
+    """What a job does with rows that break the contract."""
+
+    fail = "fail"  # stop on any problem, writing nothing
+    quarantine = "quarantine"  # set the bad rows aside in a rejects file and go on with the rest
+
+
 @dataclass
 class Validated:
     """Typed tables holding only rows that passed, and the problems found."""
 
     tables: dict[str, pl.DataFrame]
     problems: list[Problem]
+
+    def blocking(self, on_invalid: OnInvalid | str) -> list[Problem]:
+        """The problems that stop the job: table-level ones always; any problem when failing."""
+        fatal = [p for p in self.problems if p.fatal]
+        if fatal:
+            return fatal
+        return list(self.problems) if OnInvalid(on_invalid) is OnInvalid.fail else []
 
     def rejects(self) -> pl.DataFrame:
         """One row per rejected input row: table, row, column and reason (first reason wins)."""
@@ -75,6 +90,21 @@ class Validated:
         if not frames:
             return pl.DataFrame(schema={"table": pl.String, "row": pl.Int64, "column": pl.String, "reason": pl.String})
         return pl.concat(frames).unique(["table", "row"], keep="first", maintain_order=True)
+
+
+def merge_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """One problem per (table, column, reason) across patient batches, rows in file order."""
+    merged: dict[tuple, Problem] = {}
+    for p in problems:
+        key = (p.table, p.column, p.reason, p.fatal)
+        if key not in merged:
+            merged[key] = Problem(p.table, p.column, p.reason, [], [], p.fatal)
+        merged[key].rows += p.rows
+        merged[key].examples += p.examples
+    for p in merged.values():
+        p.rows = sorted(p.rows)
+        p.examples = sorted(p.examples, key=lambda ex: ex.get(ROW, 0))[:3]
+    return list(merged.values())
 
 
 def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list[str]) -> Problem:

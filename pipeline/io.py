@@ -14,7 +14,9 @@ from typing import Any
 import polars as pl
 
 from features.tables import ROW, SPECS, TABLES
-from pipeline.contract import ContractViolation, Problem, Validated, validate
+from pipeline import artifacts as names
+from pipeline.artifacts import TrainingArtifacts
+from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, validate
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -77,18 +79,18 @@ def read_raw_tables(data_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, 
 
 
 def load_tables(
-    data_dir: Path, required: Iterable[str] = ("patients",), on_invalid: str = "fail"
+    data_dir: Path, required: Iterable[str] = ("patients",), on_invalid: OnInvalid = OnInvalid.fail
 ) -> tuple[Validated, dict[str, Path]]:
     """Read and validate a data folder.
 
-    `on_invalid="fail"` raises `ContractViolation` on any problem; `"quarantine"` raises only
-    for table-level problems and returns the valid rows with the problems for a rejects file.
+    `fail` raises `ContractViolation` on any problem; `quarantine` raises only for table-level
+    problems and returns the valid rows with the problems for a rejects file.
     """
     raw, paths = read_raw_tables(data_dir)
     result = validate(raw, required)
-    fatal = [p for p in result.problems if p.fatal]
-    if fatal or (result.problems and on_invalid == "fail"):
-        raise ContractViolation(fatal or result.problems)
+    blocking = result.blocking(on_invalid)
+    if blocking:
+        raise ContractViolation(blocking)
     return result, paths
 
 
@@ -185,6 +187,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def hash_files(paths: dict[str, Path]) -> dict[str, str]:
+    """The SHA-256 of every input file, keyed like `paths`: read once per run, reused everywhere."""
+    return {name: file_sha256(path) for name, path in sorted(paths.items())}
+
+
+def data_fingerprint(hashes: dict[str, str]) -> str:
+    """One SHA-256 over the tables' names and file hashes: the data a model was trained on."""
+    digest = hashlib.sha256()
+    for name, sha in sorted(hashes.items()):
+        digest.update(f"{name}:{sha}\n".encode())
+    return digest.hexdigest()
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
 
@@ -229,6 +244,21 @@ def read_frame(path: Path) -> pl.DataFrame:
 def write_json(payload: Any, path: Path) -> None:
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def write_training_artifacts(artifacts: TrainingArtifacts, out: Path) -> None:
+    """Write a training run's artifacts into `out` (created), named by `pipeline.artifacts`."""
+    out.mkdir(parents=True)
+    artifacts.metrics.write_csv(out / names.METRICS)
+    artifacts.phase_counts.write_csv(out / names.PHASE_COUNTS)
+    artifacts.oof_predictions.write_parquet(out / names.OOF_PREDICTIONS)
+    write_json(artifacts.feature_registry, out / names.FEATURE_REGISTRY)
+    write_json(artifacts.training_profile, out / names.TRAINING_PROFILE)
+    write_json(artifacts.model_card, out / names.MODEL_CARD)
+    if artifacts.shap_sample is not None:
+        artifacts.shap_sample.write_parquet(out / names.SHAP_SAMPLE)
+    for name, figure in artifacts.figures.items():
+        figure.savefig(out / name, dpi=100, bbox_inches="tight")
 
 
 def write_tables(tables: dict[str, pl.DataFrame], out_dir: Path, fmt: str = "parquet") -> dict[str, Path]:

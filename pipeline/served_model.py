@@ -19,29 +19,24 @@ from mlflow.pyfunc import PythonModel
 
 class RelapseRiskModel(PythonModel):
     def load_context(self, context) -> None:
-        from features.registry import describe
-        from features.spec import FeatureSpec
         from models.bundle import ModelBundle
+        from pipeline.serving import LoadedModel
 
-        self.bundle = ModelBundle.load(Path(context.artifacts["bundle"]))
-        spec = FeatureSpec.from_dict(self.bundle.feature_spec)
-        self.describe = lambda name, value, row: describe(name, value, spec=spec, row=row)
+        self.model = LoadedModel.from_bundle(ModelBundle.load(Path(context.artifacts["bundle"])))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from features.config import Phase
         from features.time import phase_expr
-        from models.scoring import explain_scores
 
+        bundle = self.model.bundle
         frame = pl.from_pandas(pd.DataFrame(model_input))
-        missing = [c for c in self.bundle.feature_names if c not in frame.columns]
+        missing = [c for c in bundle.feature_names if c not in frame.columns]
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
-        phases = [Phase(**p) for p in self.bundle.phases]
-        frame = frame.with_columns(phase_expr(pl.col("day"), phases).alias("phase"))
+        frame = frame.with_columns(phase_expr(pl.col("day"), self.model.phases).alias("phase"))
         if frame["phase"].null_count():
             bad = frame.filter(pl.col("phase").is_null())["day"].to_list()[:5]
             raise ValueError(f"day outside every recovery phase: {bad}")
-        scoring = self.bundle.metadata["scoring"]
-        scores, _ = explain_scores(self.bundle, frame, scoring["reasons"], scoring["risk_bands"], self.describe)
+        scoring = bundle.metadata["scoring"]
+        scores, _ = self.model.explain(frame, scoring["reasons"], scoring["risk_bands"])
         keys = [c for c in ("patient_id", "day", "phase") if c in frame.columns]
         answer = frame.select(keys).hstack(scores).to_pandas()
         return answer.astype(object).where(answer.notna(), None)  # missing reasons are JSON null, not "NaN"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,10 @@ from typing import Any
 import polars as pl
 import yaml
 
+from pipeline.artifacts import BUNDLE, MODEL, SCORING_MANIFEST, WARNINGS
 from pipeline.config import MlflowConfig
 
 SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
-MODEL_NAME_IN_RUN = "model"
-BUNDLE_ARTIFACT = "bundle"
 POOLED_AUROC = "auroc_pooled"
 
 
@@ -106,14 +103,14 @@ def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
         mlflow.log_metrics(record.metrics)
         if record.warnings:
             mlflow.set_tag("warnings", "\n".join(record.warnings)[:5000])
-            mlflow.log_text("\n".join(record.warnings) + "\n", "warnings.txt")
+            mlflow.log_text("\n".join(record.warnings) + "\n", WARNINGS)
         mlflow.log_artifacts(str(record.artifact_dir))
         example = record.input_example.to_pandas()
         signature = infer_signature(example, record.output_example.to_pandas())
         info = mlflow.pyfunc.log_model(
-            name=MODEL_NAME_IN_RUN,
+            name=MODEL,
             python_model=str(SERVED_MODEL_CODE),
-            artifacts={BUNDLE_ARTIFACT: str(record.bundle_dir)},
+            artifacts={BUNDLE: str(record.bundle_dir)},
             signature=signature,
             input_example=example,
             registered_model_name=cfg.registered_model,
@@ -179,7 +176,7 @@ def _resolve(cfg: MlflowConfig, uri: str, dst: Path | None) -> ResolvedModel:
         if found:
             name, version = found[0].name, str(found[0].version)
     path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None))
-    return ResolvedModel(uri, path / "artifacts" / BUNDLE_ARTIFACT, name, version, run_id)
+    return ResolvedModel(uri, path / "artifacts" / BUNDLE, name, version, run_id)
 
 
 def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
@@ -187,7 +184,7 @@ def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
     if mlmodel.is_file():
         meta = yaml.safe_load(mlmodel.read_text()) or {}
         return ResolvedModel(
-            uri, folder / "artifacts" / BUNDLE_ARTIFACT, meta.get("model_name"), None, meta.get("run_id")
+            uri, folder / "artifacts" / BUNDLE, meta.get("model_name"), None, meta.get("run_id")
         )
     return ResolvedModel(uri, folder, None, None, None)
 
@@ -229,18 +226,27 @@ def promote(cfg: MlflowConfig, version: str, force: bool = False) -> dict[str, A
     }
 
 
-@contextmanager
-def scoring_run(cfg: MlflowConfig, run_name: str) -> Iterator[Any]:
-    """A run for one scoring job; yields the `mlflow` module for logging inside it."""
+@dataclass
+class ScoringRecord:
+    """Everything a scoring run logs; built by the score stage, logged here in one go."""
+
+    run_name: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    manifest: dict[str, Any]  # the scoring manifest, without patient identifiers
+
+
+def log_scoring(cfg: MlflowConfig, record: ScoringRecord) -> str:
+    """Log one scoring job as a run of the `<experiment>-scoring` experiment; returns its id."""
     mlflow = connect(cfg)
     use_experiment(mlflow, cfg, f"{cfg.experiment}-scoring")
-    with mlflow.start_run(run_name=run_name):
-        yield mlflow
-
-
-def run_metrics(cfg: MlflowConfig, run_id: str) -> dict[str, float]:
-    client = connect(cfg).MlflowClient()
-    return dict(client.get_run(run_id).data.metrics)
+    with mlflow.start_run(run_name=record.run_name) as run:
+        mlflow.log_params(record.params)
+        mlflow.set_tags(record.tags)
+        mlflow.log_metrics(record.metrics)
+        mlflow.log_dict(record.manifest, SCORING_MANIFEST)
+        return run.info.run_id
 
 
 def download_run_artifacts(cfg: MlflowConfig, run_id: str, dst: Path) -> Path:

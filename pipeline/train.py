@@ -5,7 +5,6 @@ calls in pipeline/tracking.py.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -18,22 +17,26 @@ import numpy as np
 import polars as pl
 
 from features.build import landmark_table
-from features.registry import describe, feature_registry
+from features.registry import feature_registry
 from features.spec import FeatureSpec, fit_feature_spec
 from features.time import phase_expr
 from models.bundle import ModelBundle, PhaseModel
 from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
-from models.scoring import explain_scores
+from models.explain import contributions
 from models.training import PhaseFit, fit_phase
+from pipeline import artifacts as names
 from pipeline import io, tracking
-from pipeline.audit.drift import training_profile
-from pipeline.audit.figures import calibration_figure, shap_beeswarm_figure
+from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
-from pipeline.privacy import hash_key_from_env, keyed_hash
+from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
+from pipeline.reports.drift import training_profile
+from pipeline.reports.figures import calibration_figure, shap_beeswarm_figure
+from pipeline.serving import LoadedModel
 
 SUBGROUP_COLUMNS = ("age_at_intake", "sex", "polysubstance", "deprivation_decile", "ethnicity")
 SHAP_SAMPLE_ROWS = 2000
 PACKAGES = ("polars", "xgboost", "scikit-learn", "shap", "mlflow", "numpy")
+ORACLE = "risk_oracle"
 
 Progress = Callable[[str], None]
 
@@ -65,43 +68,60 @@ def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -
         rows[phase], fits[phase] = _fit_one_phase(landmarks, tables["patients"], spec, phase, config)
 
     progress("evaluating and logging to MLflow")
-    oof = oof_frame(rows, fits)
-    oracle = None
-    if truth is not None:
-        oof = oof.join(
-            truth.select("patient_id", "landmark_date", pl.col("true_risk_30d").alias("risk_oracle")),
-            on=["patient_id", "landmark_date"],
-            how="left",
-        )
-        oracle = "risk_oracle"
+    oof = _with_oracle(oof_frame(rows, fits), truth)
+    oracle = ORACLE if truth is not None else None
     table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle)
     counts = count_table(fits)
     warnings = [w for fit in fits.values() for w in fit.warnings]
 
+    hashes = io.hash_files(paths)
+    run = _TrainingRun(landmarks, oof, fits, rows, spec, config, simulation, paths, hashes)
+    artifacts = training_artifacts(run, table, counts, hash_key_from_env())
     with tempfile.TemporaryDirectory(prefix="relapse-train-") as tmp:
         work = Path(tmp)
-        bundle = _bundle(fits, spec, config, simulation, paths)
+        bundle = _bundle(run)
         bundle.save(work / "bundle")
-        _write_artifacts(work / "artifacts", landmarks, oof, table, counts, fits, rows, spec, config, simulation, paths)
+        io.write_training_artifacts(artifacts, work / "artifacts")
         example = _serving_example(landmarks, spec)
-        output = _example_output(bundle, spec, example, config)
         record = tracking.TrainingRecord(
             run_name=f"train-{'synthetic' if simulation else 'cohort'}",
             params=config_as_params(config),
-            tags=_tags(simulation, paths, spec),
+            tags=_tags(run),
             metrics=mlflow_metrics(table, counts) | {"warnings": float(len(warnings))},
             datasets=[
-                tracking.DatasetInput(name, tables[name], str(path), io.file_sha256(path))
-                for name, path in paths.items()
+                tracking.DatasetInput(name, tables[name], str(path), hashes[name]) for name, path in paths.items()
             ],
             artifact_dir=work / "artifacts",
             bundle_dir=work / "bundle",
             input_example=example,
-            output_example=output,
+            output_example=_example_output(bundle, example, config),
             warnings=warnings,
         )
         outcome = tracking.log_training(config.mlflow, record)
     return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None)
+
+
+@dataclass
+class _TrainingRun:
+    """What the fits produced and what they were fitted on: the inputs of the run's outputs."""
+
+    landmarks: pl.DataFrame
+    oof: pl.DataFrame
+    fits: dict[str, PhaseFit]
+    rows: dict[str, pl.DataFrame]
+    spec: FeatureSpec
+    config: Config
+    simulation: dict[str, Any] | None
+    paths: dict[str, Path]
+    hashes: dict[str, str]  # SHA-256 of each input file, computed once
+
+
+def _with_oracle(oof: pl.DataFrame, truth: pl.DataFrame | None) -> pl.DataFrame:
+    """The out-of-fold rows with the simulator's true risk beside them, when there is a truth."""
+    if truth is None:
+        return oof
+    true_risk = truth.select("patient_id", "landmark_date", pl.col("true_risk_30d").alias(ORACLE))
+    return oof.join(true_risk, on=["patient_id", "landmark_date"], how="left")
 
 
 def _fit_one_phase(
@@ -125,29 +145,28 @@ def _fit_one_phase(
     return kept, fit
 
 
-def _bundle(fits, spec: FeatureSpec, config: Config, simulation, paths) -> ModelBundle:
+def _bundle(run: _TrainingRun) -> ModelBundle:
+    config = run.config
     return ModelBundle(
-        phase_models={p: PhaseModel.from_fit(f) for p, f in fits.items()},
-        feature_names=list(spec.feature_names),
+        phase_models={p: PhaseModel.from_fit(f) for p, f in run.fits.items()},
+        feature_names=list(run.spec.feature_names),
         phases=list(config.phases),
-        feature_spec=spec.to_dict(),
+        feature_spec=run.spec.to_dict(),
         metadata={
             "model_name": config.mlflow.registered_model,
-            "synthetic": simulation is not None,
+            "synthetic": run.simulation is not None,
             "horizon_days": config.landmarks.horizon_days,
             "landmark_spacing_days": config.landmarks.spacing_days,
             "calibration": config.model.calibration,
             "scoring": {"reasons": config.scoring.reasons, "risk_bands": dict(config.scoring.risk_bands)},
-            "data_sha256": {name: io.file_sha256(path) for name, path in sorted(paths.items())},
+            "data_sha256": run.hashes,
         },
     )
 
 
-def _write_artifacts(out: Path, landmarks, oof, table, counts, fits, rows, spec, config, simulation, paths) -> None:
-    out.mkdir(parents=True)
-    table.write_csv(out / "metrics.csv")
-    counts.write_csv(out / "phase_counts.csv")
-    key = hash_key_from_env()
+def training_artifacts(run: _TrainingRun, table: pl.DataFrame, counts: pl.DataFrame, key: HashKey) -> TrainingArtifacts:
+    """The run's artifacts as data (pure): tables, JSON documents and figures."""
+    spec, oof = run.spec, run.oof
     ids = oof["patient_id"].unique()
     hashes = pl.DataFrame({"patient_id": ids, "hashed": [keyed_hash(p, key) for p in ids]})
     hashed = (
@@ -155,38 +174,36 @@ def _write_artifacts(out: Path, landmarks, oof, table, counts, fits, rows, spec,
         .with_columns(pl.col("hashed").alias("patient_id"))
         .drop("hashed")
     )
-    hashed.write_parquet(out / "oof_predictions.parquet")
-    registry = feature_registry(spec)
-    io.write_json({n: vars(info) for n, info in registry.items()}, out / "feature_registry.json")
-    io.write_json(training_profile(landmarks, spec.feature_names), out / "training_profile.json")
-    io.write_json(_model_card(landmarks, counts, spec, config, simulation, paths, key.label), out / "model_card.json")
+    figures: dict[str, Any] = {}
     shap_frames = []
-    for phase, fit in fits.items():
+    for phase, fit in run.fits.items():
         part = oof.filter(pl.col("phase") == phase)
         if part.height:
-            fig = calibration_figure(
-                part["label"].to_numpy(),
-                part["risk"].to_numpy(),
-                part["ipcw_weight"].to_numpy(),
-                title=f"Calibration: {phase}",
-            )
-            fig.savefig(out / f"calibration_{phase}.png", dpi=100, bbox_inches="tight")
+            y, p, w = (part[c].to_numpy() for c in ("label", "risk", "ipcw_weight"))
+            figures[names.calibration_figure_name(phase)] = calibration_figure(y, p, w, title=f"Calibration: {phase}")
         if fit.booster is None:
             continue
-        sample = _shap_sample(landmarks, rows[phase], fit, spec, config.model.seed)
+        sample = _shap_sample(run.landmarks, run.rows[phase], fit, spec, run.config.model.seed)
         shap_frames.append(sample)
         values = sample.select([f"shap__{n}" for n in spec.feature_names]).to_numpy()
         features = sample.select(spec.feature_names).to_numpy()
-        fig = shap_beeswarm_figure(values, features, list(spec.feature_names), title=f"SHAP: {phase}")
-        fig.savefig(out / f"shap_summary_{phase}.png", dpi=100, bbox_inches="tight")
-    if shap_frames:
-        pl.concat(shap_frames).write_parquet(out / "shap_sample.parquet")
+        figures[names.shap_figure_name(phase)] = shap_beeswarm_figure(
+            values, features, list(spec.feature_names), title=f"SHAP: {phase}"
+        )
+    return TrainingArtifacts(
+        metrics=table,
+        phase_counts=counts,
+        oof_predictions=hashed,
+        feature_registry={n: vars(info) for n, info in feature_registry(spec).items()},
+        training_profile=training_profile(run.landmarks, spec.feature_names),
+        model_card=_model_card(run, counts, key.label),
+        shap_sample=pl.concat(shap_frames) if shap_frames else None,
+        figures=figures,
+    )
 
 
 def _shap_sample(landmarks, phase_rows: pl.DataFrame, fit: PhaseFit, spec: FeatureSpec, seed: int) -> pl.DataFrame:
     """Up to SHAP_SAMPLE_ROWS of the phase's rows with feature values and exact SHAP values."""
-    from models.explain import contributions
-
     keys = phase_rows.select("patient_id", "landmark_date")
     if keys.height > SHAP_SAMPLE_ROWS:
         keys = keys.sample(SHAP_SAMPLE_ROWS, seed=seed)
@@ -201,47 +218,40 @@ def _shap_sample(landmarks, phase_rows: pl.DataFrame, fit: PhaseFit, spec: Featu
     )
 
 
-def _model_card(landmarks, counts, spec, config, simulation, paths, id_label) -> dict[str, Any]:
-    dates = landmarks["landmark_date"]
+def _model_card(run: _TrainingRun, counts: pl.DataFrame, id_label: str) -> dict[str, Any]:
+    config, simulation, dates = run.config, run.simulation, run.landmarks["landmark_date"]
     return {
         "synthetic": simulation is not None,
         "simulation": {k: simulation[k] for k in ("seed", "n_patients") if k in simulation} if simulation else None,
         "training_data": {
-            "source": str(Path(next(iter(paths.values()))).parent),
-            "fingerprint": _fingerprint(paths),
+            "source": str(Path(next(iter(run.paths.values()))).parent),
+            "fingerprint": io.data_fingerprint(run.hashes),
             "date_start": str(dates.min()),
             "date_end": str(dates.max()),
-            "n_patients": landmarks["patient_id"].n_unique(),
+            "n_patients": run.landmarks["patient_id"].n_unique(),
         },
         "events_per_phase": counts.select("phase", "patients", "rows", "events").to_dicts(),
         "phases": [p.model_dump() for p in config.phases],
         "horizon_days": config.landmarks.horizon_days,
         "landmark_spacing_days": config.landmarks.spacing_days,
-        "feature_groups_used": list(spec.groups_used),
-        "feature_groups_absent": list(spec.groups_absent) + list(spec.groups_disabled),
+        "feature_groups_used": list(run.spec.groups_used),
+        "feature_groups_absent": list(run.spec.groups_absent) + list(run.spec.groups_disabled),
         "calibration": config.model.calibration,
         "id_hashing": id_label,
     }
 
 
-def _fingerprint(paths: dict[str, Path]) -> str:
-    digest = hashlib.sha256()
-    for name, path in sorted(paths.items()):
-        digest.update(f"{name}:{io.file_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
-def _tags(simulation, paths, spec: FeatureSpec) -> dict[str, str]:
+def _tags(run: _TrainingRun) -> dict[str, str]:
     tags = {
         "git_commit": _git_commit(),
-        "synthetic_data": str(simulation is not None).lower(),
-        "data_fingerprint": _fingerprint(paths),
-        "feature_groups": ",".join(spec.groups_used),
+        "synthetic_data": str(run.simulation is not None).lower(),
+        "data_fingerprint": io.data_fingerprint(run.hashes),
+        "feature_groups": ",".join(run.spec.groups_used),
         **{f"version.{p}": version(p) for p in PACKAGES},
-        **{f"data_sha256.{name}": io.file_sha256(path) for name, path in paths.items()},
+        **{f"data_sha256.{name}": sha for name, sha in run.hashes.items()},
     }
-    if simulation:
-        tags["simulation.seed"] = str(simulation.get("seed"))
+    if run.simulation:
+        tags["simulation.seed"] = str(run.simulation.get("seed"))
     return tags
 
 
@@ -267,13 +277,7 @@ def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame
     )
 
 
-def _example_output(bundle: ModelBundle, spec: FeatureSpec, example: pl.DataFrame, config: Config) -> pl.DataFrame:
+def _example_output(bundle: ModelBundle, example: pl.DataFrame, config: Config) -> pl.DataFrame:
     frame = example.with_columns(phase_expr(pl.col("day"), config.phases).alias("phase"))
-    scores, _ = explain_scores(
-        bundle,
-        frame,
-        config.scoring.reasons,
-        config.scoring.risk_bands,
-        lambda name, value, row: describe(name, value, spec=spec, row=row),
-    )
+    scores, _ = LoadedModel.from_bundle(bundle).explain(frame, config.scoring.reasons, config.scoring.risk_bands)
     return frame.select("patient_id", "day", "phase").hstack(scores)

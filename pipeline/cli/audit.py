@@ -26,7 +26,7 @@ def audit(
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
     """Model card, TRIPOD+AI, performance, subgroups, explanations; with scores, drift and patient pages."""
-    from pipeline.audit.report import audit as run_audit
+    from pipeline.audit import audit as run_audit
 
     try:
         cfg = load_config(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -11,12 +10,7 @@ from rich.progress import Progress
 
 from pipeline.cli.app import app, console, fail
 from pipeline.config import ConfigError, load_config
-from pipeline.contract import ContractViolation
-
-
-class OnInvalid(StrEnum):
-    fail = "fail"
-    quarantine = "quarantine"
+from pipeline.contract import ContractViolation, OnInvalid
 
 
 def _parse_date(text: str) -> date:
@@ -66,7 +60,7 @@ def score(
                 out,
                 cfg,
                 n_reasons=reasons,
-                on_invalid=on_invalid.value,
+                on_invalid=on_invalid,
                 shap_out=shap_out,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )

@@ -6,13 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.audit.analysis import (
+from pipeline.privacy import DEVELOPMENT_KEY, keyed_hash
+from pipeline.reports.analysis import (
     drift_table,
     out_of_range,
     subgroup_table,
     training_profile,
 )
-from pipeline.privacy import DEVELOPMENT_KEY, keyed_hash
 
 PHASES = [
     ("acute", 0, 13),
@@ -167,6 +167,6 @@ def sample_context() -> dict:
 
 @pytest.fixture(scope="session")
 def sample_html(sample_context) -> str:
-    from pipeline.audit.render import render_report
+    from pipeline.reports.render import render_report
 
     return render_report(sample_context)

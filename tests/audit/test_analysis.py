@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipeline.audit.analysis import FLAG, OK, TOO_SMALL, decision_curve, subgroup_table
+from pipeline.reports.analysis import FLAG, OK, TOO_SMALL, decision_curve, subgroup_table
 
 
 def test_decision_curve_matches_a_hand_computed_weighted_case():

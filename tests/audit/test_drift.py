@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.audit.analysis import (
+from pipeline.reports.analysis import (
     DEFAULT_RANGES,
     drift_table,
     match_ranges,

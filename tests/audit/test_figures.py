@@ -4,8 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from pipeline.audit import figures
-from pipeline.audit.analysis import decision_curve
+from pipeline.reports import figures
+from pipeline.reports.analysis import decision_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

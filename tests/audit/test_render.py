@@ -3,7 +3,7 @@ import re
 import polars as pl
 import pytest
 
-from pipeline.audit.render import defang, find_external_references, render_report
+from pipeline.reports.render import defang, find_external_references, render_report
 
 SECTIONS = ["model-card", "tripod", "performance", "subgroups", "explanations", "drift", "patients"]
 

@@ -1,6 +1,6 @@
 import polars as pl
 
-from pipeline.audit.analysis import tripod_checklist
+from pipeline.reports.analysis import tripod_checklist
 
 SECTIONS = {"model-card", "tripod", "performance", "subgroups", "explanations", "drift", "patients"}
 PAPER_ITEMS = [

@@ -53,7 +53,7 @@ def test_subgroup_counts_add_up_to_each_phase(report, workspace, tmp_path):
             run_id=run_id, artifact_path="oof_predictions.parquet", dst_path=str(tmp_path)
         )
     )
-    from pipeline.audit.analysis import subgroup_table
+    from pipeline.reports.analysis import subgroup_table
 
     table = subgroup_table(oof)
     totals = table.filter(pl.col("attribute") == "all").select("phase", pl.col("n").alias("total"))

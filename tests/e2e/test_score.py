@@ -169,9 +169,9 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
     out, shap_out, _ = scored
     from features.build import scoring_table
     from pipeline.io import drop_row_index, load_tables
-    from pipeline.score import load_model
+    from pipeline.serving import load_model
 
-    model = load_model(_config(workspace), "models:/relapse-risk@champion", workspace.root / "rest-model")
+    model = load_model("models:/relapse-risk@champion", workspace.root / "rest-model", _config(workspace).mlflow)
     tables = drop_row_index(load_tables(workspace.data)[0].tables)
     rows = scoring_table(tables, model.phases, model.features, model.spec, date.fromisoformat(AS_OF)).collect()
     rows = rows.filter(pl.col("exclusion").is_null()).sort("patient_id").head(25)

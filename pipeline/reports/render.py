@@ -61,8 +61,8 @@ import jinja2
 import numpy as np
 import polars as pl
 
-from pipeline.audit import figures
-from pipeline.audit.analysis import decision_curve, tripod_checklist
+from pipeline.reports import figures
+from pipeline.reports.analysis import decision_curve, tripod_checklist
 
 TEMPLATE = "report.html.j2"
 MODEL_ORDER = ("xgboost", "logistic", "oracle")
@@ -239,7 +239,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(
             lambda name: (
-                resources.files("pipeline.audit").joinpath("templates", name).read_text("utf-8")
+                resources.files("pipeline.reports").joinpath("templates", name).read_text("utf-8")
             )
         ),
         autoescape=True,

@@ -1,8 +1,8 @@
 """Pure analyses for the audit report: decision curves and subgroup performance.
 
 Arrays or Polars frames in, Polars frames out; no I/O. Drift (PSI, training profile,
-physiological ranges) lives in `pipeline.audit.drift` and the TRIPOD+AI checklist in
-`pipeline.audit.tripod`; both are re-exported here so the stage imports one module.
+physiological ranges) lives in `pipeline.reports.drift` and the TRIPOD+AI checklist in
+`pipeline.reports.tripod`; both are re-exported here so the stage imports one module.
 
 Every rate here is IPCW-weighted: rows censored inside the horizon have no label and are left
 out, and the rest carry `ipcw_weight` so drop-out does not bias observed risk (DESIGN.md §3).
@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from pipeline.audit.drift import (
+from pipeline.reports.drift import (
     DEFAULT_RANGES,
     drift_table,
     match_ranges,
@@ -24,7 +24,7 @@ from pipeline.audit.drift import (
     psi,
     training_profile,
 )
-from pipeline.audit.tripod import tripod_checklist
+from pipeline.reports.tripod import tripod_checklist
 
 __all__ = [
     "DEFAULT_RANGES",

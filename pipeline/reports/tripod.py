@@ -224,7 +224,7 @@ ITEMS: list[tuple[str, str, str, Answer]] = [
 def tripod_checklist(context: Mapping) -> list[dict]:
     """TRIPOD+AI items with the answer found in `context` and its section anchor, else "manual".
 
-    `context` is the report context (see `pipeline.audit.render`); answers come from its
+    `context` is the report context (see `pipeline.reports.render`); answers come from its
     `model_card` plus the presence of metrics, subgroups and drift tables.
     """
     card = context.get("model_card") or {}

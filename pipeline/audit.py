@@ -1,4 +1,4 @@
-"""`relapse audit`: gather a model's training run (and optionally a scoring run) into one
+"""`relapse audit` (the stage): gather a model's training run (and optionally a scoring run) into one
 self-contained HTML report, and log it back to MLflow.
 
 read (run artifacts, scores, data) → pure analysis → render → write atomically → log.
@@ -19,13 +19,14 @@ import polars as pl
 
 from features.registry import feature_registry
 from features.spec import FeatureSpec
-from pipeline import io, tracking
-from pipeline.audit.analysis import out_of_range, subgroup_table
-from pipeline.audit.drift import drift_table
-from pipeline.audit.render import find_external_references, render_report
+from pipeline import artifacts, io, tracking
 from pipeline.config import Config
+from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
-from pipeline.score import load_model, manifest_path, score_tables
+from pipeline.reports.analysis import out_of_range, subgroup_table
+from pipeline.reports.drift import drift_table
+from pipeline.reports.render import find_external_references, render_report
+from pipeline.serving import load_model, score_tables
 
 INTENDED_USE = (
     "Estimate each patient's probability of relapse in the next 30 days, in the recovery phase "
@@ -81,14 +82,14 @@ def audit(
     key = hash_key_from_env()
     with tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
         work = Path(tmp)
-        model = load_model(config, model_uri, work / "model")
+        model = load_model(model_uri, work / "model", config.mlflow)
         if model.resolved.run_id is None:
             raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")
         run_dir = tracking.download_run_artifacts(config.mlflow, model.resolved.run_id, work / "run")
         context = _training_context(model, run_dir, key.label)
         log_run = model.resolved.run_id
         if scores is not None:
-            manifest = io.read_json(manifest_path(scores))
+            manifest = io.read_json(artifacts.manifest_path(scores))
             context |= _scoring_context(
                 config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top_patients
             )
@@ -102,13 +103,13 @@ def audit(
 
 
 def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
-    card = io.read_json(run_dir / "model_card.json")
-    metrics = pl.read_csv(run_dir / "metrics.csv")
-    oof = pl.read_parquet(run_dir / "oof_predictions.parquet")
+    card = io.read_json(run_dir / artifacts.MODEL_CARD)
+    metrics = pl.read_csv(run_dir / artifacts.METRICS)
+    oof = pl.read_parquet(run_dir / artifacts.OOF_PREDICTIONS)
     registry = feature_registry(model.spec)
     r = model.resolved
     model_card = card | {
-        "model_name": model.bundle.metadata.get("model_name", r.name),
+        "model_name": model.name,
         "model_version": r.version or "unregistered",
         "run_id": r.run_id,
         "intended_use": INTENDED_USE,
@@ -148,7 +149,7 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
 
 
 def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:
-    path = run_dir / "shap_sample.parquet"
+    path = run_dir / artifacts.SHAP_SAMPLE
     if not path.is_file():
         return {}
     sample = pl.read_parquet(path)
@@ -168,9 +169,11 @@ def _scoring_context(
 ) -> dict[str, Any]:
     as_of = date.fromisoformat(manifest["as_of"])
     scored = io.read_frame(scores)
-    validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid="quarantine")
-    batch = score_tables(model, io.drop_row_index(validated.tables), as_of, config.scoring.reasons, config)
-    profile = io.read_json(run_dir / "training_profile.json")
+    validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid=OnInvalid.quarantine)
+    batch = score_tables(
+        model, io.drop_row_index(validated.tables), as_of, config.scoring.reasons, config.scoring.risk_bands
+    )
+    profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
     features = batch.features.drop("patient_id")
     chosen = patient_ids or scored.sort("risk_30d", descending=True)["patient_id"].head(top).to_list()
     unknown = sorted(set(chosen) - set(batch.scored["patient_id"].to_list()))

@@ -1,0 +1,98 @@
+"""A trained model ready to score, and scoring a batch of tables with it.
+
+Shared by batch scoring (`pipeline.score`), the audit's patient pages (`pipeline.audit`), the
+train stage's serving example and the served MLflow model (`pipeline/served_model.py`), so every
+path gives the same risks and the same reason sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.build import scoring_table
+from features.config import FeaturesConfig, Phase
+from features.registry import describe
+from features.spec import FeatureSpec
+from models.bundle import ModelBundle
+from models.scoring import explain_scores
+from pipeline import tracking
+from pipeline.config import MlflowConfig
+
+KEYS = ("patient_id", "as_of", "day", "phase")
+IDENTITY = ("model_name", "model_version", "run_id")
+
+
+@dataclass
+class LoadedModel:
+    """A verified bundle with the feature settings it was trained with and its registry identity."""
+
+    bundle: ModelBundle
+    spec: FeatureSpec
+    features: FeaturesConfig
+    phases: list[Phase]
+    resolved: tracking.ResolvedModel | None = None
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, resolved: tracking.ResolvedModel | None = None) -> LoadedModel:
+        spec = FeatureSpec.from_dict(bundle.feature_spec)
+        features = FeaturesConfig.model_validate(spec.features_config)
+        return cls(bundle, spec, features, [Phase(**p) for p in bundle.phases], resolved)
+
+    @property
+    def name(self) -> str | None:
+        return self.bundle.metadata.get("model_name", self.resolved.name if self.resolved else None)
+
+    def describe(self, name: str, value: object, row: Mapping[str, object]) -> str:
+        """The plain-language reason sentence for one feature value of a row."""
+        return describe(name, value, spec=self.spec, row=row)
+
+    def explain(
+        self, rows: pl.DataFrame, n_reasons: int, bands: Mapping[str, float]
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """Risk, band and reasons for rows holding `phase` and the feature columns."""
+        return explain_scores(self.bundle, rows, n_reasons, bands, self.describe)
+
+
+def load_model(uri: str, dst: Path, mlflow_config: MlflowConfig) -> LoadedModel:
+    """Resolve a model URI (or local folder) into `dst` and verify its bundle's hashes."""
+    dst.mkdir(parents=True)
+    resolved = tracking.resolve_model(mlflow_config, uri, dst)
+    return LoadedModel.from_bundle(ModelBundle.load(resolved.bundle_dir), resolved)
+
+
+@dataclass
+class BatchScores:
+    scored: pl.DataFrame  # the output rows
+    shap: pl.DataFrame  # patient_id, phase, shap__<feature>..., base_value, margin
+    features: pl.DataFrame  # patient_id and the feature values the model saw
+    excluded: dict[str, int]  # patients not scored, by reason
+
+
+def score_tables(
+    model: LoadedModel, tables, as_of: date, n_reasons: int, bands: Mapping[str, float]
+) -> BatchScores:
+    """Score validated tables (no `_row`) as of a date."""
+    frame = scoring_table(tables, model.phases, model.features, model.spec, as_of).collect()
+    excluded = dict(frame.group_by("exclusion").len().drop_nulls("exclusion").iter_rows())
+    rows = frame.filter(pl.col("exclusion").is_null())
+    scores, shap = model.explain(rows, n_reasons, bands)
+    r = model.resolved
+    identity = [
+        pl.lit(model.name, pl.String).alias("model_name"),
+        pl.lit(r.version if r else None, pl.String).alias("model_version"),
+        pl.lit(r.run_id if r else None, pl.String).alias("run_id"),
+    ]
+    scored = rows.select(KEYS).hstack(scores).with_columns(identity)
+    names = model.bundle.feature_names
+    shap_wide = (
+        rows.select("patient_id", "phase")
+        .hstack(pl.DataFrame(shap, schema=[f"shap__{n}" for n in names]))
+        .with_columns(scores["base_value"], scores["margin"])
+    )
+    return BatchScores(scored, shap_wide, rows.select("patient_id", *names), excluded)
