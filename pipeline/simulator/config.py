@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.config import ConfigError, check_phases, deep_merge
 from pipeline.contract import HOUSING, MODALITIES, SEXES
 
-MASKABLE = (
+MASKABLE = (  # the optional patient columns `cohort.missing_shares` may leave blank
     "ethnicity",
     "deprivation_decile",
     "polysubstance",
@@ -27,7 +27,7 @@ MASKABLE = (
     "housing",
 )
 
-DEFAULT_SIMULATION_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "simulation.yaml"
+DEFAULT_SIMULATION_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "simulation.yaml"
 
 Share = Field(ge=0, le=1)
 

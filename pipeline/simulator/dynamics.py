@@ -1,4 +1,4 @@
-"""Simulator, part 2: the day-by-day latent states, therapy attendance, relapse and drop-out.
+"""The day-by-day trajectories: latent states, therapy attendance, relapse and drop-out.
 
 All patients advance together, one day per step, as numpy arrays. Each day d:
 
@@ -11,8 +11,8 @@ All patients advance together, one day per step, as numpy arrays. Each day d:
 4. at a landmark (every 7 days) the at-risk patients' states and cumulative hazard are kept.
 
 Relapse is the first day the cumulative hazard passes the patient's Exp(1) draw, so
-P(relapse on t+1..t+30 | at risk at t, path) = 1 - exp(-(H(t+30) - H(t))) exactly. The latent
-path goes on after relapse and drop-out (records are cut afterwards) so this truth exists for
+P(relapse on t+1..t+30 | at risk at t, trajectory) = 1 - exp(-(H(t+30) - H(t))) exactly. The latent
+trajectory goes on after relapse and drop-out (records are cut afterwards) so this truth exists for
 every at-risk landmark, "as if followed up". Days past the last phase keep its rates.
 """
 
@@ -23,14 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.simulate_cohort import Patients, Schedule
-from pipeline.simulate_config import SimulationConfig
+from pipeline.simulator.cohort import Patients, Schedule
+from pipeline.simulator.config import CohortConfig, SimulationConfig
 
 NEVER = np.iinfo(np.int32).max
 
 
 @dataclass
-class Paths:
+class Trajectories:
+    """What the simulated days leave behind: event days, attendance and the states that were observed."""
+
     relapse_day: np.ndarray  # first day the hazard fired (NEVER if not by the last simulated day)
     dropout_day: np.ndarray  # the last day seen before dropping out (NEVER if none)
     attended: np.ndarray  # per therapy session, in schedule order
@@ -41,6 +43,12 @@ class Paths:
     landmark_risk: np.ndarray
     landmark_neuroplasticity: np.ndarray
     landmark_stress: np.ndarray
+
+
+def simulated_days(c: CohortConfig) -> int:
+    """Days 0 .. n - 1 are simulated: up to the last landmark before the end of follow-up plus the horizon."""
+    last_landmark = (c.max_followup_days - 1) // c.landmark_spacing_days * c.landmark_spacing_days
+    return last_landmark + c.horizon_days + 1
 
 
 def _by_day(cfg: SimulationConfig, n_days: int) -> dict[str, np.ndarray]:
@@ -60,18 +68,17 @@ def _by_day(cfg: SimulationConfig, n_days: int) -> dict[str, np.ndarray]:
     }
 
 
-def simulate_paths(
+def simulate_trajectories(
     rng: np.random.Generator,
     cfg: SimulationConfig,
     pat: Patients,
     sessions: Schedule,
     measurements: dict[str, Schedule],
     progress: Callable[[int, int], None] | None = None,
-) -> Paths:
+) -> Trajectories:
     """Advance every patient from intake to the last landmark plus the horizon."""
     c, r, npc, s, t = cfg.cohort, cfg.relapse_hazard, cfg.neuroplasticity, cfg.stress, cfg.therapy
-    landmarks = np.arange(0, c.max_followup_days, c.landmark_spacing_days)
-    n_days = int(landmarks[-1]) + c.horizon_days + 1
+    n_days = simulated_days(c)
     table = _by_day(cfg, n_days)
     n = pat.n
     names = list(t.modalities)
@@ -183,7 +190,7 @@ def simulate_paths(
         if progress is not None and (d % 30 == 0 or d == n_days - 1):
             progress(d + 1, n_days)
 
-    return Paths(
+    return Trajectories(
         relapse_day,
         dropout_day,
         attended,
