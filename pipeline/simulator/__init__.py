@@ -44,8 +44,9 @@ Truth (`SimulatedCohort.truth`, never read by the pipeline):
   the label given the trajectory; its next 30 days of daily noise and attendance are its only
   part unknowable at t.
 
-Modules: `config` (the typed parameters), `cohort` (patients and their schedules), `dynamics`
-(the day-by-day trajectories), `tables` (the contract's frames and the truth).
+Modules: `config` (the typed parameters), `cohort` (patients and their schedules), `terms`
+(what every simulated day reads), `dynamics` (the day-by-day trajectories), `tables` (the
+contract's frames and the truth).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import polars as pl
 
 from pipeline.simulator.cohort import Patients, Schedule, draw_patients, hrv_schedules, therapy_schedule, visit_schedule
 from pipeline.simulator.config import SimulationConfig, load_simulation_config
-from pipeline.simulator.dynamics import Trajectories, simulate_trajectories, simulated_days
+from pipeline.simulator.dynamics import Trajectories, simulate_trajectories
 from pipeline.simulator.tables import (
     assessments_frame,
     bdnf_frame,
@@ -73,6 +74,7 @@ from pipeline.simulator.tables import (
     sessions_frame,
     truth_patients_frame,
 )
+from pipeline.simulator.terms import simulated_days
 
 __all__ = [
     "GENERATOR",

@@ -1,11 +1,67 @@
-"""The daily dynamics: data tests that the cohort shows each encoded mechanism."""
+"""The daily dynamics: unit tests of the steps, and data tests that the cohort shows each encoded mechanism."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
+from pipeline.simulator.cohort import draw_patients
+from pipeline.simulator.dynamics import (
+    NEVER,
+    Record,
+    State,
+    accumulate_hazards,
+    count_sessions,
+    initial_state,
+    keep_landmarks,
+)
+from pipeline.simulator.terms import Inputs, daily_inputs, simulated_days
 from tests.pipeline.simulator.conftest import PHASES, rate_per_1000_days, with_day
+
+
+def three_patients(config) -> tuple[Inputs, State]:
+    pat = draw_patients(np.random.default_rng(0), config, 3)
+    inputs = daily_inputs(config, pat, simulated_days(config.cohort))
+    return inputs, initial_state(np.random.default_rng(1), inputs)
+
+
+# --- the steps ------------------------------------------------------------------------------------
+
+
+def test_an_event_happens_on_the_first_day_its_cumulative_hazard_passes_the_threshold(config):
+    _, state = three_patients(config)
+    state.relapse_threshold[:] = [0.5, 1.5, 10.0]
+    state.dropout_threshold[:] = 10.0
+    for d in (1, 2, 3):
+        accumulate_hazards(state, np.log(np.full(3, 0.6)), np.full(3, -50.0), d)
+    assert state.relapse_day.tolist() == [1, 3, NEVER]
+    assert (state.dropout_day == NEVER).all()
+
+
+def test_a_landmark_closes_with_the_probability_of_relapse_over_the_horizon(config):
+    inputs, state = three_patients(config)
+    record = Record(np.zeros(0, bool), {}, {}, [], [])
+    keep_landmarks(record, state, inputs, 0)
+    assert record.landmarks[0].patients.tolist() == [0, 1, 2]
+    state.relapse_hazard += [0.0, 0.1, 1.0]
+    for d in range(1, config.cohort.horizon_days + 1):
+        keep_landmarks(record, state, inputs, d)
+    np.testing.assert_allclose(record.risks[0], -np.expm1(-np.array([0.0, 0.1, 1.0])))
+
+
+def test_any_attended_session_resets_the_run_of_missed_ones(config):
+    inputs, state = three_patients(config)
+    cbt, weight = np.int8(inputs.kinds.cbt), inputs.session_weight
+    count_sessions(state, inputs, np.array([0, 0, 1]), np.full(3, cbt), np.array([False, False, True]), 5)
+    assert state.missed_streak.tolist() == [2, 0, 0] and state.last_missed[0] == 5
+    assert state.exposure.missed[0] == pytest.approx(2 * weight) and state.exposure.cbt[1] == pytest.approx(weight)
+    assert state.core_sessions.tolist() == [0.0, 1.0, 0.0]
+    count_sessions(state, inputs, np.array([0, 0]), np.full(2, cbt), np.array([True, False]), 9)
+    assert state.missed_streak[0] == 0 and state.last_missed[0] == 5
+
+
+# --- the mechanisms (data tests) ------------------------------------------------------------------
 
 
 def test_true_risk_matches_the_observed_30_day_relapse_rate(cohort, followed):
