@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.contract import HOUSING, SEXES
 from pipeline.simulator.config import CohortConfig, DropoutConfig, RelapseHazardConfig, SimulationConfig
 
-SEXES = ("female", "male", "other", "unknown")
-HOUSING = ("stable", "unstable", "homeless")
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 
@@ -216,9 +215,6 @@ class Schedule:
     def on_day(self, d: int) -> np.ndarray:
         """Positions (in output order) of the events on day `d`."""
         return self.by_day[self.day_start[d] : self.day_start[d + 1]]
-
-    def subset(self, keep: np.ndarray) -> Schedule:
-        return Schedule(self.patient[keep], self.day[keep], {k: v[keep] for k, v in self.extra.items()})
 
 
 def sort_order(*keys: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipeline.contract import UTC_DATETIME
-from pipeline.simulator.cohort import HOUSING, SEXES, Patients, Schedule, sort_order, within_group_index
+from pipeline.contract import HOUSING, SEXES, UTC_DATETIME
+from pipeline.simulator.cohort import Patients, Schedule, sort_order, within_group_index
 from pipeline.simulator.config import SimulationConfig
 from pipeline.simulator.dynamics import NEVER, Trajectories
 
