@@ -1,6 +1,6 @@
 """Benchmark the landmark table: Polars (features/) against the pandas reference, same cohort.
 
-Simulates the cohort with `pipeline.simulate` (or a synthetic stand-in with --synthetic), builds
+Simulates the cohort with `pipeline.simulator` (or a synthetic stand-in with --synthetic), builds
 the landmark table with Polars and with `pandas_features.py`, checks the two are equal (sorted,
 floats to 1e-6, column by column), and prints rows, seconds, rows/s, peak memory and the speed ratio.
 Targets: 100,000 patients in <= 30 s with Polars, and >= 5x faster than pandas.
@@ -65,8 +65,7 @@ def timed(build: Callable[[], Any]) -> tuple[Any, float, PeakMemory]:
 def cohort(n: int, seed: int, synthetic: bool) -> dict[str, pl.DataFrame]:
     if not synthetic:
         try:
-            from pipeline.simulate import simulate_cohort
-            from pipeline.simulate_config import load_simulation_config
+            from pipeline.simulator import load_simulation_config, simulate_cohort
         except ImportError:
             synthetic = True
         else:

@@ -18,8 +18,7 @@ import polars as pl
 
 from pipeline import io
 from pipeline.config import MlflowConfig, load_config
-from pipeline.simulate import simulate_cohort
-from pipeline.simulate_config import load_simulation_config
+from pipeline.simulator import load_simulation_config, simulate_cohort
 from pipeline.train import train
 
 

@@ -24,8 +24,7 @@ from models.evaluation import metrics_table, oof_frame
 from models.training import fit_phase
 from pipeline import io
 from pipeline.config import load_config
-from pipeline.simulate import simulate_cohort
-from pipeline.simulate_config import load_simulation_config
+from pipeline.simulator import load_simulation_config, simulate_cohort
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """A quick synthetic cohort in the contract's shape, for benchmarks only.
 
-Used by `bench_features.py` when `pipeline.simulate` is not available (or with `--synthetic`).
+Used by `bench_features.py` when `pipeline.simulator` is not available (or with `--synthetic`).
 It has no clinical realism — only realistic volumes: visits, daily wearable recordings,
 weekly therapy sessions, a few raw-beat recordings with artefacts.
 """

@@ -14,8 +14,7 @@ from features.tables import TABLES
 from pipeline.cli.app import app, fail
 from pipeline.config import ConfigError
 from pipeline.io import SUFFIXES, write_json, write_tables
-from pipeline.simulate import SIMULATION_METADATA, TRUTH_DIR, simulate_cohort
-from pipeline.simulate_config import load_simulation_config
+from pipeline.simulator import SIMULATION_METADATA, TRUTH_DIR, load_simulation_config, simulate_cohort
 
 
 class TableFormat(StrEnum):

@@ -1,7 +1,8 @@
-"""Simulator, part 3: turn patients, schedules and paths into the contract's tables and the truth.
+"""The simulated cohort as polars frames: the data contract's tables and the latent truth.
 
-Measurements are noisy readings of the latent states on their scheduled days; every record is
-cut at the patient's last follow-up. Frames are typed exactly as `pipeline.contract.SPECS`.
+Patients, their schedules and their trajectories in; frames typed exactly as
+`pipeline.contract.SPECS` out. Measurements are noisy readings of the latent states on their
+scheduled days, and every record is cut at the patient's last follow-up.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from features.tables import UTC_DATETIME
-from pipeline.simulate_cohort import HOUSING, SEXES, Patients, Schedule, sort_order, within_group_index
-from pipeline.simulate_config import SimulationConfig
-from pipeline.simulate_dynamics import NEVER, Paths
+from features.tables import HOUSING, SEXES, UTC_DATETIME
+from pipeline.simulator.cohort import Patients, Schedule, sort_order, within_group_index
+from pipeline.simulator.config import SimulationConfig
+from pipeline.simulator.dynamics import NEVER, Trajectories
 
 _US_PER_DAY = 86_400_000_000
 
@@ -43,10 +44,10 @@ def _masked(values: np.ndarray, missing: np.ndarray | None, dtype: pl.DataType) 
     return pl.select(pl.when(pl.Series(missing)).then(None).otherwise(series)).to_series()
 
 
-def last_followup_day(cfg: SimulationConfig, pat: Patients, paths: Paths) -> np.ndarray:
+def last_followup_day(cfg: SimulationConfig, pat: Patients, traj: Trajectories) -> np.ndarray:
     """Last day seen: relapse, drop-out, data extract or the end of follow-up, whichever first."""
-    end = np.minimum(np.minimum(paths.dropout_day, pat.admin_days), cfg.cohort.max_followup_days - 1)
-    return np.minimum(end, paths.relapse_day).astype(np.int32)
+    end = np.minimum(np.minimum(traj.dropout_day, pat.admin_days), cfg.cohort.max_followup_days - 1)
+    return np.minimum(end, traj.relapse_day).astype(np.int32)
 
 
 def patients_frame(cfg: SimulationConfig, pat: Patients, ids: pl.Series) -> pl.DataFrame:
@@ -69,9 +70,9 @@ def patients_frame(cfg: SimulationConfig, pat: Patients, ids: pl.Series) -> pl.D
     )
 
 
-def outcomes_frame(pat: Patients, paths: Paths, last_day: np.ndarray, ids: pl.Series) -> pl.DataFrame:
-    observed = paths.relapse_day <= last_day
-    relapse = _dates(pat.intake_day + np.where(observed, paths.relapse_day, 0))
+def outcomes_frame(pat: Patients, traj: Trajectories, last_day: np.ndarray, ids: pl.Series) -> pl.DataFrame:
+    observed = traj.relapse_day <= last_day
+    relapse = _dates(pat.intake_day + np.where(observed, traj.relapse_day, 0))
     return pl.DataFrame(
         [
             ids,
@@ -261,7 +262,12 @@ def assessments_frame(
 
 
 def truth_patients_frame(
-    pat: Patients, paths: Paths, last_day: np.ndarray, bdnf_assayed: np.ndarray, hrv_source: np.ndarray, ids: pl.Series
+    pat: Patients,
+    traj: Trajectories,
+    last_day: np.ndarray,
+    bdnf_assayed: np.ndarray,
+    hrv_source: np.ndarray,
+    ids: pl.Series,
 ) -> pl.DataFrame:
     def day_or_null(day: np.ndarray, name: str) -> pl.Series:
         return _masked(np.where(day == NEVER, 0, day), day == NEVER, pl.Int64).alias(name)
@@ -278,27 +284,27 @@ def truth_patients_frame(
             pl.Series("polysubstance", pat.polysubstance),
             pl.Series("trauma_history", pat.trauma),
             pl.Series("housing", np.array(HOUSING, dtype=object)[pat.housing], pl.String),
-            day_or_null(paths.relapse_day, "relapse_day"),
-            day_or_null(paths.dropout_day, "dropout_day"),
+            day_or_null(traj.relapse_day, "relapse_day"),
+            day_or_null(traj.dropout_day, "dropout_day"),
             pl.Series("admin_censor_day", pat.admin_days.astype(np.int64)),
             pl.Series("last_followup_day", last_day.astype(np.int64)),
-            pl.Series("relapse_observed", paths.relapse_day <= last_day),
+            pl.Series("relapse_observed", traj.relapse_day <= last_day),
             pl.Series("bdnf_assayed", bdnf_assayed),
             pl.Series("hrv_source", hrv_source, pl.String),
         ]
     )
 
 
-def landmark_truth_frame(pat: Patients, paths: Paths, ids: pl.Series) -> pl.DataFrame:
-    order = sort_order(paths.landmark_patient, paths.landmark_day)
-    who, day = paths.landmark_patient[order], paths.landmark_day[order]
+def landmark_truth_frame(pat: Patients, traj: Trajectories, ids: pl.Series) -> pl.DataFrame:
+    order = sort_order(traj.landmark_patient, traj.landmark_day)
+    who, day = traj.landmark_patient[order], traj.landmark_day[order]
     return pl.DataFrame(
         [
             ids.gather(who),
             _dates(pat.intake_day[who] + day).alias("landmark_date"),
             pl.Series("day", day, pl.Int64),
-            pl.Series("true_risk_30d", paths.landmark_risk[order], pl.Float64),
-            pl.Series("neuroplasticity", paths.landmark_neuroplasticity[order], pl.Float64),
-            pl.Series("stress", paths.landmark_stress[order], pl.Float64),
+            pl.Series("true_risk_30d", traj.landmark_risk[order], pl.Float64),
+            pl.Series("neuroplasticity", traj.landmark_neuroplasticity[order], pl.Float64),
+            pl.Series("stress", traj.landmark_stress[order], pl.Float64),
         ]
     )

@@ -4,7 +4,8 @@ Pure: a seed and `SimulationConfig` in, polars frames out (`relapse simulate` wr
 The numbers live in `configs/simulation.yaml`, each with its rationale. The same seed gives the
 same frames: every random draw comes from PCG64 streams spawned from the seed in a fixed order.
 
-The model (DESIGN.md §1), as a daily relapse hazard over days since intake (day 0):
+The model encodes the claims of Lomas (2025) as a daily relapse hazard over days since intake
+(day 0):
 
     h(d) = rate[phase(d)] * exp(static + therapy(d) + latent(d) + interactions(d))
 
@@ -38,10 +39,14 @@ Truth (`SimulatedCohort.truth`, never read by the pipeline):
 - `patients`: latent traits, true (uncensored) relapse and drop-out days, data sources;
 - `landmark_risk`: for each weekly landmark t at which the patient is at risk (no relapse on or
   before t, last follow-up after t), `true_risk_30d = 1 - exp(-sum of h(d), d = t+1..t+30)`
-  along the realised latent path, which continues past drop-out and relapse (risk "if followed
-  up"). Since
-  relapse is drawn from that same hazard, it is exactly the probability of the label given the
-  path; the path's next 30 days of daily noise and attendance are its only part unknowable at t.
+  along the realised latent trajectory, which continues past drop-out and relapse (risk "if
+  followed up"). Since relapse is drawn from that same hazard, it is exactly the probability of
+  the label given the trajectory; its next 30 days of daily noise and attendance are its only
+  part unknowable at t.
+
+Modules: `config` (the typed parameters), `cohort` (patients and their schedules), `terms`
+(what every simulated day reads), `dynamics` (the day-by-day trajectories), `tables` (the
+contract's frames and the truth).
 """
 
 from __future__ import annotations
@@ -53,10 +58,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.simulate_cohort import draw_patients, hrv_schedules, therapy_schedule, visit_schedule
-from pipeline.simulate_config import SimulationConfig
-from pipeline.simulate_dynamics import simulate_paths
-from pipeline.simulate_tables import (
+from pipeline.simulator.cohort import Patients, Schedule, draw_patients, hrv_schedules, therapy_schedule, visit_schedule
+from pipeline.simulator.config import SimulationConfig, load_simulation_config
+from pipeline.simulator.dynamics import Trajectories, simulate_trajectories
+from pipeline.simulator.tables import (
     assessments_frame,
     bdnf_frame,
     hrv_frame,
@@ -69,11 +74,25 @@ from pipeline.simulate_tables import (
     sessions_frame,
     truth_patients_frame,
 )
+from pipeline.simulator.terms import simulated_days
+
+__all__ = [
+    "GENERATOR",
+    "NOTE",
+    "SIMULATION_METADATA",
+    "TRUTH_DIR",
+    "SimulatedCohort",
+    "SimulationConfig",
+    "load_simulation_config",
+    "simulate_cohort",
+    "simulation_metadata",
+]
 
 SIMULATION_METADATA = "simulation.json"  # in the data folder: marks the data as synthetic
 TRUTH_DIR = "truth"  # sub-folder of the data folder with the latent truth; the pipeline never reads it
 GENERATOR = "relapse-risk simulator"
 NOTE = "Simulated cohort for demonstration and testing; not real patients."
+# One independent stream per concern, spawned in this order: adding draws to one leaves the others unchanged.
 _STREAMS = ("patients", "therapy", "bdnf", "hrv", "assessments", "dynamics", "measurements")
 
 
@@ -82,6 +101,14 @@ class SimulatedCohort:
     tables: dict[str, pl.DataFrame]  # the data contract's tables, typed as in contract.SPECS
     truth: dict[str, pl.DataFrame]  # "patients" and "landmark_risk"
     metadata: dict[str, Any]  # the content of SIMULATION_METADATA
+
+
+@dataclass(frozen=True)
+class _Measurements:
+    """Who is assayed for BDNF, and when each measurement is scheduled (indexed by day)."""
+
+    bdnf_assayed: np.ndarray
+    schedules: dict[str, Schedule]  # "bdnf", "hrv" (summaries), "rr" (raw beats), "assessments"
 
 
 def simulation_metadata(n_patients: int, seed: int, config: SimulationConfig) -> dict[str, Any]:
@@ -96,11 +123,6 @@ def simulation_metadata(n_patients: int, seed: int, config: SimulationConfig) ->
     }
 
 
-def _streams(seed: int) -> dict[str, np.random.Generator]:
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    return {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(_STREAMS, children, strict=True)}
-
-
 def simulate_cohort(
     n_patients: int,
     seed: int,
@@ -113,48 +135,84 @@ def simulate_cohort(
     if seed < 0:
         raise ValueError("seed must be a non-negative integer")
     rng = _streams(seed)
-    c = config.cohort
-    last_sim_day = (c.max_followup_days - 1) // c.landmark_spacing_days * c.landmark_spacing_days + c.horizon_days
+    n_days = simulated_days(config.cohort)
     pat = draw_patients(rng["patients"], config, n_patients)
-    sessions = therapy_schedule(rng["therapy"], config, pat, last_sim_day).index(last_sim_day + 1)
+    sessions = therapy_schedule(rng["therapy"], config, pat, n_days - 1).index(n_days)
+    measured = _measurement_schedules(rng, config, pat, n_days)
+    traj = simulate_trajectories(rng["dynamics"], config, pat, sessions, measured.schedules, progress)
+    last_day = last_followup_day(config, pat, traj)
+    ids = patient_ids(n_patients)
+    tables = _contract_tables(rng["measurements"], config, pat, sessions, measured.schedules, traj, last_day, ids)
+    truth = {
+        "patients": truth_patients_frame(
+            pat, traj, last_day, measured.bdnf_assayed, _hrv_source(pat.n, measured.schedules), ids
+        ),
+        "landmark_risk": landmark_truth_frame(pat, traj, ids),
+    }
+    return SimulatedCohort(tables, truth, simulation_metadata(n_patients, seed, config))
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(_STREAMS, children, strict=True)}
+
+
+def _measurement_schedules(
+    rng: dict[str, np.random.Generator], config: SimulationConfig, pat: Patients, n_days: int
+) -> _Measurements:
+    """BDNF visits (for the assayed share), wearable recordings and questionnaire visits."""
     b, a = config.bdnf, config.assessments
-    bdnf_who = rng["bdnf"].random(n_patients) < b.patient_share
-    summary, raw = hrv_schedules(rng["hrv"], config, pat, c.max_followup_days - 1)
-    measurements = {
-        "bdnf": visit_schedule(rng["bdnf"], bdnf_who, b.visit_days, b.visit_share, b.visit_jitter_days, b.max_samples),
+    bdnf_assayed = rng["bdnf"].random(pat.n) < b.patient_share
+    summary, raw = hrv_schedules(rng["hrv"], config, pat, config.cohort.max_followup_days - 1)
+    schedules = {
+        "bdnf": visit_schedule(
+            rng["bdnf"], bdnf_assayed, b.visit_days, b.visit_share, b.visit_jitter_days, b.max_samples
+        ),
         "hrv": summary,
         "rr": raw,
         "assessments": visit_schedule(
-            rng["assessments"], np.ones(n_patients, bool), a.visit_days, a.visit_share, a.visit_jitter_days
+            rng["assessments"], np.ones(pat.n, bool), a.visit_days, a.visit_share, a.visit_jitter_days
         ),
     }
-    for schedule in measurements.values():
-        schedule.index(last_sim_day + 1)
-    paths = simulate_paths(rng["dynamics"], config, pat, sessions, measurements, progress)
+    for schedule in schedules.values():
+        schedule.index(n_days)
+    return _Measurements(bdnf_assayed, schedules)
 
-    last_day = last_followup_day(config, pat, paths)
-    seen = {k: m.day <= last_day[m.patient] for k, m in measurements.items()}
-    ids = patient_ids(n_patients)
-    noise = rng["measurements"]
-    m, np_at, s_at = measurements, paths.neuroplasticity_at, paths.stress_at
-    tables = {
+
+def _contract_tables(
+    noise: np.random.Generator,
+    config: SimulationConfig,
+    pat: Patients,
+    sessions: Schedule,
+    m: dict[str, Schedule],
+    traj: Trajectories,
+    last_day: np.ndarray,
+    ids: pl.Series,
+) -> dict[str, pl.DataFrame]:
+    """The contract's tables, every record cut at the patient's last follow-up day.
+
+    The measurement noise is drawn table by table in this order, so the order is part of the seed's output.
+    """
+    seen = {k: s.day <= last_day[s.patient] for k, s in m.items()}
+    np_at, s_at = traj.neuroplasticity_at, traj.stress_at
+    return {
         "patients": patients_frame(config, pat, ids),
-        "outcomes": outcomes_frame(pat, paths, last_day, ids),
+        "outcomes": outcomes_frame(pat, traj, last_day, ids),
         "bdnf": bdnf_frame(noise, config, pat, m["bdnf"], np_at["bdnf"], seen["bdnf"], ids),
         "hrv": hrv_frame(noise, config, pat, m["hrv"], s_at["hrv"], seen["hrv"], ids),
         "rr_intervals": rr_frame(noise, config, pat, m["rr"], s_at["rr"], seen["rr"], ids),
         "therapy_sessions": sessions_frame(
-            config, pat, sessions, paths.attended, sessions.day <= last_day[sessions.patient], ids
+            config, pat, sessions, traj.attended, sessions.day <= last_day[sessions.patient], ids
         ),
         "assessments": assessments_frame(
             noise, config, pat, m["assessments"], np_at["assessments"], s_at["assessments"], seen["assessments"], ids
         ),
     }
-    hrv_source = np.full(n_patients, "none", dtype=object)
-    hrv_source[m["hrv"].patient] = "summary"
-    hrv_source[m["rr"].patient] = "raw"
-    truth = {
-        "patients": truth_patients_frame(pat, paths, last_day, bdnf_who, hrv_source, ids),
-        "landmark_risk": landmark_truth_frame(pat, paths, ids),
-    }
-    return SimulatedCohort(tables, truth, simulation_metadata(n_patients, seed, config))
+
+
+def _hrv_source(n_patients: int, schedules: dict[str, Schedule]) -> np.ndarray:
+    """Per patient: "raw" beats, "summary" recordings or "none" (never wore a device)."""
+    source = np.full(n_patients, "none", dtype=object)
+    source[schedules["hrv"].patient] = "summary"
+    source[schedules["rr"].patient] = "raw"
+    return source

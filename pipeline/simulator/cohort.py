@@ -1,7 +1,10 @@
-"""Simulator, part 1: who the patients are and when things are scheduled to happen.
+"""Who the simulated patients are and when their sessions and measurements are scheduled.
 
-Pure numpy: a `Generator` and the typed parameters in, arrays out. The daily dynamics
-(`pipeline.simulate_dynamics`) later decide what each scheduled event observes.
+Pure numpy: a `Generator` and the typed parameters in, arrays out. Patients carry their true
+covariates, latent traits and the static parts of their hazards; a `Schedule` lists events
+(therapy sessions, BDNF and questionnaire visits, wearable recordings) by patient and day.
+What each scheduled event observes is decided later by the daily dynamics
+(`pipeline.simulator.dynamics`).
 """
 
 from __future__ import annotations
@@ -10,10 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.simulate_config import CohortConfig, DropoutConfig, RelapseHazardConfig, SimulationConfig
+from features.tables import HOUSING, SEXES
+from pipeline.simulator.config import CohortConfig, DropoutConfig, RelapseHazardConfig, SimulationConfig
 
-SEXES = ("female", "male", "other", "unknown")
-HOUSING = ("stable", "unstable", "homeless")
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 
@@ -205,15 +207,14 @@ class Schedule:
     day_start: np.ndarray = field(init=False)
 
     def index(self, n_days: int) -> Schedule:
+        """Index the events by day for days 0 .. n_days - 1; returns the schedule itself."""
         self.by_day = np.argsort(self.day, kind="stable")
         self.day_start = np.searchsorted(self.day[self.by_day], np.arange(n_days + 1))
         return self
 
     def on_day(self, d: int) -> np.ndarray:
+        """Positions (in output order) of the events on day `d`."""
         return self.by_day[self.day_start[d] : self.day_start[d + 1]]
-
-    def subset(self, keep: np.ndarray) -> Schedule:
-        return Schedule(self.patient[keep], self.day[keep], {k: v[keep] for k, v in self.extra.items()})
 
 
 def sort_order(*keys: np.ndarray) -> np.ndarray:

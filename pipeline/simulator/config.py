@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.config import check_phases
 from features.tables import HOUSING, MODALITIES, SEXES
-from pipeline.config import ConfigError, check_phases, deep_merge
+from pipeline.config import ConfigError, deep_merge
 
-MASKABLE = (
+MASKABLE = (  # the optional patient columns `cohort.missing_shares` may leave blank
     "ethnicity",
     "deprivation_decile",
     "polysubstance",
@@ -27,7 +28,7 @@ MASKABLE = (
     "housing",
 )
 
-DEFAULT_SIMULATION_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "simulation.yaml"
+DEFAULT_SIMULATION_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "simulation.yaml"
 
 Share = Field(ge=0, le=1)
 
