@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import polars as pl
 import pytest
 import yaml
-from mlflow import MlflowClient
 
 from benchmarks.cohorts import (
     PHARMACO_SMOKING_EXTRA,
@@ -26,9 +25,9 @@ from benchmarks.cohorts import (
 )
 from pipeline import io
 from pipeline.config import deep_merge
-from tests.e2e.conftest import FAST_MODEL, Workspace
+from tests.pipeline.cli.conftest import FAST_MODEL, Workspace
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMOKING_CONFIG = REPO / "benchmarks" / "pharmacosmoking.yaml"
 FOLLOW_UP_CUT_DAYS = 270
 # What `relapse train` fits per phase on pharmacoSmoking under benchmarks/pharmacosmoking.yaml:
@@ -43,6 +42,9 @@ NO_ROWS_TODAY = (
     "(maintenance, day 365+); remove this marker once an empty phase no longer stops training"
 )
 
+if TYPE_CHECKING:
+    pass
+
 
 def config_file(path: Path, tracking_uri: str, base: Path | None = None, override: str = "") -> Path:
     """`base` (a YAML override, or nothing) with `override` merged over it and its own MLflow store."""
@@ -54,6 +56,8 @@ def config_file(path: Path, tracking_uri: str, base: Path | None = None, overrid
 
 
 def registered(tracking_uri: str, version: str = "1"):
+    import mlflow
+    from mlflow import MlflowClient
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     mv = client.get_model_version("relapse-risk", version)
@@ -136,6 +140,7 @@ def test_cut_tables_caps_follow_up_drops_late_relapses_and_late_records():
 
 @pytest.mark.slow
 def test_pharmaco_smoking_validates_trains_and_registers_a_version(tmp_path):
+    import mlflow
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = config_file(tmp_path / "smoking.yaml", uri, SMOKING_CONFIG, "model:\n  bootstrap_samples: 20\n")
     ws = Workspace(tmp_path, tmp_path / "pharmacosmoking", config, uri)

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.e2e.conftest import AS_OF, bin_path, free_port, wait_for_http
+from tests.pipeline.cli.conftest import AS_OF, bin_path, free_port, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
-import mlflow
 import polars as pl
 import pytest
-from mlflow import MlflowClient
 
 from pipeline.privacy import hash_key_from_env, keyed_hash
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 SECTIONS = ("model-card", "tripod", "performance", "subgroups", "explanations", "drift", "patients")
+
+if TYPE_CHECKING:
+    pass
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,7 @@ def test_report_has_every_section_and_the_synthetic_notice(report):
 
 
 def test_numbers_match_the_training_run(report, workspace):
+    from mlflow import MlflowClient
     html, _ = report
     client = MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
     run_id = client.get_model_version_by_alias("relapse-risk", "champion").run_id
@@ -45,6 +48,8 @@ def test_numbers_match_the_training_run(report, workspace):
 
 
 def test_subgroup_counts_add_up_to_each_phase(report, workspace, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
     client = MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
     run_id = client.get_model_version_by_alias("relapse-risk", "champion").run_id
     mlflow.set_tracking_uri(workspace.tracking_uri)
@@ -75,6 +80,7 @@ def test_patient_pages_show_hashed_ids_only(report, scored, workspace):
 
 
 def test_report_is_logged_to_the_scoring_run(report, scored, workspace):
+    from mlflow import MlflowClient
     manifest = json.loads(scored[0].with_name(scored[0].name + ".manifest.json").read_text())
     client = MlflowClient(workspace.tracking_uri)
     assert "report.html" in {a.path for a in client.list_artifacts(manifest["scoring_run_id"])}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import polars as pl
 import pytest
-from mlflow import MlflowClient
 
-from tests.e2e.conftest import Workspace, bin_path, free_port, wait_for_http, write_config
+from tests.pipeline.cli.conftest import Workspace, bin_path, free_port, wait_for_http, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 ARTIFACTS = {
@@ -26,18 +25,25 @@ ARTIFACTS = {
     "shap_summary_acute.png",
 }
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 
 def client(uri: str) -> MlflowClient:
+    import mlflow
+    from mlflow import MlflowClient
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri, registry_uri=uri)
 
 
 def download_model(c: MlflowClient, version: str, dst: Path) -> Path:
+    import mlflow
     mv = c.get_model_version("relapse-risk", version)
     return Path(mlflow.artifacts.download_artifacts(f"models:/relapse-risk/{mv.version}", dst_path=str(dst)))
 
 
 def test_training_run_has_params_tags_datasets_metrics_artifacts_and_version(trained, workspace, tmp_path):
+    import mlflow
     c = client(workspace.tracking_uri)
     mv = c.get_model_version_by_alias("relapse-risk", "challenger")
     run = c.get_run(mv.run_id)
