@@ -64,12 +64,9 @@ def timed(build: Callable[[], Any]) -> tuple[Any, float, PeakMemory]:
 
 def cohort(n: int, seed: int, synthetic: bool) -> dict[str, pl.DataFrame]:
     if not synthetic:
-        try:
-            from pipeline.simulator import load_simulation_config, simulate_cohort
-        except ImportError:
-            synthetic = True
-        else:
-            return simulate_cohort(n, seed, load_simulation_config()).tables
+        from pipeline.simulator import load_simulation_config, simulate_cohort
+
+        return simulate_cohort(n, seed, load_simulation_config()).tables
     from synthetic_cohort import synthetic_cohort
 
     return synthetic_cohort(n, seed)

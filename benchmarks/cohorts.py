@@ -11,7 +11,8 @@
    phases span (for example a simulated cohort cut at 270 days).
 
 It is a smoking cohort, not a ketamine one: it checks that the pipeline runs on real, small,
-short-follow-up survival data and what it learns there, not the clinical claims of DESIGN.md.
+short-follow-up survival data and what it learns there, not the clinical claims the simulator encodes
+(docs/DESIGN.md).
 
 Importable from tests as `benchmarks.cohorts` (the repository root is on sys.path under pytest)
 and runnable as a script:

@@ -8,7 +8,6 @@ Every feature counts time in whole days since `intake_date` (day 0), computed by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 import polars as pl
 
@@ -67,7 +66,3 @@ def date_plus_days(date_expr: pl.Expr, days_expr: pl.Expr) -> pl.Expr:
     """`date_expr` moved by a whole number of days (the inverse of `days_since`)."""
     return date_expr + pl.duration(days=days_expr)
 
-
-def as_date(value: date) -> pl.Expr:
-    """A literal `Date` expression."""
-    return pl.lit(value, dtype=pl.Date)

@@ -5,7 +5,7 @@ physiological ranges) lives in `pipeline.reports.drift` and the TRIPOD+AI checkl
 `pipeline.reports.tripod`; both are re-exported here so the stage imports one module.
 
 Every rate here is IPCW-weighted: rows censored inside the horizon have no label and are left
-out, and the rest carry `ipcw_weight` so drop-out does not bias observed risk (DESIGN.md §3).
+out, and the rest carry `ipcw_weight` so drop-out does not bias observed risk.
 """
 
 from __future__ import annotations
