@@ -37,7 +37,7 @@ test: $(STAMP) ## Run the whole test suite (unit and slow end-to-end tests)
 	$(TEST_ENV) $(VENV)/bin/pytest -n 2 --dist loadgroup -q
 
 test-fast: $(STAMP) ## Run only the fast unit tests (skips tests marked slow)
-	$(TEST_ENV) $(VENV)/bin/pytest -n 2 -q -m "not slow"
+	$(TEST_ENV) $(VENV)/bin/pytest -n 2 --dist loadgroup -q -m "not slow"
 
 lint: $(STAMP) ## Check style and common mistakes with ruff
 	$(VENV)/bin/ruff check pipeline features models tests benchmarks

@@ -278,15 +278,29 @@ def random_cohorts(draw):
 def test_records_after_a_date_never_change_features_as_of_it(config, example):
     tables, cutoff = example
     spec = fit_feature_spec(tables, config.features)  # one spec for both, as at scoring
-    truncated = up_to(tables, cutoff)
+    # The full cohort and its copy without later records side by side, so one build serves both;
+    # each copy has the same patients and outcomes, so the censoring weights are those of either.
+    both = side_by_side(tables, up_to(tables, cutoff))
+    landmarks = landmark_table(both, config.phases, config.landmarks, config.features, spec).filter(
+        pl.col("landmark_date") <= cutoff
+    )
+    scored = scoring_table(both, config.phases, config.features, spec, cutoff)
+    for frame in pl.collect_all([landmarks, scored]):
+        full, cut = (
+            frame.filter(pl.col("patient_id").str.starts_with(tag)).with_columns(
+                pl.col("patient_id").str.strip_prefix(tag)
+            )
+            for tag in ("full:", "cut:")
+        )
+        assert 2 * full.height == frame.height  # every row belongs to one copy or the other
+        assert_frame_equal(full, cut)
 
-    def rows(data):
-        table = landmark_table(data, config.phases, config.landmarks, config.features, spec).collect()
-        return table.filter(pl.col("landmark_date") <= cutoff)
 
-    assert_frame_equal(rows(tables), rows(truncated))
+def side_by_side(full: dict[str, pl.DataFrame], cut: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """One cohort holding both versions, patient ids tagged `full:` and `cut:`."""
 
-    def scored(data):
-        return scoring_table(data, config.phases, config.features, spec, cutoff).collect()
+    def tagged(tables: dict[str, pl.DataFrame], tag: str) -> dict[str, pl.DataFrame]:
+        return {k: v.with_columns((pl.lit(tag) + pl.col("patient_id")).alias("patient_id")) for k, v in tables.items()}
 
-    assert_frame_equal(scored(tables), scored(truncated))
+    a, b = tagged(full, "full:"), tagged(cut, "cut:")
+    return {k: pl.concat([a[k], b[k]]) for k in full}

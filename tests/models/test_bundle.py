@@ -17,6 +17,10 @@ PHASES = [{"name": "acute", "start_day": 0, "end_day": 13},
 FALLBACK_RATE = 0.05
 
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("fitted_phase")
+
+
 def make_bundle(fit, names) -> ModelBundle:
     return ModelBundle(
         phase_models={"early": PhaseModel.from_fit(fit),

@@ -9,6 +9,9 @@ import pytest
 
 from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("fitted_phase")
+
 
 @pytest.fixture(scope="module")
 def oof(fitted_phase, phase_data) -> pl.DataFrame:

@@ -14,6 +14,9 @@ from models.explain import (
 )
 from models.link import sigmoid
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("fitted_phase")
+
 
 def test_contributions_add_up_to_the_margin(fitted_phase, phase_data):
     X = phase_data["X"]

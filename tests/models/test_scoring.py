@@ -12,6 +12,10 @@ from models.scoring import explain_scores, output_columns, risk_bands
 BANDS = {"low": 0.0, "moderate": 0.1, "high": 0.25}
 
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("fitted_phase")
+
+
 @pytest.fixture(scope="module")
 def bundle(fitted_phase, phase_data) -> ModelBundle:
     phases = [{"name": "early", "start_day": 0, "end_day": 89}, {"name": "late", "start_day": 90, "end_day": 729}]

@@ -8,6 +8,9 @@ from models.phase_model import ConstantRisk
 from models.training import fit_phase
 from tests.models.synthetic import small_model_config, synthetic_phase
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("fitted_phase")
+
 
 def _fit(d, cfg, phase="early"):
     return fit_phase(d["X"], d["y"], d["w"], d["groups"], d["feature_names"], cfg, phase)

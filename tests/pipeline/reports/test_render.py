@@ -8,6 +8,10 @@ from pipeline.reports.render import defang, find_external_references, render_rep
 SECTIONS = ["model-card", "tripod", "performance", "subgroups", "explanations", "drift", "patients"]
 
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("report")
+
+
 def test_every_section_has_its_stable_id(sample_html):
     for section in SECTIONS:
         assert f'<section id="{section}">' in sample_html

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
 
 NETWORK_SCHEMES = ("http:", "https:", "ws:", "wss:", "ftp:")
 

@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 from pipeline.reports.analysis import tripod_checklist
 
@@ -57,6 +58,10 @@ PAPER_ITEMS = [
     "27b",
     "27c",
 ]
+
+
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("report")
 
 
 def test_items_are_numbered_as_in_the_paper_and_all_manual_without_context():
