@@ -14,6 +14,7 @@ out-of-fold predictions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,16 +141,21 @@ def fit_phase(
     feature_names: list[str],
     cfg: ModelConfig,
     phase: str,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> PhaseFit:
     """Cross-validate, calibrate and fit the model for one phase (see the module docstring).
 
     X: float features (NaN = unknown); y: 0/1 labels; w: IPCW weights (> 0); groups: patient
     ids. Few events give a `ConstantRisk` fallback and a warning, never an exception.
+    `on_fold(done, total)`, when given, is called after each of the `n_folds` CV fits and the
+    final fit (total = n_folds + 1; a fallback calls it once with 1, 1), for progress reports.
     """
+    report = on_fold or (lambda done, total: None)
     X, y, w, groups = _validate(X, y, w, groups, feature_names)
     c = counts(y, groups)
     reason = _fallback_reason(c, cfg)
     if reason is not None:
+        report(1, 1)
         return _fallback_fit(X, y, w, groups, c, cfg, phase, reason)
     epv = c["event_patients"] / X.shape[1]
     warnings = []
@@ -169,8 +175,10 @@ def fit_phase(
         baseline = make_logistic(cfg.logistic, cfg.seed)
         baseline.fit(X[train], y[train], logisticregression__sample_weight=w[train])
         oof_baseline[test] = baseline.predict_proba(X[test])[:, 1]
+        report(k + 1, cfg.n_folds + 1)
     oof_model = _cross_fitted_calibration(oof_raw, y, w, folds, cfg.calibration)
     booster, best = _fit_booster(X, y, w, groups, cfg)
+    report(cfg.n_folds + 1, cfg.n_folds + 1)
 
     def ev(p: np.ndarray) -> dict[str, Metric]:
         return evaluate(y, p, w, groups, cfg.bootstrap_samples, cfg.seed)

@@ -1,10 +1,15 @@
 """The registered `relapse-risk` pyfunc model, logged from code (no pickle).
 
-MLflow runs this file when it loads the model: `set_model` names the object that serves it.
-Input rows: `day` (days since intake; it picks the phase model) and the feature columns
-(missing ones are treated as unknown); `patient_id` is passed through when given. Output: the
-columns of `models.scoring.output_columns`, with the risk bands and number of reasons the
-model was trained with.
+MLflow runs this file when it loads the model: `set_model` names the object that serves it. The
+model carries the project's packages (`code_paths`, see `pipeline.registry`), so it loads in any
+environment built from its own requirements.
+
+Input rows: `day` (whole days since intake; it picks the phase model) is required; `patient_id`,
+`as_of` and the feature columns are optional (a missing column or value counts as unknown) and
+the identifiers are passed through. Output: the columns of `models.scoring.output_columns` with
+the risk bands and number of reasons the model was trained with, then `model_name`,
+`model_version` and `run_id`. A request the model cannot answer (a day outside every phase, a
+non-integer day, a value of the wrong type) gets HTTP 400 with a one-line reason.
 """
 
 from __future__ import annotations
@@ -14,31 +19,56 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import polars as pl
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
+
+
+class BadRequest(MlflowException):
+    """A request the model refuses (HTTP 400), answered with its one-line reason only.
+
+    MLflow's scoring server rewrites the message of any error raised by `predict` to start with a
+    dump of the whole input frame; this message keeps the reason alone, so the answer stays short.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+        super().__init__(reason, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._reason
+
+    @message.setter
+    def message(self, _value: str) -> None:
+        pass  # keep the reason; see the class docstring
 
 
 class RelapseRiskModel(PythonModel):
     def load_context(self, context) -> None:
         from models.bundle import ModelBundle
+        from pipeline.registry import model_identity
         from pipeline.serving import LoadedModel
 
-        self.model = LoadedModel.from_bundle(ModelBundle.load(Path(context.artifacts["bundle"])))
+        bundle_dir = Path(context.artifacts["bundle"])
+        self.model = LoadedModel.from_bundle(ModelBundle.load(bundle_dir))
+        self.identity = model_identity(bundle_dir.parents[1], self.model.name)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from features.time import phase_expr
+        from pipeline.serving import RequestError, check_request
 
-        bundle = self.model.bundle
-        frame = pl.from_pandas(pd.DataFrame(model_input))
-        missing = [c for c in bundle.feature_names if c not in frame.columns]
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
-        frame = frame.with_columns(phase_expr(pl.col("day"), self.model.phases).alias("phase"))
-        if frame["phase"].null_count():
-            bad = frame.filter(pl.col("phase").is_null())["day"].to_list()[:5]
-            raise ValueError(f"day outside every recovery phase: {bad}")
-        scoring = bundle.metadata["scoring"]
+        phases = self.model.phases
+        try:
+            frame = check_request(pd.DataFrame(model_input).to_dict("list"), self.model.bundle.feature_names, phases)
+        except RequestError as exc:
+            raise BadRequest(str(exc)) from None
+        frame = frame.with_columns(phase_expr(pl.col("day"), phases).alias("phase"))
+        scoring = self.model.bundle.metadata["scoring"]
         scores, _ = self.model.explain(frame, scoring["reasons"], scoring["risk_bands"])
-        keys = [c for c in ("patient_id", "day", "phase") if c in frame.columns]
-        answer = frame.select(keys).hstack(scores).to_pandas()
+        keys = [c for c in ("patient_id", "as_of", "day", "phase") if c in frame.columns]
+        identity = [pl.lit(v, pl.String).alias(k) for k, v in self.identity.items()]
+        answer = frame.select(keys).hstack(scores).with_columns(identity).to_pandas()
         return answer.astype(object).where(answer.notna(), None)  # missing reasons are JSON null, not "NaN"
 
 

@@ -96,3 +96,46 @@ def score_tables(
         .with_columns(scores["base_value"], scores["margin"])
     )
     return BatchScores(scored, shap_wide, rows.select("patient_id", *names), excluded)
+
+
+class RequestError(ValueError):
+    """A REST request the model cannot answer; the message names the column, the rule and the rows."""
+
+
+MAX_SHOWN = 5
+
+
+def check_request(columns: Mapping[str, list], feature_names: list[str], phases: list[Phase]) -> pl.DataFrame:
+    """A REST request (column name → values) as rows to score: Int64 `day`, String `patient_id` and
+    `as_of` when given, every feature as Float64 (null where left out). `day` must be a whole number
+    inside some phase; a feature must be a number or null. Anything else raises `RequestError`."""
+    if "day" not in columns:
+        raise RequestError("column 'day' is required: days since intake")
+    days = list(columns["day"])
+    _require(days, lambda v: _is_number(v) and float(v).is_integer(), "'day' must be a whole number of days")
+    first, last = phases[0].start_day, phases[-1].end_day
+    _require(days, lambda v: first <= v <= last, f"'day' is outside every recovery phase (days {first}-{last})")
+    out = {k: pl.Series(k, [None if v is None else str(v) for v in columns[k]], pl.String)
+           for k in ("patient_id", "as_of") if k in columns}
+    out["day"] = pl.Series("day", [int(v) for v in days], pl.Int64)
+    for name in feature_names:
+        values = [None if _is_missing(v) else v for v in columns.get(name, [None] * len(days))]
+        _require(values, lambda v: v is None or _is_number(v), f"'{name}' must be a number or null")
+        out[name] = pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
+    return pl.DataFrame(out)
+
+
+def _is_number(value: object) -> bool:
+    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    return numeric and bool(np.isfinite(value))
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and np.isnan(value))
+
+
+def _require(values: list, ok, rule: str) -> None:
+    bad = [f"row {i}: {v!r}" for i, v in enumerate(values) if not ok(v)]
+    if bad:
+        more = f" and {len(bad) - MAX_SHOWN} more" if len(bad) > MAX_SHOWN else ""
+        raise RequestError(f"column {rule} ({', '.join(bad[:MAX_SHOWN])}{more})")

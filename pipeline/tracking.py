@@ -6,8 +6,11 @@ an embedded SQLite store `mlflow.db` in the working folder (artifacts beside it 
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from pipeline import registry
 from pipeline.artifacts import BUNDLE, MODEL, SCORING_MANIFEST, WARNINGS
 from pipeline.config import MlflowConfig
 
@@ -77,7 +81,10 @@ class TrainingRecord:
     bundle_dir: Path  # the model bundle (boosters, calibrators, spec, manifest)
     input_example: pl.DataFrame
     output_example: pl.DataFrame
+    feature_names: list[str]
     warnings: list[str] = field(default_factory=list)
+    description: str = ""  # the registered model's description (see pipeline.registry)
+    version_tags: dict[str, str] = field(default_factory=dict)  # tags of the new registered version
 
 
 @dataclass
@@ -89,10 +96,9 @@ class TrainingOutcome:
 
 
 def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
-    """Log a training run and register its model as a new version with alias `challenger`."""
+    """Log a training run and register its model as a new version with alias `challenger`,
+    described and tagged at registration."""
     mlflow = connect(cfg)
-    from mlflow.models import infer_signature
-
     experiment = use_experiment(mlflow, cfg, cfg.experiment)
     with mlflow.start_run(run_name=record.run_name) as run:
         mlflow.log_params(record.params)
@@ -105,28 +111,44 @@ def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
             mlflow.set_tag("warnings", "\n".join(record.warnings)[:5000])
             mlflow.log_text("\n".join(record.warnings) + "\n", WARNINGS)
         mlflow.log_artifacts(str(record.artifact_dir))
-        example = record.input_example.to_pandas()
-        signature = infer_signature(example, record.output_example.to_pandas())
-        info = mlflow.pyfunc.log_model(
-            name=MODEL,
-            python_model=str(SERVED_MODEL_CODE),
-            artifacts={BUNDLE: str(record.bundle_dir)},
-            signature=signature,
-            input_example=example,
-            registered_model_name=cfg.registered_model,
-            pip_requirements=_pip_requirements(),
-        )
+        info = _log_served_model(mlflow, cfg, record)
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
+        tags = record.version_tags | {"training_run": run.info.run_id}
+        registry.describe_version(client, cfg.registered_model, version, record.description, tags)
         client.set_registered_model_alias(cfg.registered_model, "challenger", version)
         return TrainingOutcome(run.info.run_id, info.model_uri, version, experiment.experiment_id)
 
 
-def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
+def _log_served_model(mlflow, cfg: MlflowConfig, record: TrainingRecord):
+    """The pyfunc from code, carrying the project's packages, its pinned requirements and the REST signature."""
+    with tempfile.TemporaryDirectory(prefix="relapse-code-") as code, _registry_notes_quiet():
+        return mlflow.pyfunc.log_model(
+            name=MODEL,
+            python_model=str(SERVED_MODEL_CODE),
+            artifacts={BUNDLE: str(record.bundle_dir)},
+            code_paths=registry.stage_code(Path(code)),
+            signature=registry.serving_signature(record.feature_names, record.output_example),
+            input_example=record.input_example.to_pandas(),
+            registered_model_name=cfg.registered_model,
+            pip_requirements=registry.pip_requirements(),
+        )
 
-    names = ("polars", "numpy", "xgboost", "scikit-learn", "mlflow", "pydantic", "pyarrow")
-    return [f"{n}=={version(n)}" for n in names]
+
+@contextmanager
+def _registry_notes_quiet():
+    """MLflow prints 'Successfully registered model…' straight to its stream, not as a log record;
+    hold that stream back while registering unless MLflow's INFO logging is on (`relapse --verbose`)."""
+    from mlflow.utils import logging_utils
+
+    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        yield
+        return
+    logging_utils.disable_logging()
+    try:
+        yield
+    finally:
+        logging_utils.enable_logging()
 
 
 @dataclass

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from pipeline import io, tracking
 from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
+from pipeline.registry import model_description
 from pipeline.reports.drift import training_profile
 from pipeline.reports.figures import calibration_figure, shap_beeswarm_figure
 from pipeline.serving import LoadedModel
@@ -38,7 +40,8 @@ SHAP_SAMPLE_ROWS = 2000
 PACKAGES = ("polars", "xgboost", "scikit-learn", "shap", "mlflow", "numpy")
 ORACLE = "risk_oracle"
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], None]  # called with the name of each step as it starts
+FoldProgress = Callable[[str, int, int], None]  # phase, fits done, fits in the phase (folds + final)
 
 
 @dataclass
@@ -51,7 +54,14 @@ class TrainSummary:
     synthetic: bool
 
 
-def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -> TrainSummary:
+def train(
+    data_dir: Path,
+    config: Config,
+    progress: Progress = lambda _: None,
+    on_fold: FoldProgress = lambda *_: None,
+    run_name: str | None = None,
+) -> TrainSummary:
+    """Train and register a model; `run_name` defaults to the data folder's name and the UTC time."""
     progress("validating input tables")
     validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
     tables = io.drop_row_index(validated.tables)
@@ -65,9 +75,11 @@ def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -
     fits, rows = {}, {}
     for phase in config.phase_names:
         progress(f"fitting phase '{phase}'")
-        rows[phase], fits[phase] = _fit_one_phase(landmarks, tables["patients"], spec, phase, config)
+        rows[phase], fits[phase] = _fit_one_phase(
+            landmarks, tables["patients"], spec, phase, config, lambda done, total, p=phase: on_fold(p, done, total)
+        )
 
-    progress("evaluating and logging to MLflow")
+    progress("evaluating out-of-fold predictions")
     oof = _with_oracle(oof_frame(rows, fits), truth)
     oracle = ORACLE if truth is not None else None
     table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle)
@@ -83,8 +95,9 @@ def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -
         bundle.save(work / "bundle")
         io.write_training_artifacts(artifacts, work / "artifacts")
         example = _serving_example(landmarks, spec)
+        progress("logging the run and registering the model in MLflow")
         record = tracking.TrainingRecord(
-            run_name=f"train-{'synthetic' if simulation else 'cohort'}",
+            run_name=run_name or default_run_name(data_dir),
             params=config_as_params(config),
             tags=_tags(run),
             metrics=mlflow_metrics(table, counts) | {"warnings": float(len(warnings))},
@@ -95,7 +108,10 @@ def train(data_dir: Path, config: Config, progress: Progress = lambda _: None) -
             bundle_dir=work / "bundle",
             input_example=example,
             output_example=_example_output(bundle, example, config),
+            feature_names=list(spec.feature_names),
             warnings=warnings,
+            description=model_description(config.landmarks.horizon_days, [p.model_dump() for p in config.phases]),
+            version_tags=version_tags(run, table),
         )
         outcome = tracking.log_training(config.mlflow, record)
     return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None)
@@ -125,7 +141,12 @@ def _with_oracle(oof: pl.DataFrame, truth: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def _fit_one_phase(
-    landmarks: pl.DataFrame, patients: pl.DataFrame, spec: FeatureSpec, phase: str, config: Config
+    landmarks: pl.DataFrame,
+    patients: pl.DataFrame,
+    spec: FeatureSpec,
+    phase: str,
+    config: Config,
+    on_fold: Callable[[int, int], None],
 ) -> tuple[pl.DataFrame, PhaseFit]:
     """The phase's uncensored rows (kept for evaluation) and its fit, with IPCW sample weights."""
     part = landmarks.filter((pl.col("phase") == phase) & ~pl.col("censored"))
@@ -137,6 +158,7 @@ def _fit_one_phase(
         list(spec.feature_names),
         config.model,
         phase,
+        on_fold=on_fold,
     )
     attributes = patients.select("patient_id", *[c for c in SUBGROUP_COLUMNS if c in patients.columns])
     kept = part.select("patient_id", "landmark_date", "day", "label", "ipcw_weight").join(
@@ -253,6 +275,31 @@ def _tags(run: _TrainingRun) -> dict[str, str]:
     if run.simulation:
         tags["simulation.seed"] = str(run.simulation.get("seed"))
     return tags
+
+
+def default_run_name(data_dir: Path) -> str:
+    """`<data folder name>-<UTC time>`, so runs on different data or at different times tell apart."""
+    return f"{Path(data_dir).resolve().name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+def version_tags(run: _TrainingRun, table: pl.DataFrame) -> dict[str, str]:
+    """Tags of the registered version: provenance and the model's AUROC (95% CI) pooled and per phase."""
+    auroc = table.filter((pl.col("metric") == "auroc") & (pl.col("model").is_in(["xgboost", "constant_rate"])))
+    tags = {
+        "synthetic_data": str(run.simulation is not None).lower(),
+        "data_fingerprint": io.data_fingerprint(run.hashes),
+        "feature_groups": ",".join(run.spec.groups_used) or "none",
+    }
+    for r in auroc.iter_rows(named=True):
+        if not _finite(r["estimate"]):
+            continue
+        ci = f" (95% CI {r['lo']:.3f}-{r['hi']:.3f})" if _finite(r["lo"]) and _finite(r["hi"]) else ""
+        tags[f"auroc_{r['phase']}"] = f"{r['estimate']:.3f}{ci}"
+    return tags
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value))
 
 
 def _git_commit() -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
 
 import typer
 from rich.console import Console
@@ -13,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help pages: options with their value names, flags without a type
 )
 
 
@@ -22,11 +27,44 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@dataclass
+class Output:
+    """How much the CLI says, set by the root options before any command runs."""
+
+    verbose: bool = False  # MLflow's own INFO logging shown
+    quiet: bool = False  # no progress, tables or notes: errors and each command's result line only
+
+
+OUTPUT = Output()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"relapse {package_version('relapse-risk')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", help="Show MLflow's own INFO logging."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress, tables or notes: errors and result lines only."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Relapse-risk pipeline: simulate, validate, build features, train, score and audit."""
+    OUTPUT.verbose, OUTPUT.quiet = verbose, quiet
+    level = "INFO" if verbose else "WARNING"
+    os.environ["MLFLOW_LOGGING_LEVEL"] = level  # read by MLflow when it is imported
+    logging.getLogger("mlflow").setLevel(level)  # and for when it already is
+    logging.getLogger("alembic").setLevel(level)
 
 
 def console() -> Console:
-    """A console for reports; wide when output is not a terminal, so tables are not cut."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    """A console for reports (silent with --quiet); wide when output is not a terminal, so tables are not cut."""
+    return Console(quiet=OUTPUT.quiet) if sys.stdout.isatty() else Console(width=200, quiet=OUTPUT.quiet)
+
+
+def result(message: str) -> None:
+    """A command's result line: printed even with --quiet, for scripts."""
+    typer.echo(message)

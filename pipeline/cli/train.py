@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, console, fail, result
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 
@@ -15,6 +18,9 @@ from pipeline.contract import ContractViolation
 def train(
     data: Path = typer.Option(..., "--data", help="Folder with the contract tables (patients and outcomes required)."),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
+    run_name: str | None = typer.Option(
+        None, "--run-name", help="MLflow run name (default: the data folder's name and the UTC time)."
+    ),
 ) -> None:
     """Train one calibrated XGBoost model per phase, log the run to MLflow, register the model."""
     from pipeline.train import train as run_training
@@ -25,8 +31,8 @@ def train(
         raise fail(str(exc)) from None
     out = console()
     try:
-        with out.status("training") as status:
-            summary = run_training(data, cfg, progress=lambda msg: status.update(msg))
+        with TrainingProgress(out, len(cfg.phase_names), cfg.model.n_folds + 1) as shown:
+            summary = run_training(data, cfg, progress=shown.step, on_fold=shown.fold, run_name=run_name)
     except (ContractViolation, ValueError) as exc:
         raise fail(str(exc)) from None
     for warning in summary.warnings:
@@ -34,9 +40,48 @@ def train(
     _print_metrics(out, summary.metrics)
     if summary.synthetic:
         out.print("[bold]Trained on SIMULATED data: for demonstration and testing only.[/]")
-    out.print(
+    result(
         f"run {summary.run_id}; registered {cfg.mlflow.registered_model} version {summary.version} (alias challenger)"
     )
+
+
+class TrainingProgress:
+    """Training's steps as they happen. On a terminal: a Rich bar over phase × fold fits with the
+    current step and elapsed time. Piped: one line per step (and per fit) with the elapsed time."""
+
+    def __init__(self, out: Console, n_phases: int, fits_per_phase: int) -> None:
+        self.out, self.total, self.per_phase = out, n_phases * fits_per_phase, fits_per_phase
+        self.live = out.is_terminal and not out.quiet
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=out, transient=True, disable=not self.live,
+        )
+        self.task = self.bar.add_task("starting", total=self.total)
+        self.phases_done: list[str] = []
+        self.start = time.monotonic()
+
+    def __enter__(self) -> TrainingProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def step(self, name: str) -> None:
+        self.bar.update(self.task, description=name)
+        self._line(name)
+
+    def fold(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.phases_done:
+            self.phases_done.append(phase)
+        label = f"phase '{phase}': final fit" if done == total else f"phase '{phase}': fold {done} of {total - 1}"
+        finished = (len(self.phases_done) - 1) * self.per_phase + (self.per_phase if done == total else done)
+        self.bar.update(self.task, completed=finished, description=label)
+        self._line(f"{label} done")
+
+    def _line(self, text: str) -> None:
+        if not self.live:
+            self.out.print(f"[{time.monotonic() - self.start:7.1f}s] {text}", highlight=False)
 
 
 def _print_metrics(out, metrics) -> None:
