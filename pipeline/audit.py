@@ -60,9 +60,28 @@ LIMITATIONS = [
 @dataclass
 class AuditResult:
     path: Path
-    logged_to_run: str
+    logged_to_run: str  # the audit's own run, in the `<experiment>-audit` experiment
     synthetic: bool
     patients: int
+    reviewed: dict[str, str]  # the audit run's tags: model name/version, training and scoring run ids
+
+
+def check_inputs(out: Path, scores: Path | None, data_dir: Path | None) -> None:
+    """Refuse missing or unusable inputs before anything is downloaded or written (a clear `ValueError`)."""
+    if scores is not None and data_dir is None:
+        raise ValueError("--scores needs --data: the scored cohort's folder, to rebuild its feature values")
+    if Path(out).suffix != ".html":
+        raise ValueError(f"{out}: the report must be an .html file")
+    if scores is not None:
+        if not Path(scores).is_file():
+            raise ValueError(f"--scores {scores}: file not found")
+        manifest = artifacts.manifest_path(scores)
+        if not manifest.is_file():
+            raise ValueError(
+                f"--scores {scores}: no manifest {manifest.name} beside it; give a file written by `relapse score`"
+            )
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ValueError(f"--data {data_dir}: folder not found")
 
 
 def audit(
@@ -75,10 +94,9 @@ def audit(
     include_ids: bool = False,
     top_patients: int = 10,
 ) -> AuditResult:
-    if scores is not None and data_dir is None:
-        raise ValueError("--scores needs --data: the scored cohort's folder, to rebuild its feature values")
-    if Path(out).suffix != ".html":
-        raise ValueError(f"{out}: the report must be an .html file")
+    """Write the report to `out` and log it to a new run of the audit experiment; the training and
+    scoring runs it reviews are read, never written (their ids are tags of the audit run)."""
+    check_inputs(out, scores, data_dir)
     key = hash_key_from_env()
     with tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
         work = Path(tmp)
@@ -87,19 +105,39 @@ def audit(
             raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")
         run_dir = tracking.download_run_artifacts(config.mlflow, model.resolved.run_id, work / "run")
         context = _training_context(model, run_dir, key.label)
-        log_run = model.resolved.run_id
+        reviewed = {
+            "model_name": model.name or "",
+            "model_version": model.resolved.version or "unregistered",
+            "model_uri": model_uri,
+            "training_run_id": model.resolved.run_id,
+        }
         if scores is not None:
-            manifest = io.read_json(artifacts.manifest_path(scores))
+            manifest = _read_manifest(scores)
             context |= _scoring_context(
                 config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top_patients
             )
-            log_run = manifest.get("scoring_run_id") or log_run
+            reviewed["scoring_run_id"] = manifest.get("scoring_run_id") or "none"
+            reviewed["scores_as_of"] = str(manifest.get("as_of"))
         html = render_report(context)
         if find_external_references(html):
             raise RuntimeError("the report would load external resources; refusing to write it")
         io.atomic_write(Path(out), lambda t: t.write_text(html, encoding="utf-8"))
-    tracking.log_artifact_to_run(config.mlflow, log_run, Path(out))
-    return AuditResult(Path(out), log_run, bool(context.get("synthetic")), len(context.get("patients", [])))
+    reviewed["synthetic_data"] = str(bool(context.get("synthetic"))).lower()
+    run_name = f"audit-{reviewed['model_name']}-v{reviewed['model_version']}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    audit_run = tracking.log_audit(config.mlflow, run_name, reviewed, Path(out))
+    return AuditResult(
+        Path(out), audit_run, bool(context.get("synthetic")), len(context.get("patients", [])), reviewed
+    )
+
+
+def _read_manifest(scores: Path) -> dict[str, Any]:
+    try:
+        manifest = io.read_json(artifacts.manifest_path(scores))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--scores {scores}: cannot read its manifest ({exc})") from None
+    if not isinstance(manifest, dict) or "as_of" not in manifest:
+        raise ValueError(f"--scores {scores}: its manifest has no 'as_of'; give a file written by `relapse score`")
+    return manifest
 
 
 def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:

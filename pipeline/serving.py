@@ -138,4 +138,4 @@ def _require(values: list, ok, rule: str) -> None:
     bad = [f"row {i}: {v!r}" for i, v in enumerate(values) if not ok(v)]
     if bad:
         more = f" and {len(bad) - MAX_SHOWN} more" if len(bad) > MAX_SHOWN else ""
-        raise RequestError(f"column {rule} ({', '.join(bad[:MAX_SHOWN])}{more})")
+        raise RequestError(f"column {rule}: {', '.join(bad[:MAX_SHOWN])}{more}")

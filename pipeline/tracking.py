@@ -276,5 +276,12 @@ def download_run_artifacts(cfg: MlflowConfig, run_id: str, dst: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="", dst_path=str(dst)))
 
 
-def log_artifact_to_run(cfg: MlflowConfig, run_id: str, path: Path) -> None:
-    connect(cfg).MlflowClient().log_artifact(run_id, str(path))
+def log_audit(cfg: MlflowConfig, run_name: str, tags: dict[str, str], report: Path) -> str:
+    """Log an audit report to a new run of the `<experiment>-audit` experiment; returns its id.
+    The runs it reviewed are named in its tags and left untouched."""
+    mlflow = connect(cfg)
+    use_experiment(mlflow, cfg, f"{cfg.experiment}-audit")
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_artifact(str(report))
+        return run.info.run_id

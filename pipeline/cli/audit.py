@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 
@@ -14,11 +15,13 @@ from pipeline.contract import ContractViolation
 @app.command()
 def audit(
     out: Path = typer.Option(..., "--out", help="Report file (.html), self-contained and readable offline."),
-    model: str = typer.Option("models:/relapse-risk@champion", "--model", help="MLflow model URI."),
+    model: str = typer.Option(
+        "models:/relapse-risk@champion", "--model", metavar="<uri>", help="MLflow model URI."
+    ),
     scores: Path | None = typer.Option(None, "--scores", help="A scores file from `relapse score` (needs --data)."),
     data: Path | None = typer.Option(None, "--data", help="The scored cohort's data folder."),
     patient: list[str] = typer.Option(
-        [], "--patient", help="Patient to give a page (repeatable); default: the ten highest risks."
+        [], "--patient", metavar="<id>", help="Patient to give a page (repeatable); default: the ten highest risks."
     ),
     include_ids: bool = typer.Option(
         False, "--include-ids", help="Show patient identifiers in clear instead of keyed hashes."
@@ -26,13 +29,24 @@ def audit(
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
     """Model card, TRIPOD+AI, performance, subgroups, explanations; with scores, drift and patient pages."""
+    import polars as pl
+
     from pipeline.audit import audit as run_audit
+    from pipeline.audit import check_inputs
 
     try:
         cfg = load_config(config)
+        check_inputs(out, scores, data)
         with console().status("writing the audit report"):
             result = run_audit(cfg, out, model, scores, data, list(patient) or None, include_ids)
     except (ConfigError, ContractViolation, ValueError) as exc:  # includes an unknown model
         raise fail(str(exc)) from None
+    except (OSError, pl.exceptions.PolarsError) as exc:  # an unreadable scores file or data folder
+        raise fail(f"cannot read the audit's inputs: {exc}") from None
     note = " (built on SIMULATED data)" if result.synthetic else ""
-    console().print(f"wrote audit report {result.path}{note}; logged to MLflow run {result.logged_to_run}")
+    r = result.reviewed
+    scoring = f", scoring run {r['scoring_run_id']}" if "scoring_run_id" in r else ""
+    result_line(
+        f"wrote audit report {result.path}{note}; logged to audit run {result.logged_to_run} "
+        f"(reviewed {r['model_name']} version {r['model_version']}: training run {r['training_run_id']}{scoring})"
+    )
