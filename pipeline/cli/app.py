@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
+from datetime import date
 from importlib.metadata import version as package_version
 
 import typer
@@ -58,6 +61,26 @@ def _root(
     os.environ["MLFLOW_LOGGING_LEVEL"] = level  # read by MLflow when it is imported
     logging.getLogger("mlflow").setLevel(level)  # and for when it already is
     logging.getLogger("alembic").setLevel(level)
+
+
+def parse_date(text: str, option: str = "--as-of") -> date:
+    """A YYYY-MM-DD date, or a `typer.BadParameter` saying what is wrong with it (exit 2).
+
+    >>> parse_date("2024-02-29")
+    datetime.date(2024, 2, 29)
+    """
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
+    if match is None:
+        raise typer.BadParameter(f"'{text}' is not a date in YYYY-MM-DD form (e.g. 2025-02-28)", param_hint=option)
+    year, month, day = (int(g) for g in match.groups())
+    if not 1 <= month <= 12:
+        raise typer.BadParameter(f"'{text}': no such month {month:02d} (months are 01-12)", param_hint=option)
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise typer.BadParameter(
+            f"'{text}': no such day ({calendar.month_name[month]} {year} has {last} days)", param_hint=option
+        )
+    return date(year, month, day)
 
 
 def console() -> Console:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from rich.console import Console
 
 from features.build import landmark_table, scoring_table
 from features.spec import fit_feature_spec
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import OUTPUT, app, fail, parse_date
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 from pipeline.io import SUFFIXES, drop_row_index, load_tables, write_frame
@@ -20,12 +19,8 @@ from pipeline.io import SUFFIXES, drop_row_index, load_tables, write_frame
 DataOption = Annotated[Path, typer.Option("--data", help="Folder with <table>.parquet or <table>.csv files.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Output file, .parquet or .csv.")]
 AsOfOption = Annotated[
-    datetime | None,
-    typer.Option(
-        "--as-of",
-        formats=["%Y-%m-%d"],
-        help="Build the scoring table as of this date (YYYY-MM-DD).",
-    ),
+    str | None,
+    typer.Option("--as-of", metavar="<YYYY-MM-DD>", help="Build the scoring table as of this date."),
 ]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file overriding configs/default.yaml.")]
 
@@ -35,7 +30,8 @@ def features(data: DataOption, out: OutOption, as_of: AsOfOption = None, config:
     """Build features as of each landmark (needs outcomes), or for every patient as of --as-of."""
     if out.suffix not in SUFFIXES:
         raise fail(f"{out}: output must end in .parquet or .csv")
-    console = Console(stderr=True)
+    when = parse_date(as_of) if as_of is not None else None
+    console = Console(stderr=True, quiet=OUTPUT.quiet)
     try:
         cfg = load_config(config)
         required = ("patients",) if as_of is not None else ("patients", "outcomes")
@@ -47,7 +43,7 @@ def features(data: DataOption, out: OutOption, as_of: AsOfOption = None, config:
             if as_of is None:
                 plan = landmark_table(tables, cfg.phases, cfg.landmarks, cfg.features, spec)
             else:
-                plan = scoring_table(tables, cfg.phases, cfg.features, spec, as_of.date())
+                plan = scoring_table(tables, cfg.phases, cfg.features, spec, when)
             frame = plan.collect()
         write_frame(frame, out)
     except (ContractViolation, ConfigError, ValueError, pl.exceptions.PolarsError) as exc:

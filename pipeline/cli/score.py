@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from pathlib import Path
 
 import typer
 from rich.progress import Progress
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, console, fail, parse_date, result
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation, OnInvalid
-
-
-def _parse_date(text: str) -> date:
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(f"'{text}' is not a date in YYYY-MM-DD form") from None
 
 
 @app.command()
@@ -44,7 +36,7 @@ def score(
     """Write calibrated 30-day relapse risk, risk band and plain-language reasons per patient."""
     from pipeline.score import score as run_scoring
 
-    when = _parse_date(as_of)
+    when = parse_date(as_of)
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -75,6 +67,6 @@ def score(
     out_console.print(f"not scored: {excluded}; rejected patients: {m['patients']['rejected']}")
     if m["synthetic"]:
         out_console.print("[bold]Model trained on SIMULATED data: for demonstration and testing only.[/]")
-    out_console.print(f"wrote {summary.output} and {summary.output.name}.manifest.json")
+    result(f"wrote {summary.output} and {summary.output.name}.manifest.json")
     if summary.rejects is not None:
         out_console.print(f"rejected rows: {summary.rejects}")

@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import result as result_line
+from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation, summarise
 from pipeline.io import load_tables
 
@@ -15,11 +17,15 @@ from pipeline.io import load_tables
 @app.command()
 def validate(
     data: Path = typer.Option(..., "--data", help="Folder with <table>.parquet or <table>.csv files."),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML file overriding configs/default.yaml (checked too; the contract is fixed)."
+    ),
 ) -> None:
     """Check every table against the data contract; print a summary or the errors (exit 2)."""
     try:
+        load_config(config)
         result, paths = load_tables(data, required=("patients",))
-    except ContractViolation as exc:
+    except (ContractViolation, ConfigError) as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"{data}: contract OK")
     for header in ("table", "file", "rows", "patients", "dates", "missing values"):
@@ -29,3 +35,4 @@ def validate(
         missing = ", ".join(f"{c}: {n}" for c, n in row["missing"].items()) or "none"
         table.add_row(row["table"], paths[row["table"]].name, str(row["rows"]), str(row["patients"]), dates, missing)
     console().print(table)
+    result_line(f"{data}: contract OK ({len(paths)} tables)")
