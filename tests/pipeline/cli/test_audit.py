@@ -19,8 +19,25 @@ if TYPE_CHECKING:
     pass
 
 
+def _artifacts(client, run_id: str) -> set[tuple[str, int | None]]:
+    return {(a.path, a.file_size) for a in client.list_artifacts(run_id)}
+
+
 @pytest.fixture(scope="module")
-def report(scored, workspace):
+def reviewed_runs(scored, workspace):
+    """The training and scoring runs the audit reviews, with their artifacts before it runs."""
+    from mlflow import MlflowClient
+    client = MlflowClient(workspace.tracking_uri, registry_uri=workspace.tracking_uri)
+    manifest = json.loads(scored[0].with_name(scored[0].name + ".manifest.json").read_text())
+    runs = {
+        "training": client.get_model_version_by_alias("relapse-risk", "champion").run_id,
+        "scoring": manifest["scoring_run_id"],
+    }
+    return client, runs, {kind: _artifacts(client, run_id) for kind, run_id in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def report(scored, workspace, reviewed_runs):
     out, _, _ = scored
     path = workspace.root / "report.html"
     result = workspace.run("audit", "--scores", str(out), "--data", str(workspace.data), "--out", str(path))
@@ -79,11 +96,39 @@ def test_patient_pages_show_hashed_ids_only(report, scored, workspace):
         assert not re.search(rf"\b{re.escape(pid)}\b", html), pid
 
 
-def test_report_is_logged_to_the_scoring_run(report, scored, workspace):
-    from mlflow import MlflowClient
-    manifest = json.loads(scored[0].with_name(scored[0].name + ".manifest.json").read_text())
-    client = MlflowClient(workspace.tracking_uri)
-    assert "report.html" in {a.path for a in client.list_artifacts(manifest["scoring_run_id"])}
+def test_report_is_logged_to_its_own_audit_run_and_the_reviewed_runs_are_unchanged(report, reviewed_runs):
+    _, result = report
+    client, runs, before = reviewed_runs
+    audit_id = re.search(r"logged to audit run ([0-9a-f]{32})", result.output).group(1)
+    audit_run = client.get_run(audit_id)
+    assert client.get_experiment(audit_run.info.experiment_id).name.endswith("-audit")
+    tags = audit_run.data.tags
+    assert tags["training_run_id"] == runs["training"] and tags["scoring_run_id"] == runs["scoring"]
+    assert tags["model_name"] == "relapse-risk" and tags["model_version"] == "1"
+    assert tags["synthetic_data"] == "true"
+    assert "report.html" in {a.path for a in client.list_artifacts(audit_id)}
+    assert audit_id not in runs.values()
+    for kind, run_id in runs.items():
+        assert _artifacts(client, run_id) == before[kind], kind
+
+
+def test_missing_or_unreadable_inputs_are_clear_errors(trained, workspace, tmp_path):
+    report = str(tmp_path / "r.html")
+    missing = workspace.run(
+        "audit", "--scores", str(tmp_path / "missing.parquet"), "--data", str(workspace.data), "--out", report,
+        expect=2,
+    )
+    assert "missing.parquet: file not found" in missing.output and "Traceback" not in missing.output
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    broken.with_name("broken.parquet.manifest.json").write_text("{not json")
+    unreadable = workspace.run("audit", "--scores", str(broken), "--data", str(workspace.data), "--out", report,
+                               expect=2)
+    assert "broken.parquet" in unreadable.output and "Traceback" not in unreadable.output
+    no_data = workspace.run("audit", "--out", report, "--scores", str(broken), "--data", str(tmp_path / "nope"),
+                            expect=2)
+    assert "folder not found" in no_data.output
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_named_patients_in_clear_with_include_ids(scored, workspace):

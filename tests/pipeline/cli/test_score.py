@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
@@ -206,6 +207,10 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = pl.DataFrame(json.loads(response.read())["predictions"])
+        url = f"http://127.0.0.1:{port}/invocations"
+        bare = _post(url, {"dataframe_records": [{"day": 20}, {"day": 400, "age_at_intake": 30}]})
+        refused = {day: _post(url, {"dataframe_records": [{"day": day}]}) for day in (900, 12.5, "ten")}
+        wrong_type = _post(url, {"dataframe_records": [{"day": 20, "age_at_intake": "old"}]})
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -214,6 +219,30 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
     np.testing.assert_allclose(answer["risk_30d"].to_numpy(), batch["risk_30d"].to_numpy(), rtol=1e-9)
     assert answer["risk_band"].to_list() == batch["risk_band"].to_list()
     assert answer["reason_1"].to_list() == batch["reason_1"].to_list()
+    for column in ("model_name", "model_version", "run_id"):
+        assert answer[column].to_list() == batch[column].to_list(), column
+
+    status, body = bare  # no patient_id, no optional feature columns: every missing value is unknown
+    predictions = body["predictions"]
+    assert status == 200 and [p["phase"] for p in predictions] == ["early", "maintenance"]
+    assert all(0 < p["risk_30d"] < 1 and p["model_version"] == batch["model_version"][0] for p in predictions)
+    for day, rule in ((900, "outside every recovery phase"), (12.5, "whole number"), ("ten", "whole number")):
+        status, body = refused[day]
+        assert status == 400 and rule in body["message"] and "'day'" in body["message"], body
+        assert "\n" not in body["message"] and "Traceback" not in json.dumps(body) and len(body["message"]) < 200
+    status, body = wrong_type
+    assert status == 400 and "age_at_intake" in body["message"] and "Traceback" not in json.dumps(body)
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def _config(workspace):

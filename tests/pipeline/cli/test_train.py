@@ -82,6 +82,33 @@ def test_training_run_has_params_tags_datasets_metrics_artifacts_and_version(tra
     assert "low events per predictor" in trained.output or "EPV" in trained.output
 
 
+def test_registered_model_is_described_and_each_version_tagged(trained, workspace):
+    c = client(workspace.tracking_uri)
+    description = c.get_registered_model("relapse-risk").description
+    for words in ("next 30 days", "acute (days 0-13)", "maintenance (days 365-729)", "never a sole decision maker"):
+        assert words in description, words
+    mv = c.get_model_version("relapse-risk", "1")
+    tags = mv.tags
+    assert tags["synthetic_data"] == "true" and tags["training_run"] == mv.run_id
+    run = c.get_run(mv.run_id)
+    assert tags["data_fingerprint"] == run.data.tags["data_fingerprint"] and len(tags["data_fingerprint"]) == 64
+    assert tags["feature_groups"] == run.data.tags["feature_groups"] and "bdnf" in tags["feature_groups"]
+    metrics = run.data.metrics
+    for phase in ("pooled", "acute", "early", "consolidation"):
+        low, high = metrics[f"auroc_{phase}_lo"], metrics[f"auroc_{phase}_hi"]
+        assert tags[f"auroc_{phase}"] == f"{metrics[f'auroc_{phase}']:.3f} (95% CI {low:.3f}-{high:.3f})", phase
+    assert run.info.run_name.startswith(f"{workspace.data.name}-")
+
+
+def test_piped_training_prints_one_line_per_step_and_no_mlflow_info(trained):
+    lines = trained.output.splitlines()
+    steps = [line for line in lines if line.startswith("[") and "s] " in line]
+    for step in ("validating input tables", "phase 'acute': fold 1 of 3 done", "phase 'maintenance': final fit done",
+                 "evaluating out-of-fold predictions", "logging the run and registering the model in MLflow"):
+        assert sum(step in line for line in steps) == 1, step
+    assert not [line for line in lines if " INFO " in line or "Successfully registered" in line]
+
+
 def test_logged_model_holds_no_pickle_and_a_verified_bundle(trained, workspace, tmp_path):
     from models.bundle import ModelBundle
 

@@ -1,0 +1,55 @@
+"""REST requests checked before scoring: whole days inside a phase, numbers or nulls for features."""
+
+import math
+
+import polars as pl
+import pytest
+
+from features.config import Phase
+from pipeline.serving import RequestError, check_request
+
+PHASES = [Phase(name="acute", start_day=0, end_day=13), Phase(name="early", start_day=14, end_day=89)]
+FEATURES = ["age_at_intake", "bdnf_latest"]
+
+
+def test_a_request_with_day_only_gets_every_feature_as_unknown():
+    rows = check_request({"day": [3, 20]}, FEATURES, PHASES)
+    assert rows.columns == ["day", *FEATURES]
+    assert rows["day"].dtype == pl.Int64 and rows["day"].to_list() == [3, 20]
+    assert rows.select(FEATURES).null_count().row(0) == (2, 2)
+
+
+def test_identifiers_pass_through_and_integer_features_become_floats():
+    rows = check_request(
+        {"patient_id": ["p1", None], "as_of": ["2024-09-01", "2024-09-01"], "day": [3.0, 14],
+         "age_at_intake": [34, float("nan")], "bdnf_latest": [None, 21.5]},
+        FEATURES, PHASES,
+    )
+    assert rows["patient_id"].to_list() == ["p1", None] and rows["as_of"].dtype == pl.String
+    assert rows["day"].to_list() == [3, 14]
+    assert rows["age_at_intake"].to_list() == [34.0, None] and rows["bdnf_latest"].to_list() == [None, 21.5]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"day": [900]}, "column 'day' is outside every recovery phase (days 0-89): row 0: 900"),
+        ({"day": [-1, 5]}, "outside every recovery phase (days 0-89): row 0: -1"),
+        ({"day": [5, 12.5]}, "column 'day' must be a whole number of days: row 1: 12.5"),
+        ({"day": ["abc"]}, "column 'day' must be a whole number of days: row 0: 'abc'"),
+        ({"day": [None]}, "must be a whole number of days: row 0: None"),
+        ({"day": [True]}, "must be a whole number"),
+        ({"day": [math.inf]}, "must be a whole number"),
+        ({"day": [3], "bdnf_latest": ["high"]}, "column 'bdnf_latest' must be a number or null: row 0: 'high'"),
+        ({"patient_id": ["p"]}, "column 'day' is required"),
+    ],
+)
+def test_bad_requests_name_the_column_the_rule_and_the_rows(columns, message):
+    with pytest.raises(RequestError) as err:
+        check_request(columns, FEATURES, PHASES)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_many_bad_rows_are_summarised():
+    with pytest.raises(RequestError, match=r"row 4: 904 and 3 more$"):
+        check_request({"day": list(range(900, 908))}, FEATURES, PHASES)
