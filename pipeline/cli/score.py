@@ -34,9 +34,9 @@ def score(
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
     """Write calibrated 30-day relapse risk, risk band and plain-language reasons per patient."""
+    when = parse_date(as_of)  # before the heavy imports: a bad date answers at once
     from pipeline.score import score as run_scoring
 
-    when = parse_date(as_of)
     try:
         cfg = load_config(config)
     except ConfigError as exc:
