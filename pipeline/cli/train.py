@@ -35,13 +35,15 @@ def train(
             summary = run_training(data, cfg, progress=shown.step, on_fold=shown.fold, run_name=run_name)
     except (ContractViolation, ValueError) as exc:
         raise fail(str(exc)) from None
-    for warning in summary.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+    for warning in summary.warnings:  # shown even with --quiet
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     _print_metrics(out, summary.metrics)
     if summary.synthetic:
         out.print("[bold]Trained on SIMULATED data: for demonstration and testing only.[/]")
+    synthetic = " (SIMULATED data)" if summary.synthetic else ""
     result(
-        f"run {summary.run_id}; registered {cfg.mlflow.registered_model} version {summary.version} (alias challenger)"
+        f"run {summary.run_id}; registered {cfg.mlflow.registered_model} version {summary.version} "
+        f"(alias challenger){synthetic}"
     )
 
 
