@@ -67,6 +67,7 @@ def score(
     out_console.print(f"not scored: {excluded}; rejected patients: {m['patients']['rejected']}")
     if m["synthetic"]:
         out_console.print("[bold]Model trained on SIMULATED data: for demonstration and testing only.[/]")
-    result(f"wrote {summary.output} and {summary.output.name}.manifest.json")
+    synthetic = " (model trained on SIMULATED data)" if m["synthetic"] else ""
+    result(f"wrote {summary.output} and {summary.output.name}.manifest.json{synthetic}")
     if summary.rejects is not None:
         out_console.print(f"rejected rows: {summary.rejects}")

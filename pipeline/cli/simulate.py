@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from features.tables import TABLES
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import OUTPUT, app, fail
 from pipeline.config import ConfigError
 from pipeline.io import SUFFIXES, write_json, write_tables
 from pipeline.simulator import SIMULATION_METADATA, TRUTH_DIR, load_simulation_config, simulate_cohort
@@ -46,7 +46,7 @@ def simulate(
     clashes = _clashing_files(out, fmt.value)
     if clashes:
         raise fail(f"{out} already holds {', '.join(clashes)}; use an empty folder or the same --format")
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=OUTPUT.quiet)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"simulating {patients:,} patients", total=1)
 
@@ -60,6 +60,8 @@ def simulate(
         write_json(cohort.metadata, out / SIMULATION_METADATA)
     relapsed = cohort.tables["outcomes"]["relapse_date"].is_not_null().mean()
     typer.echo(f"Simulated {patients:,} patients (seed {seed}) into {out}: SYNTHETIC data, not real patients.")
+    if OUTPUT.quiet:
+        return
     for name, frame in cohort.tables.items():
         typer.echo(f"  {paths[name].name:<24} {frame.height:>12,} rows")
     typer.echo(f"  relapse observed in {relapsed:.1%} of patients; truth in {out / TRUTH_DIR}")
