@@ -6,11 +6,14 @@ an embedded SQLite store `mlflow.db` in the working folder (artifacts beside it 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
+import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +125,7 @@ def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
 
 def _log_served_model(mlflow, cfg: MlflowConfig, record: TrainingRecord):
     """The pyfunc from code, carrying the project's packages, its pinned requirements and the REST signature."""
-    with tempfile.TemporaryDirectory(prefix="relapse-code-") as code, _registry_notes_quiet():
+    with tempfile.TemporaryDirectory(prefix="relapse-code-") as code, _registry_notes_quiet(), _no_bytecode():
         return mlflow.pyfunc.log_model(
             name=MODEL,
             python_model=str(SERVED_MODEL_CODE),
@@ -136,19 +139,35 @@ def _log_served_model(mlflow, cfg: MlflowConfig, record: TrainingRecord):
 
 
 @contextmanager
-def _registry_notes_quiet():
-    """MLflow prints 'Successfully registered model…' straight to its stream, not as a log record;
-    hold that stream back while registering unless MLflow's INFO logging is on (`relapse --verbose`)."""
-    from mlflow.utils import logging_utils
-
-    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
-        yield
-        return
-    logging_utils.disable_logging()
+def _no_bytecode():
+    """MLflow loads the saved model to check its input example before uploading it; keep that import
+    from writing `__pycache__` into the model's code."""
+    before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         yield
     finally:
-        logging_utils.enable_logging()
+        sys.dont_write_bytecode = before
+
+
+REGISTRY_NOTES = re.compile(r"^(Successfully registered model |Registered model .* already exists|Created version )")
+
+
+@contextmanager
+def _registry_notes_quiet():
+    """MLflow prints 'Successfully registered model…' and 'Created version…' straight to stderr, not
+    as log records (and toggles its own stream while logging a model); hold those two notes back
+    unless MLflow's INFO logging is on (`relapse --verbose`), and pass everything else through."""
+    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        yield
+        return
+    held = io.StringIO()
+    try:
+        with redirect_stderr(held):
+            yield
+    finally:
+        for line in held.getvalue().splitlines(keepends=True):
+            if not REGISTRY_NOTES.match(line):
+                sys.stderr.write(line)
 
 
 @dataclass
