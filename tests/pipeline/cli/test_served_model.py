@@ -25,7 +25,7 @@ import pandas as pd
 model = mlflow.pyfunc.load_model(sys.argv[1])
 rows = pd.read_parquet(sys.argv[2])
 answer = model.predict(rows)
-answer.to_json(sys.argv[3], orient="records")
+answer.to_parquet(sys.argv[3])  # full precision, unlike to_json
 import features
 print(features.__file__)
 """
@@ -64,12 +64,12 @@ def test_model_loads_in_a_fresh_venv_from_its_requirements_and_matches_batch_sco
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["MLFLOW_TRACKING_URI"] = workspace.tracking_uri  # lets the model look up its registered version
     done = subprocess.run(
-        [python, "-c", PREDICT, str(model_dir), str(tmp_path / "rows.parquet"), str(tmp_path / "answer.json")],
+        [python, "-c", PREDICT, str(model_dir), str(tmp_path / "rows.parquet"), str(tmp_path / "answer.parquet")],
         cwd=empty, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().startswith(str(model_dir / "code")), "the project code came from the model"
-    answer = pl.read_json(tmp_path / "answer.json")
+    answer = pl.read_parquet(tmp_path / "answer.parquet")
     batch = pl.read_parquet(scored[0]).filter(pl.col("patient_id").is_in(rows["patient_id"].implode()))
     batch = batch.sort("patient_id")
     assert answer["patient_id"].to_list() == batch["patient_id"].to_list() and answer.height == 3
