@@ -14,6 +14,7 @@ non-integer day, a value of the wrong type) gets HTTP 400 with a one-line reason
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import mlflow
@@ -46,9 +47,16 @@ class BadRequest(MlflowException):
 
 class RelapseRiskModel(PythonModel):
     def load_context(self, context) -> None:
-        from models.bundle import ModelBundle
-        from pipeline.registry import model_identity
-        from pipeline.serving import LoadedModel
+        # The project code is imported from the model's own folder, which may be the artifact store
+        # itself: write no bytecode there (restored afterwards, for the rest of the process).
+        before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+        try:
+            from features.time import phase_expr  # noqa: F401
+            from models.bundle import ModelBundle
+            from pipeline.registry import model_identity
+            from pipeline.serving import LoadedModel, RequestError, check_request  # noqa: F401  (used in predict)
+        finally:
+            sys.dont_write_bytecode = before
 
         bundle_dir = Path(context.artifacts["bundle"])
         self.model = LoadedModel.from_bundle(ModelBundle.load(bundle_dir))
