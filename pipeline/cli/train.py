@@ -49,7 +49,8 @@ def train(
 
 class TrainingProgress:
     """Training's steps as they happen. On a terminal: a Rich bar over phase × fold fits with the
-    current step and elapsed time. Piped: one line per step (and per fit) with the elapsed time."""
+    step or fit in progress and the elapsed time. Piped: one line per step (and per finished fit)
+    with the elapsed time."""
 
     def __init__(self, out: Console, n_phases: int, fits_per_phase: int) -> None:
         self.out, self.total, self.per_phase = out, n_phases * fits_per_phase, fits_per_phase
@@ -76,10 +77,11 @@ class TrainingProgress:
     def fold(self, phase: str, done: int, total: int) -> None:
         if phase not in self.phases_done:
             self.phases_done.append(phase)
-        label = f"phase '{phase}': final fit" if done == total else f"phase '{phase}': fold {done} of {total - 1}"
+        folds = total - 1
         finished = (len(self.phases_done) - 1) * self.per_phase + (self.per_phase if done == total else done)
-        self.bar.update(self.task, completed=finished, description=label)
-        self._line(f"{label} done")
+        running = f"fold {done + 1} of {folds}" if done < folds else "final fit" if done < total else "done"
+        self.bar.update(self.task, completed=finished, description=f"phase '{phase}': {running}")
+        self._line(f"phase '{phase}': " + ("final fit done" if done == total else f"fold {done} of {folds} done"))
 
     def _line(self, text: str) -> None:
         if not self.live:

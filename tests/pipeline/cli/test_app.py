@@ -78,7 +78,8 @@ def _show(console: Console) -> str:
 
 def test_training_progress_on_a_terminal_shows_the_phase_and_fold():
     text = _show(Console(file=io.StringIO(), force_terminal=True, width=120))
-    assert "phase 'acute': fold 1 of 2" in text and "1/6" in text
+    assert "phase 'acute': fold 2 of 2" in text and "1/6" in text  # the fit in progress
+    assert "phase 'early': done" in text and "6/6" in text
     assert "0:00:0" in text  # elapsed time
 
 
