@@ -171,6 +171,13 @@ def recalibration_line(
     return float(a[0]), float(b[0])
 
 
+def offset_intercept(y: np.ndarray, offset: np.ndarray, w: np.ndarray | None = None) -> float:
+    """`a` of the weighted logistic fit logit P(y=1) = a + offset (the offset's slope fixed)."""
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)
+    return float(_newton_intercept(np.asarray(offset, dtype=np.float64), y, w[None, :], np.zeros(1))[0])
+
+
 def point_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
     """All metrics on one sample (NaN where undefined, see `_batch`); keys as in METRICS."""
     y, p, w = _check(y, p, w)
