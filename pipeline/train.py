@@ -200,8 +200,9 @@ def training_artifacts(
     for phase, fit in run.fits.items():
         part = oof.filter(pl.col("phase") == phase)
         if part.height:
-            y, p, w = (part[c].to_numpy() for c in ("label", "risk", "ipcw_weight"))
-            figures[names.calibration_figure_name(phase)] = calibration_figure(y, p, w, title=f"Calibration: {phase}")
+            y, p, w, g = (part[c].to_numpy() for c in ("label", "risk", "ipcw_weight", "patient_id"))
+            figures[names.calibration_figure_name(phase)] = calibration_figure(
+                y, p, w, title=f"Calibration: {phase}", groups=g)
         if fit.status not in ("phase_model", "shared"):
             continue
         sample = _shap_sample(run.landmarks, run.rows[phase], bundle, phase, run.config.model.seed)

@@ -6,7 +6,7 @@ import pytest
 
 from models.config import ModelConfig
 from models.training import PhaseFit, TrainedPhases, fit_phases
-from tests.models.synthetic import synthetic_phase, synthetic_phases, small_model_config
+from tests.models.synthetic import small_model_config, synthetic_phase, synthetic_phases
 
 
 @pytest.fixture(scope="session")
