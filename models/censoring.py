@@ -25,13 +25,18 @@ import numpy as np
 from models.baseline import make_logistic
 from models.config import LogisticParams
 
+# The censoring model is a sensitivity analysis beside the KM weights on every training run:
+# it is fitted on at most this many rows (a seeded random subset) to keep training fast.
+MAX_FIT_ROWS = 200_000
+
 
 def censoring_probability(X: np.ndarray, censored: np.ndarray, label: np.ndarray, params: LogisticParams,
                           seed: int) -> np.ndarray:
     """c(x, t) for every row of X (features and day): P(censored inside the horizon).
 
     `censored` is a boolean per row; `label` is 1 (relapse), 0 or NaN (censored). A cohort in
-    which nobody or everybody with a known status is censored gets that constant rate.
+    which nobody or everybody with a known status is censored gets that constant rate. At most
+    MAX_FIT_ROWS rows with a known status are used for the fit.
     """
     X = np.asarray(X, dtype=np.float64)
     censored = np.asarray(censored, dtype=bool)
@@ -40,8 +45,11 @@ def censoring_probability(X: np.ndarray, censored: np.ndarray, label: np.ndarray
     if target.size == 0 or target.min() == target.max():
         rate = float(target.mean()) if target.size else 0.0
         return np.full(X.shape[0], rate)
+    rows = np.flatnonzero(known)
+    if rows.size > MAX_FIT_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_FIT_ROWS, replace=False))
     model = make_logistic(params, seed)
-    model.fit(X[known], target)
+    model.fit(X[rows], censored[rows].astype(np.float64))
     return model.predict_proba(X)[:, 1]
 
 

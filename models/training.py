@@ -178,11 +178,12 @@ def fit_phases(data: Mapping[str, PhaseData], feature_names: list[str], cfg: Mod
         report(f + 1, cfg.n_folds + 1)
     shared, shared_trees = fit_shared(X, y, w, groups, cfg.xgboost, cfg.seed, cfg.validation_fraction)
     pooled = Calibrator(cfg.calibration).fit(sigmoid(oof_margin), y, w)
+    pooled_oof = _cross_fitted(sigmoid(oof_margin), y, w, folds, cfg.calibration, pooled)
     fits = {}
     for i, phase in enumerate(data):
         rows = index == i
         fits[phase] = _finish_phase(phase, data[phase], shared, plan[phase], oof_margin[rows], oof_base[rows],
-                                    folds[rows], fold_trees[phase], pooled, cfg)
+                                    folds[rows], fold_trees[phase], pooled, pooled_oof[rows], cfg)
     return TrainedPhases(shared, shared_trees, fits)
 
 
@@ -226,8 +227,11 @@ def _cross_fitted(oof_raw, y, w, folds, method, fallback: Calibrator) -> np.ndar
 
 
 def _finish_phase(phase, d: PhaseData, shared, params, oof_margin, oof_base, folds, fold_trees, pooled,
-                  cfg: ModelConfig) -> PhaseFit:
-    """The shipped phase booster and calibrator, cross-fitted metrics and the phase's status."""
+                  pooled_oof, cfg: ModelConfig) -> PhaseFit:
+    """The shipped phase booster and calibrator, cross-fitted metrics and the phase's status.
+
+    A phase that borrows uses the pooled calibrator; its calibrated out-of-fold risks are the
+    pooled cross-fitted ones (fold k calibrated on the other folds of all phases)."""
     c = counts(d.y, d.groups)
     n_pred = int(informative_columns(d.X).sum())
     epv = c["event_patients"] / max(n_pred, 1)
@@ -244,7 +248,7 @@ def _finish_phase(phase, d: PhaseData, shared, params, oof_margin, oof_base, fol
     oof_raw = sigmoid(oof_margin)
     own = params is not None
     calibrator = Calibrator(cfg.calibration).fit(oof_raw, d.y, d.w) if own else pooled
-    oof_model = _cross_fitted(oof_raw, d.y, d.w, folds, cfg.calibration, pooled) if own else pooled.predict(oof_raw)
+    oof_model = _cross_fitted(oof_raw, d.y, d.w, folds, cfg.calibration, pooled) if own else pooled_oof
     warnings = _phase_warnings(phase, c, n_pred, epv, own, cfg)
     metrics = {}
     if 0 < c["events"] < c["rows"]:
