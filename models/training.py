@@ -10,6 +10,8 @@ phase, on one side):
 2. for each phase with at least `min_events` patients with an event, a phase booster from the
    shared margin, early-stopped on the phase's held-out patients (it may add no tree), its
    regularisation raised when events per informative predictor fall below `low_epv_warning`;
+   the phase keeps its own trees only if they lowered its out-of-fold log-loss against the
+   shared booster alone across the cross-validation folds;
 3. a Platt (or isotonic) calibrator per phase on the out-of-fold predictions; a phase with
    fewer than `min_events` patients with an event has the pooled calibrator (all phases).
 
@@ -31,7 +33,7 @@ import numpy as np
 import xgboost
 
 from models.baseline import make_logistic
-from models.boosting import fit_continuation, fit_shared, informative_columns, shrunk_params
+from models.boosting import fit_continuation, fit_shared, informative_columns, shrunk_params, weighted_logloss
 from models.calibration import Calibrator
 from models.config import ModelConfig
 from models.explain import margin
@@ -159,13 +161,13 @@ def fit_phases(data: Mapping[str, PhaseData], feature_names: list[str], cfg: Mod
         return _constant_only(data, cfg, f"all phases together: {reason}")
     plan = _plan(data, cfg)
     folds = grouped_folds(groups, cfg.n_folds, cfg.seed, events=y)
-    oof_margin, oof_base = np.empty(y.size), np.empty(y.size)
+    oof_margin, oof_shared, oof_base = np.empty(y.size), np.empty(y.size), np.empty(y.size)
     fold_trees: dict[str, list[int]] = {p: [] for p in data}
     for f in range(cfg.n_folds):
         train, test = folds != f, folds == f
         shared, _ = fit_shared(X[train], y[train], w[train], groups[train], cfg.xgboost, cfg.seed,
                                cfg.validation_fraction)
-        oof_margin[test] = margin(shared, X[test])
+        oof_margin[test] = oof_shared[test] = margin(shared, X[test])
         for i, phase in enumerate(data):
             tr, te = train & (index == i), test & (index == i)
             if plan[phase] is not None and te.any():
@@ -176,15 +178,32 @@ def fit_phases(data: Mapping[str, PhaseData], feature_names: list[str], cfg: Mod
             if te.any():
                 oof_base[te] = _baseline(X[tr, :k], y[tr], w[tr], X[te, :k], cfg)
         report(f + 1, cfg.n_folds + 1)
+    grow = _keep_own_trees(plan, index, y, w, oof_shared, oof_margin)
     shared, shared_trees = fit_shared(X, y, w, groups, cfg.xgboost, cfg.seed, cfg.validation_fraction)
     pooled = Calibrator(cfg.calibration).fit(sigmoid(oof_margin), y, w)
     pooled_oof = _cross_fitted(sigmoid(oof_margin), y, w, folds, cfg.calibration, pooled)
     fits = {}
     for i, phase in enumerate(data):
         rows = index == i
-        fits[phase] = _finish_phase(phase, data[phase], shared, plan[phase], oof_margin[rows], oof_base[rows],
-                                    folds[rows], fold_trees[phase], pooled, pooled_oof[rows], cfg)
+        fits[phase] = _finish_phase(phase, data[phase], shared, plan[phase], grow[phase], oof_margin[rows],
+                                    oof_base[rows], folds[rows], fold_trees[phase], pooled, pooled_oof[rows], cfg)
+    report(cfg.n_folds + 1, cfg.n_folds + 1)
     return TrainedPhases(shared, shared_trees, fits)
+
+
+def _keep_own_trees(plan, index, y, w, oof_shared, oof_margin) -> dict[str, bool]:
+    """Per phase, whether its own trees lowered the out-of-fold weighted log-loss against the
+    shared booster alone (the choice is itself cross-validated: every fold grew its own trees
+    without seeing its test patients). Where they did not, the phase's out-of-fold margins go
+    back to the shared ones (in place) and the shipped phase grows no trees."""
+    keep = {}
+    for i, phase in enumerate(plan):
+        rows = index == i
+        keep[phase] = plan[phase] is not None and rows.any() and \
+            weighted_logloss(y[rows], oof_margin[rows], w[rows]) < weighted_logloss(y[rows], oof_shared[rows], w[rows])
+        if not keep[phase]:
+            oof_margin[rows] = oof_shared[rows]
+    return keep
 
 
 def _plan(data: Mapping[str, PhaseData], cfg: ModelConfig):
@@ -226,7 +245,7 @@ def _cross_fitted(oof_raw, y, w, folds, method, fallback: Calibrator) -> np.ndar
     return out
 
 
-def _finish_phase(phase, d: PhaseData, shared, params, oof_margin, oof_base, folds, fold_trees, pooled,
+def _finish_phase(phase, d: PhaseData, shared, params, grow, oof_margin, oof_base, folds, fold_trees, pooled,
                   pooled_oof, cfg: ModelConfig) -> PhaseFit:
     """The shipped phase booster and calibrator, cross-fitted metrics and the phase's status.
 
@@ -243,13 +262,16 @@ def _finish_phase(phase, d: PhaseData, shared, params, oof_margin, oof_base, fol
                         warnings=[f"phase '{phase}': no at-risk rows in training; it has no model and "
                                   "patients in it are not scored (no_model_for_phase)"])
     booster, trees = (None, 0)
-    if params is not None:
+    if params is not None and grow:
         booster, trees = _continue(shared, with_day(d.X, d.day), d.y, d.w, d.groups, params, cfg)
     oof_raw = sigmoid(oof_margin)
     own = params is not None
     calibrator = Calibrator(cfg.calibration).fit(oof_raw, d.y, d.w) if own else pooled
     oof_model = _cross_fitted(oof_raw, d.y, d.w, folds, cfg.calibration, pooled) if own else pooled_oof
     warnings = _phase_warnings(phase, c, n_pred, epv, own, cfg)
+    if own and not grow:
+        warnings.append(f"phase '{phase}': its own trees did not lower the out-of-fold log-loss of the shared "
+                        "booster; it uses the shared booster alone (with its own calibrator)")
     metrics = {}
     if 0 < c["events"] < c["rows"]:
         def ev(p):

@@ -143,3 +143,20 @@ def test_invalid_inputs_are_rejected(field, value, message):
     d[field] = np.full(d["y"].size, value)
     with pytest.raises(ValueError, match=message):
         fit_phases({"early": _data(d)}, d["feature_names"], small_model_config())
+
+
+def test_own_trees_are_kept_only_where_they_lower_the_out_of_fold_loss():
+    from models.training import _keep_own_trees
+
+    rng = np.random.default_rng(0)
+    index = np.repeat([0, 1, 2], 500)
+    truth = rng.normal(-1, 1, 1500)
+    y = (rng.random(1500) < 1 / (1 + np.exp(-truth))).astype(float)
+    shared = truth + np.where(index == 0, rng.normal(0, 1, 1500), 0.0)  # shared misses phase 0's signal
+    with_own = np.where(index == 0, truth, truth + rng.normal(0, 1, 1500))  # own trees: help 0, hurt 1
+    plan = {"a": object(), "b": object(), "c": None}
+    margins = with_own.copy()
+    keep = _keep_own_trees(plan, index, y, np.ones(1500), shared, margins)
+    assert keep == {"a": True, "b": False, "c": False}
+    np.testing.assert_array_equal(margins[index == 0], with_own[index == 0])
+    np.testing.assert_array_equal(margins[index != 0], shared[index != 0])  # reverted to the shared margin
