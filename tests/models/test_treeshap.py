@@ -8,12 +8,15 @@ the JSON dump) checks the kernel to 1e-12.
 import itertools
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 import xgboost
 
-from models.treeshap import ShallowTreeExplainer
+from models import explain
+from models.explain import contributions, shallow_explainer
+from models.treeshap import ShallowTreeExplainer, UnsupportedBooster
 
 TOL = 1e-6
 
@@ -164,6 +167,45 @@ def test_other_objectives_base_margin(objective):
     d = _data(6)
     booster = _train(d, 2, objective=objective)
     _assert_matches(*ShallowTreeExplainer.from_booster(booster, verify=True).shap_values(d["X"]), booster, d["X"])
+
+
+def test_contributions_uses_the_cached_tables_and_falls_back_for_deep_trees():
+    d = _data(7)
+    booster = _train(d, 2)
+    explainer = shallow_explainer(booster)
+    assert explainer is not None and shallow_explainer(booster) is explainer
+    _assert_matches(*contributions(booster, d["X"]), booster, d["X"])
+    _assert_matches(*contributions(booster, d["X"], base_margin=d["margin"]), booster, d["X"], d["margin"])
+    booster.update(xgboost.DMatrix(d["X"], d["y"]), booster.num_boosted_rounds())  # one more round
+    assert shallow_explainer(booster) is not explainer
+    _assert_matches(*contributions(booster, d["X"]), booster, d["X"])
+    deep = _train(d, 8, rounds=3, eta=1.0, subsample=1.0, colsample_bytree=1.0, min_child_weight=0.0)
+    assert max(len(t.split("\t")) for t in deep.get_dump()[0].splitlines()) > 7  # paths beyond 6 nodes
+    with pytest.raises(UnsupportedBooster):
+        ShallowTreeExplainer.from_booster(deep)
+    assert shallow_explainer(deep) is None
+    _assert_matches(*contributions(deep, d["X"], base_margin=d["margin"]), booster=deep, X=d["X"],
+                    base_margin=d["margin"])
+
+
+def test_disagreement_with_xgboost_warns_and_falls_back(monkeypatch):
+    d = _data(8)
+    booster = _train(d, 2)
+
+    def broken(cls, booster, iteration_range):
+        explainer = original(booster, iteration_range)
+        explainer.tree_expected_value += 0.01
+        explainer.expected_value += 0.01
+        return explainer
+
+    original = ShallowTreeExplainer._parse
+    monkeypatch.setattr(ShallowTreeExplainer, "_parse", classmethod(broken))
+    with pytest.warns(UserWarning, match="disagree"):
+        assert shallow_explainer(booster) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _assert_matches(*contributions(booster, d["X"]), booster, d["X"])  # cached fallback, no new warning
+    assert booster in explain._EXPLAINERS
 
 
 def test_rows_are_checked_and_empty_input_works():
