@@ -50,7 +50,7 @@ import xgboost
 
 MAX_TREE_NODES = 7  # a tree with at most this many internal nodes gets one table (128 rows at most)
 MAX_LEAF_PATH = 6  # larger trees: one table per leaf, for paths of at most this many nodes
-_ROW_BLOCK_ELEMENTS = 1 << 20  # rows per block x (tree, feature) pairs: bounds the temporaries
+_ROW_BLOCK_ELEMENTS = 1 << 19  # rows per block x (tree, feature) pairs: bounds the temporaries
 VERIFY_TOLERANCE = 1e-4  # relative to the largest value: far above float32 rounding, far below a wrong split
 
 _LOGIT_OBJECTIVES = {"binary:logistic", "reg:logistic"}
@@ -299,35 +299,37 @@ class ShallowTreeExplainer:
         """Each unit's table of SHAP contributions over its 2^inputs go-left patterns, laid out
         per (unit, feature) pair, and the units grouped by input count for the kernel."""
         tables: list[dict[int, np.ndarray]] = [{} for _ in unit_nodes]  # unit -> feature -> [2^L]
-        by_u: dict[int, list[_Leaf]] = {}
-        for leaf in leaves:
-            by_u.setdefault(len(set(leaf.features)), []).append(leaf)
-        for u, group in by_u.items():
-            slots = [list(dict.fromkeys(leaf.features)) for leaf in group]  # distinct features, path order
+        groups: dict[tuple[int, int, int], list[tuple[_Leaf, list[int]]]] = {}
+        for leaf in leaves:  # grouped by (unit inputs, path length, distinct features) to vectorise
+            distinct = list(dict.fromkeys(leaf.features))
+            key = (len(unit_nodes[leaf.unit]), len(leaf.features), len(distinct))
+            groups.setdefault(key, []).append((leaf, distinct))
+        for (n_inputs, length, u), group in groups.items():
+            slot = np.array([[distinct.index(f) for f in leaf.features] for leaf, distinct in group])  # [l, d]
             ratios = np.ones((len(group), u))
-            for i, leaf in enumerate(group):
-                for feature, ratio in zip(leaf.features, leaf.ratios, strict=True):
-                    ratios[i, slots[i].index(feature)] *= ratio
-            phi = _product_game_shapley(np.array([leaf.value for leaf in group]), ratios)
-            for i, leaf in enumerate(group):
-                n_inputs = len(unit_nodes[leaf.unit])
-                patterns = np.arange(1 << n_inputs)
-                b_index = np.zeros(patterns.size, dtype=np.intp)
-                for g, feature in enumerate(slots[i]):
-                    satisfied = np.ones(patterns.size, dtype=bool)
-                    for pos, went_left, f in zip(leaf.inputs, leaf.went_left, leaf.features, strict=True):
-                        if f == feature:
-                            satisfied &= ((patterns >> pos) & 1).astype(bool) == went_left
-                    b_index |= satisfied.astype(np.intp) << g
-                for g, feature in enumerate(slots[i]):
-                    column = phi[i, b_index, g]
-                    table = tables[leaf.unit]
+            for j in range(length):  # R_g: product of the cover ratios of the path's nodes on g
+                ratios[np.arange(len(group)), slot[:, j]] *= [leaf.ratios[j] for leaf, _ in group]
+            phi = _product_game_shapley(np.array([leaf.value for leaf, _ in group]), ratios)  # [l, 2^u, u]
+            inputs = np.array([leaf.inputs for leaf, _ in group])
+            went_left = np.array([leaf.went_left for leaf, _ in group])
+            patterns = np.arange(1 << n_inputs)
+            # satisfied[P, l, j]: in unit pattern P the row takes leaf l's way at its j-th path node
+            satisfied = ((patterns[:, None, None] >> inputs) & 1).astype(bool) == went_left
+            b_index = np.zeros((patterns.size, len(group)), dtype=np.intp)  # the leaf's B for each P
+            for g in range(u):
+                b_index |= np.all(satisfied | (slot != g), axis=2).astype(np.intp) << g
+            contribution = phi[np.arange(len(group)), b_index]  # [P, l, u]
+            for i, (leaf, distinct) in enumerate(group):
+                table = tables[leaf.unit]
+                for g, feature in enumerate(distinct):
+                    column = contribution[:, i, g]
                     table[feature] = table[feature] + column if feature in table else column
         # units in groups of equal input count; the kernel builds one pattern array per group
         order = sorted(range(len(unit_nodes)), key=lambda unit: len(unit_nodes[unit]))
         position = np.empty(len(unit_nodes), dtype=np.intp)
         position[order] = np.arange(len(order))
         self._groups: list[np.ndarray] = []  # [units, L] global node ids, L ascending
+        self._n_units = len(unit_nodes)
         for n_inputs in sorted({len(nodes) for nodes in unit_nodes}):
             members = [unit for unit in order if len(unit_nodes[unit]) == n_inputs]
             self._groups.append(np.stack([unit_nodes[unit] for unit in members]).astype(np.intp))
@@ -358,36 +360,75 @@ class ShallowTreeExplainer:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X must be [n, {self.n_features}]")
         n = X.shape[0]
-        shap = np.zeros((n, self.n_features))
         if base_margin is None:
             base = np.full(n, self.expected_value)
         else:
             base = np.asarray(base_margin, dtype=np.float64).reshape(n) + self.tree_expected_value
-        block = max(256, _ROW_BLOCK_ELEMENTS // max(self.n_pairs, 1))
-        for start in range(0, n if self.n_pairs else 0, block):
-            rows = slice(start, start + block)
-            shap[rows, self._features] = self._block(X[rows]).T
+        if n == 0 or self.n_pairs == 0:
+            return np.zeros((n, self.n_features)), base
+        shap = np.empty((n, self.n_features))
+        block = min(n, max(256, _ROW_BLOCK_ELEMENTS // self.n_pairs))
+        work = _Workspace(block)
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            shap[start:stop] = self._block(X[start:stop], work).T
         return shap, base
 
-    def _block(self, X: np.ndarray) -> np.ndarray:
-        """[features with a table, rows] SHAP values for one block of rows."""
-        xt = np.ascontiguousarray(np.asarray(X, dtype=np.float32).T)  # [k, rows]
-        stacked = np.empty((2, *xt.shape), dtype=np.float32)
-        np.fmax(xt, np.float32(-np.inf), out=stacked[0])  # NaN -> -inf (fmax skips NaN)
-        np.fmin(xt, np.float32(np.inf), out=stacked[1])  # NaN -> +inf
-        stacked = stacked.reshape(2 * self.n_features, xt.shape[1])
-        go_left = (stacked[self._node_row] < self._node_threshold[:, None]).view(np.uint8)  # [nodes, rows]
-        patterns = np.concatenate([self._patterns(go_left, nodes) for nodes in self._groups])
-        values = self._table[self._pair_base + patterns[self._pair_unit]]  # [pairs, rows]
-        out = np.empty((self._features.size, xt.shape[1]))
-        for i, (start, end) in enumerate(zip(self._starts, self._ends, strict=True)):
-            np.sum(values[start:end], axis=0, out=out[i])  # much faster than np.add.reduceat on axis 0
+    def _block(self, X: np.ndarray, work: _Workspace) -> np.ndarray:
+        """[k, rows] SHAP values for one block of rows, in `work`'s reused buffers (fresh
+        arrays for every block cost about a third more, in page faults)."""
+        k, rows = self.n_features, X.shape[0]
+        xt = work.get("xt", (k, rows), np.float32)
+        np.copyto(xt, X.T, casting="same_kind")  # float32, as a float32 DMatrix holds it
+        stacked = work.get("stacked", (2, k, rows), np.float32)
+        np.fmax(xt, np.float32(-np.inf), out=stacked[0])  # NaN -> -inf: goes left (fmax skips NaN)
+        np.fmin(xt, np.float32(np.inf), out=stacked[1])  # NaN -> +inf: goes right
+        # one comparison per node decides it, NaN included: a node reads the copy for its default
+        node_x = work.get("node_x", (self._node_row.size, rows), np.float32)
+        np.take(stacked.reshape(2 * k, rows), self._node_row, axis=0, out=node_x, mode="clip")
+        go_left = work.get("go_left", node_x.shape, np.bool_)
+        np.less(node_x, self._node_threshold[:, None], out=go_left)
+        go_left = go_left.view(np.uint8)
+        patterns = work.get("patterns", (self._n_units, rows), np.uint8)
+        shifted = work.get("shifted", (self._n_units, rows), np.uint8)
+        start = 0
+        for nodes in self._groups:  # bit i of a unit's pattern: the row goes left at its i-th node
+            pattern, bit = patterns[start:start + len(nodes)], shifted[start:start + len(nodes)]
+            np.take(go_left, nodes[:, 0], axis=0, out=pattern, mode="clip")
+            for i in range(1, nodes.shape[1]):
+                np.take(go_left, nodes[:, i], axis=0, out=bit, mode="clip")
+                np.left_shift(bit, np.uint8(i), out=bit)
+                np.bitwise_or(pattern, bit, out=pattern)
+            start += len(nodes)
+        pair_pattern = work.get("pair_pattern", (self.n_pairs, rows), np.uint8)
+        np.take(patterns, self._pair_unit, axis=0, out=pair_pattern, mode="clip")
+        index = work.get("index", (self.n_pairs, rows), np.intp)
+        np.add(pair_pattern, self._pair_base, out=index)
+        values = work.get("values", (self.n_pairs, rows), np.float64)
+        np.take(self._table, index, out=values, mode="clip")
+        out = work.get("out", (k, rows), np.float64, zeroed=True)  # features without a table stay 0
+        for feature, first, end in zip(self._features, self._starts, self._ends, strict=True):
+            np.sum(values[first:end], axis=0, out=out[feature])  # far faster than np.add.reduceat on axis 0
         return out
 
-    @staticmethod
-    def _patterns(go_left: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        """[units, rows] pattern index: bit i is whether the row goes left at the unit's i-th node."""
-        pattern = go_left[nodes[:, 0]].copy()
-        for i in range(1, nodes.shape[1]):
-            pattern |= go_left[nodes[:, i]] << np.uint8(i)
-        return pattern
+
+class _Workspace:
+    """Scratch arrays reused across the row blocks of one `shap_values` call, viewed at the
+    block's shape (the last block may be shorter)."""
+
+    def __init__(self, block: int) -> None:
+        self._block = block
+        self._flat: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype, zeroed: bool = False) -> np.ndarray:
+        size = math.prod(shape)
+        flat = self._flat.get(name)
+        if flat is None:
+            full = size // shape[-1] * self._block
+            flat = self._flat[name] = np.zeros(full, dtype) if zeroed else np.empty(full, dtype)
+            view = flat[:size].reshape(shape)
+        else:
+            view = flat[:size].reshape(shape)
+            if zeroed and shape[-1] != self._block:  # a shorter block: the zeros moved
+                view[...] = 0
+        return view

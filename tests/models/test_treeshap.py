@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xgboost
 
-from models import explain
+from models import explain, treeshap
 from models.explain import contributions, shallow_explainer
 from models.treeshap import ShallowTreeExplainer, UnsupportedBooster
 
@@ -206,6 +206,18 @@ def test_disagreement_with_xgboost_warns_and_falls_back(monkeypatch):
         warnings.simplefilter("error")
         _assert_matches(*contributions(booster, d["X"]), booster, d["X"])  # cached fallback, no new warning
     assert booster in explain._EXPLAINERS
+
+
+def test_row_blocks_give_the_same_values(monkeypatch):
+    d = _data(11, n=700)
+    explainer = ShallowTreeExplainer.from_booster(_train(d, 3))
+    whole = explainer.shap_values(d["X"])
+    monkeypatch.setattr(treeshap, "_ROW_BLOCK_ELEMENTS", 1)  # blocks of 256 rows, the last one shorter
+    blocks = explainer.shap_values(d["X"])
+    np.testing.assert_array_equal(blocks[0], whole[0])
+    np.testing.assert_array_equal(blocks[1], whole[1])
+    one_row = explainer.shap_values(d["X"][5:6])  # numpy may sum a single column in another order
+    np.testing.assert_allclose(one_row[0], whole[0][5:6], rtol=0, atol=1e-14)
 
 
 def test_rows_are_checked_and_empty_input_works():
