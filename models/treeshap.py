@@ -16,14 +16,14 @@ SHAP vector of every pattern can be tabulated once per booster (the FastTreeSHAP
 precomputing what does not depend on the row). Scoring is then: one float32 comparison per
 internal node, a pattern index per tree, and one table look-up per (tree, feature) pair.
 
-Two kinds of table ("units"), both indexed by the go-left bits of a list of nodes:
-* a tree with at most `MAX_TREE_NODES` internal nodes (every depth-3 tree) is one unit over all
-  its internal nodes, holding the tree's whole SHAP vector for each of 2^nodes patterns;
-* a larger tree with paths of at most `MAX_LEAF_PATH` nodes becomes one unit per leaf, over that
-  leaf's path: v is a sum over leaves and Shapley values are linear in v, so each leaf's share of
-  the SHAP vector can be tabulated on its own.
-Anything else (longer paths, categorical splits, vector leaves, dart, several outputs) is
-refused with `UnsupportedBooster`; `models.explain.contributions` then falls back to XGBoost.
+The tables ("units") are indexed by the go-left bits of a list of nodes. v is a sum over leaves
+and Shapley values are linear in v, so a tree's SHAP vector is the sum of its leaves' shares, and
+any set of leaves can share a table over the nodes on their paths. Leaves are taken in order
+into a unit while their paths use at most `MAX_UNIT_NODES` (8) nodes together: a tree of depth
+<= 3 (<= 7 internal nodes) is one unit of at most 128 patterns, a full depth-4 tree two units
+(the root with one side each). Paths longer than `MAX_LEAF_PATH`, categorical splits, vector leaves,
+dart and several outputs are refused with `UnsupportedBooster`, and
+`models.explain.contributions` then falls back to XGBoost's `pred_contribs`.
 
 Each leaf's game is a product game over the distinct features g on its path:
 v_l(S) = value_l * prod_g (B_g if g in S else R_g), where B_g (0/1) says whether the row satisfies
@@ -48,8 +48,8 @@ from math import factorial
 import numpy as np
 import xgboost
 
-MAX_TREE_NODES = 7  # a tree with at most this many internal nodes gets one table (128 rows at most)
-MAX_LEAF_PATH = 6  # larger trees: one table per leaf, for paths of at most this many nodes
+MAX_UNIT_NODES = 8  # nodes a table is indexed by (256 rows at most; patterns are uint8, so <= 8)
+MAX_LEAF_PATH = 5  # longest path covered: its leaf's Shapley values enumerate 4^nodes subsets
 _ROW_BLOCK_ELEMENTS = 1 << 19  # rows per block x (tree, feature) pairs: bounds the temporaries
 VERIFY_TOLERANCE = 1e-4  # relative to the largest value: far above float32 rounding, far below a wrong split
 
@@ -149,6 +149,26 @@ def _parse_tree(tree: dict) -> _Tree:
                  np.array(defaults, dtype=bool), leaves)
 
 
+def _units(leaves: list[tuple[float, list[tuple[int, bool, float]]]]) -> list[tuple[list[int], list]]:
+    """The tree's leaves split into units, in order, each as (its nodes, its leaves): a leaf joins
+    the current unit while their paths use at most `MAX_UNIT_NODES` nodes together, so a tree
+    with that few internal nodes is one unit, and a depth-4 tree two (the root and one side)."""
+    units: list[tuple[list[int], list]] = []
+    nodes: set[int] = set()
+    for leaf in leaves:
+        path = {k for k, _, _ in leaf[1]}
+        if len(path) > MAX_LEAF_PATH:
+            raise UnsupportedBooster(f"a path has {len(path)} nodes (more than {MAX_LEAF_PATH})")
+        if units and len(nodes | path) <= MAX_UNIT_NODES:
+            nodes |= path
+            units[-1][1].append(leaf)
+        else:
+            nodes = set(path)
+            units.append(([], [leaf]))
+        units[-1] = (sorted(nodes), units[-1][1])
+    return units
+
+
 def _shapley_weights(u: int) -> np.ndarray:
     """M [2^u, u] with phi = v @ M for a game v over subsets (bitmasks) of u players:
     M[S, j] = (|S|-1)!(u-|S|)!/u! if j is in S, else -|S|!(u-|S|-1)!/u!."""
@@ -209,7 +229,9 @@ class ShallowTreeExplainer:
 
     def _verify(self, booster: xgboost.Booster, iteration_range: tuple[int, int] | None) -> None:
         probe = self._probe_rows()
-        reference = booster.predict(xgboost.DMatrix(probe, missing=np.nan), pred_contribs=True,
+        probe_matrix = xgboost.DMatrix(probe, missing=np.nan, feature_names=booster.feature_names,
+                                       feature_types=booster.feature_types)
+        reference = booster.predict(probe_matrix, pred_contribs=True,
                                     iteration_range=iteration_range or (0, 0)).astype(np.float64)
         shap, base = self.shap_values(probe)
         gap = max(np.abs(shap - reference[:, :-1]).max(initial=0.0), np.abs(base - reference[:, -1]).max())
@@ -240,7 +262,8 @@ class ShallowTreeExplainer:
         forest = gbm["model"]
         if any(group != 0 for group in forest["tree_info"]):
             raise UnsupportedBooster("the booster has more than one output group")
-        indptr = forest.get("iteration_indptr") or list(range(len(forest["trees"]) + 1))
+        per_round = int(forest["gbtree_model_param"].get("num_parallel_tree", "1"))
+        indptr = forest.get("iteration_indptr") or list(range(0, len(forest["trees"]) + 1, per_round))
         end = len(indptr) - 1
         if iteration_range is not None and tuple(iteration_range) != (0, 0):
             begin, end = iteration_range
@@ -268,19 +291,12 @@ class ShallowTreeExplainer:
             node_feature.append(tree.feature)
             node_threshold.append(tree.threshold)
             node_default.append(tree.default_left)
-            if n <= MAX_TREE_NODES:
+            for nodes, members in _units(tree.leaves):
                 unit = len(unit_nodes)
-                unit_nodes.append(n_nodes + np.arange(n))
-                for value, path in tree.leaves:
-                    leaves.append(_Leaf(unit, value, [k for k, _, _ in path], [d for _, d, _ in path],
-                                        [int(tree.feature[k]) for k, _, _ in path], [r for _, _, r in path]))
-            else:
-                for value, path in tree.leaves:
-                    if len(path) > MAX_LEAF_PATH:
-                        raise UnsupportedBooster(f"a path has {len(path)} nodes (more than {MAX_LEAF_PATH})")
-                    unit = len(unit_nodes)
-                    unit_nodes.append(n_nodes + np.array([k for k, _, _ in path], dtype=np.intp))
-                    leaves.append(_Leaf(unit, value, list(range(len(path))), [d for _, d, _ in path],
+                unit_nodes.append(n_nodes + np.array(nodes, dtype=np.intp))
+                position = {k: i for i, k in enumerate(nodes)}
+                for value, path in members:
+                    leaves.append(_Leaf(unit, value, [position[k] for k, _, _ in path], [d for _, d, _ in path],
                                         [int(tree.feature[k]) for k, _, _ in path], [r for _, _, r in path]))
             n_nodes += n
         self.expected_value = self._tree_base + expected
@@ -296,9 +312,15 @@ class ShallowTreeExplainer:
         self._tabulate(unit_nodes, leaves)
 
     def _tabulate(self, unit_nodes: list[np.ndarray], leaves: list[_Leaf]) -> None:
-        """Each unit's table of SHAP contributions over its 2^inputs go-left patterns, laid out
-        per (unit, feature) pair, and the units grouped by input count for the kernel."""
-        tables: list[dict[int, np.ndarray]] = [{} for _ in unit_nodes]  # unit -> feature -> [2^L]
+        """Each unit's table of SHAP contributions over its 2^inputs go-left patterns, one column
+        per feature its leaves split on, and the (unit, feature) pairs the kernel reads."""
+        columns: list[dict[int, int]] = [{} for _ in unit_nodes]  # unit -> feature -> column
+        for leaf in leaves:
+            for feature in leaf.features:
+                columns[leaf.unit].setdefault(feature, len(columns[leaf.unit]))
+        sizes = np.array([len(c) << len(nodes) for c, nodes in zip(columns, unit_nodes, strict=True)], dtype=np.intp)
+        offset = np.cumsum(sizes) - sizes  # unit's table: columns of 2^inputs values, one after another
+        table = np.zeros(int(sizes.sum()))
         groups: dict[tuple[int, int, int], list[tuple[_Leaf, list[int]]]] = {}
         for leaf in leaves:  # grouped by (unit inputs, path length, distinct features) to vectorise
             distinct = list(dict.fromkeys(leaf.features))
@@ -319,11 +341,11 @@ class ShallowTreeExplainer:
             for g in range(u):
                 b_index |= np.all(satisfied | (slot != g), axis=2).astype(np.intp) << g
             contribution = phi[np.arange(len(group)), b_index]  # [P, l, u]
-            for i, (leaf, distinct) in enumerate(group):
-                table = tables[leaf.unit]
-                for g, feature in enumerate(distinct):
-                    column = contribution[:, i, g]
-                    table[feature] = table[feature] + column if feature in table else column
+            column = np.array([[columns[leaf.unit][f] for f in distinct] for leaf, distinct in group])  # [l, u]
+            start = np.array([offset[leaf.unit] for leaf, _ in group])[:, None] + (column << n_inputs)
+            where = start[None, :, :] + patterns[:, None, None]
+            table += np.bincount(where.ravel(), weights=contribution.ravel(), minlength=table.size)
+        self._table = table
         # units in groups of equal input count; the kernel builds one pattern array per group
         order = sorted(range(len(unit_nodes)), key=lambda unit: len(unit_nodes[unit]))
         position = np.empty(len(unit_nodes), dtype=np.intp)
@@ -333,13 +355,16 @@ class ShallowTreeExplainer:
         for n_inputs in sorted({len(nodes) for nodes in unit_nodes}):
             members = [unit for unit in order if len(unit_nodes[unit]) == n_inputs]
             self._groups.append(np.stack([unit_nodes[unit] for unit in members]).astype(np.intp))
-        pairs = sorted((feature, int(position[unit]), column)
-                       for unit, table in enumerate(tables) for feature, column in table.items()
-                       if np.any(column != 0))
-        sizes = np.array([column.size for _, _, column in pairs], dtype=np.intp)
+        pairs = []  # (feature, unit position, start of its column), sorted by feature; zero columns left out
+        for unit, unit_columns in enumerate(columns):
+            height = 1 << len(unit_nodes[unit])
+            for feature, c in unit_columns.items():
+                base = int(offset[unit]) + c * height
+                if table[base:base + height].any():
+                    pairs.append((feature, int(position[unit]), base))
+        pairs.sort()
         self._pair_unit = np.array([unit for _, unit, _ in pairs], dtype=np.intp)
-        self._pair_base = (np.cumsum(sizes) - sizes)[:, None]
-        self._table = np.concatenate([column for _, _, column in pairs]) if pairs else np.empty(0)
+        self._pair_base = np.array([base for _, _, base in pairs], dtype=np.intp)[:, None]
         pair_feature = np.array([feature for feature, _, _ in pairs], dtype=np.intp)
         self._features, self._starts = np.unique(pair_feature, return_index=True)
         self._ends = np.append(self._starts[1:], pair_feature.size)
@@ -367,7 +392,7 @@ class ShallowTreeExplainer:
         if n == 0 or self.n_pairs == 0:
             return np.zeros((n, self.n_features)), base
         shap = np.empty((n, self.n_features))
-        block = min(n, max(256, _ROW_BLOCK_ELEMENTS // self.n_pairs))
+        block = min(n, max(16, _ROW_BLOCK_ELEMENTS // self.n_pairs))
         work = _Workspace(block)
         for start in range(0, n, block):
             stop = min(start + block, n)

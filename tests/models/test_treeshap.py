@@ -96,7 +96,7 @@ def _splits(node):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
 def test_equals_pred_contribs(depth, seed):
     d = _data(seed)
     booster = _train(d, depth, base_margin=seed == 2)
@@ -162,9 +162,11 @@ def test_early_stopped_classifier_uses_all_rounds_like_booster_predict():
         ShallowTreeExplainer.from_booster(booster, iteration_range=(1, best + 1))
 
 
-@pytest.mark.parametrize("objective", ["reg:squarederror", "count:poisson"])
+@pytest.mark.parametrize("objective", ["reg:logistic", "reg:squarederror", "reg:pseudohubererror",
+                                       "reg:absoluteerror", "count:poisson", "reg:gamma", "reg:tweedie"])
 def test_other_objectives_base_margin(objective):
     d = _data(6)
+    d["y"] = d["y"] + 0.5 if objective in ("count:poisson", "reg:gamma", "reg:tweedie") else d["y"]
     booster = _train(d, 2, objective=objective)
     _assert_matches(*ShallowTreeExplainer.from_booster(booster, verify=True).shap_values(d["X"]), booster, d["X"])
 
