@@ -47,6 +47,9 @@ def shallow_explainer(booster: xgboost.Booster) -> ShallowTreeExplainer | None:
         if exc.unexpected:
             warnings.warn(f"TreeSHAP tables disagree with XGBoost; using pred_contribs: {exc}", stacklevel=2)
         explainer = None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # a model JSON this code does not know
+        warnings.warn(f"could not tabulate the booster for TreeSHAP; using pred_contribs: {exc!r}", stacklevel=2)
+        explainer = None
     _EXPLAINERS[booster] = (rounds, explainer)
     return explainer
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from math import factorial
 
 import numpy as np
 import xgboost
@@ -121,8 +120,7 @@ def _parse_tree(tree: dict) -> _Tree:
     left, right = tree["left_children"], tree["right_children"]
     split_index, condition = tree["split_indices"], tree["split_conditions"]
     default_left, cover, split_type = tree["default_left"], tree["sum_hessian"], tree["split_type"]
-    order: dict[int, int] = {}  # node id -> internal-node number
-    features, thresholds, defaults = [], [], []
+    features, thresholds, defaults = [], [], []  # of internal node k, numbered as reached from the root
     leaves: list[tuple[float, list[tuple[int, bool, float]]]] = []
     stack: list[tuple[int, list[tuple[int, bool, float]]]] = [(0, [])]
     while stack:
@@ -138,7 +136,7 @@ def _parse_tree(tree: dict) -> _Tree:
         parent_cover = float(np.float32(cover[nid]))
         if not parent_cover > 0:
             raise UnsupportedBooster("a node has no cover")
-        k = order.setdefault(nid, len(order))
+        k = len(features)
         features.append(int(split_index[nid]))
         thresholds.append(threshold)
         defaults.append(bool(default_left[nid]))
@@ -152,7 +150,7 @@ def _parse_tree(tree: dict) -> _Tree:
 def _units(leaves: list[tuple[float, list[tuple[int, bool, float]]]]) -> list[tuple[list[int], list]]:
     """The tree's leaves split into units, in order, each as (its nodes, its leaves): a leaf joins
     the current unit while their paths use at most `MAX_UNIT_NODES` nodes together, so a tree
-    with that few internal nodes is one unit, and a depth-4 tree two (the root and one side)."""
+    with that few internal nodes is one unit, and a full depth-4 tree two (the root and one side)."""
     units: list[tuple[list[int], list]] = []
     nodes: set[int] = set()
     for leaf in leaves:
@@ -174,8 +172,8 @@ def _shapley_weights(u: int) -> np.ndarray:
     M[S, j] = (|S|-1)!(u-|S|)!/u! if j is in S, else -|S|!(u-|S|-1)!/u!."""
     sizes = np.array([bin(s).count("1") for s in range(1 << u)])
     member = (np.arange(1 << u)[:, None] >> np.arange(u)) & 1
-    plus = np.array([factorial(max(s - 1, 0)) * factorial(u - s) for s in sizes]) / factorial(u)
-    minus = np.array([factorial(s) * factorial(max(u - s - 1, 0)) for s in sizes]) / factorial(u)
+    plus = np.array([math.factorial(max(s - 1, 0)) * math.factorial(u - s) for s in sizes]) / math.factorial(u)
+    minus = np.array([math.factorial(s) * math.factorial(max(u - s - 1, 0)) for s in sizes]) / math.factorial(u)
     return np.where(member == 1, plus[:, None], -minus[:, None])
 
 

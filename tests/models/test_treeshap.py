@@ -210,6 +210,18 @@ def test_disagreement_with_xgboost_warns_and_falls_back(monkeypatch):
     assert booster in explain._EXPLAINERS
 
 
+def test_an_unreadable_model_warns_and_falls_back(monkeypatch):
+    d = _data(8)
+    booster = _train(d, 2)
+
+    def unreadable(cls, booster, iteration_range):
+        raise KeyError("split_conditions")
+
+    monkeypatch.setattr(ShallowTreeExplainer, "_parse", classmethod(unreadable))
+    with pytest.warns(UserWarning, match="could not tabulate"):
+        _assert_matches(*contributions(booster, d["X"]), booster, d["X"])
+
+
 def test_row_blocks_give_the_same_values(monkeypatch):
     d = _data(11, n=700)
     explainer = ShallowTreeExplainer.from_booster(_train(d, 3))
