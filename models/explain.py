@@ -59,10 +59,11 @@ def contributions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(shap [n, k], base [n]): exact TreeSHAP values in log-odds for each row of X.
 
-    Equal to XGBoost's `pred_contribs` (whose last column is base), computed by look-up tables
-    when every tree is shallow enough (`models.treeshap`, about the cost of a prediction) and by
-    XGBoost otherwise. `base_margin` [n], if given, replaces the booster's base margin; it
-    shifts base only.
+    The values of XGBoost's `pred_contribs` (whose last column is base), computed by look-up
+    tables in float64 when every tree is shallow enough (`models.treeshap`: 1.3-2x the cost of a
+    plain prediction, against ~16x for pred_contribs; benchmarks/bench_shap.py) and by XGBoost
+    otherwise; the two agree to XGBoost's float32 rounding. `base_margin` [n], if given,
+    replaces the booster's base margin; it shifts base only.
     """
     explainer = shallow_explainer(booster)
     if explainer is not None:
