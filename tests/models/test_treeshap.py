@@ -182,7 +182,8 @@ def test_contributions_uses_the_cached_tables_and_falls_back_for_deep_trees():
     assert shallow_explainer(booster) is not explainer
     _assert_matches(*contributions(booster, d["X"]), booster, d["X"])
     deep = _train(d, 8, rounds=3, eta=1.0, subsample=1.0, colsample_bytree=1.0, min_child_weight=0.0)
-    assert max(len(t.split("\t")) for t in deep.get_dump()[0].splitlines()) > 7  # paths beyond 6 nodes
+    depth = max(len(line) - len(line.lstrip("\t")) for line in deep.get_dump()[0].splitlines())
+    assert depth > treeshap.MAX_LEAF_PATH  # a leaf deeper than the tables cover
     with pytest.raises(UnsupportedBooster):
         ShallowTreeExplainer.from_booster(deep)
     assert shallow_explainer(deep) is None
