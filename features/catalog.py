@@ -1,10 +1,25 @@
-"""The catalogue of output columns: meaning, unit and the sentence that explains a value.
+"""The catalogue of output columns: meaning, unit, reason kind and the sentence for a value.
 
 Entries for fixed columns are listed; entries for generated columns (one-hot levels, HRV
 metrics, therapy modalities, instruments) are made by the functions below. A template is a
-format string, or a mapping that picks one by the value's sign (`positive`, `negative`, `zero`,
-else `any`), with `missing` for an unknown value and `fallback` when a `{row[...]}` field is not
-available. `features.registry` assembles the entries for a FeatureSpec and renders them.
+format string, or a mapping that picks one by the value: `missing` for an unknown value,
+`fallback` when a `{row[...]}` field is unknown, `one` for exactly 1 (singular nouns), then
+`positive`, `negative`, `zero`, else `any`. Fields: `{value}`, `{abs}` (magnitude), `{pct}`
+(100 × value) and `{row[column]}` (another feature of the same row); formats `.0f`, `.1f` and
+`g` (at most two decimals, trailing zeros dropped). `features.registry` assembles the entries
+for a FeatureSpec; `features.reasons` renders them column-wise.
+
+Every feature has a **kind** (what a clinician can do with it) and a **concept** (the source
+variable or clinical idea it measures; the reason policy shows at most one reason per concept):
+- `risk_factor`: known at intake, context for the plan (age, sex, deprivation, housing);
+- `history`: use and treatment history (years of use, prior treatments, trauma, other substances);
+- `modifiable`: engagement the team can change (therapy attendance, modality, monitoring);
+- `biomarker`: serum BDNF and heart-rate variability;
+- `symptom`: questionnaire scores;
+- `measurement_age`: how old the latest measurement is, or how many there are (a data gap,
+  never a reason: staleness is not a risk or a protection to act on);
+- `sensitive`: an attribute kept for the fairness audit (ethnicity by default), never a reason;
+- `key` and `outcome`: table keys and labels, not features.
 """
 
 from __future__ import annotations
@@ -13,9 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from features import assessments, therapy
-from features.naming import level_columns
+from features.naming import level_columns, slug
 
 Template = str | Mapping[str, str]
+
+RISK_FACTOR, HISTORY, MODIFIABLE, BIOMARKER = "risk_factor", "history", "modifiable", "biomarker"
+SYMPTOM, MEASUREMENT_AGE, SENSITIVE = "symptom", "measurement_age", "sensitive"
+KINDS = (RISK_FACTOR, HISTORY, MODIFIABLE, BIOMARKER, SYMPTOM, MEASUREMENT_AGE, SENSITIVE, "key", "outcome")
+REASON_KINDS = frozenset({RISK_FACTOR, HISTORY, MODIFIABLE, BIOMARKER, SYMPTOM})
+TEMPLATE_KEYS = frozenset({"missing", "fallback", "one", "positive", "negative", "zero", "any"})
 
 
 @dataclass(frozen=True)
@@ -25,6 +46,13 @@ class FeatureInfo:
     unit: str
     description: str
     template: Template
+    kind: str = RISK_FACTOR
+    concept: str = ""  # empty: the feature is a concept of its own
+    level: str = ""  # for a one-hot column: the category it stands for
+
+    @property
+    def concept_name(self) -> str:
+        return self.concept or self.name
 
 
 def signed(rise: str, fall: str, same: str) -> dict[str, str]:
@@ -35,53 +63,34 @@ def flag(yes: str, no: str) -> dict[str, str]:
     return {"positive": yes, "zero": no}
 
 
+def count(one: str, many: str, none: str) -> dict[str, str]:
+    """A count sentence with the right plural: "1 previous treatment episode", "3 … episodes"."""
+    return {"one": one, "any": many, "zero": none}
+
+
+def _key(name: str, description: str, template: Template, group: str = "key") -> FeatureInfo:
+    return FeatureInfo(name, group, "", description, template, kind=group)
+
+
 KEYS = [
-    FeatureInfo("patient_id", "key", "", "Patient identifier", "Patient {value}"),
-    FeatureInfo(
-        "landmark_date",
-        "key",
-        "date",
-        "Landmark date: features use records dated on or before it",
-        "Landmark date {value}",
-    ),
-    FeatureInfo(
-        "as_of",
-        "key",
-        "date",
-        "Scoring date: features use records dated on or before it",
-        "Scored as of {value}",
-    ),
-    FeatureInfo("day", "key", "days", "Days since intake", "Day {value} of treatment"),
-    FeatureInfo("phase", "key", "", "Recovery phase containing the day", "In the {value} phase"),
-    FeatureInfo(
-        "exclusion",
-        "key",
-        "",
-        "Why a patient is not scored (null when scored)",
-        "Not scored: {value}",
-    ),
-    FeatureInfo(
+    _key("patient_id", "Patient identifier", "Patient {value}"),
+    _key("landmark_date", "Landmark date: features use records dated on or before it", "Landmark date {value}"),
+    _key("as_of", "Scoring date: features use records dated on or before it", "Scored as of {value}"),
+    _key("day", "Days since intake", "Day {value} of treatment"),
+    _key("phase", "Recovery phase containing the day", "In the {value} phase"),
+    _key("exclusion", "Why a patient is not scored (null when scored)", "Not scored: {value}"),
+    _key(
         "label",
-        "outcome",
-        "0/1",
         "Relapse within the horizon after the landmark",
         flag("Relapsed within the horizon", "No relapse within the horizon"),
-    ),
-    FeatureInfo(
-        "censored",
         "outcome",
-        "0/1",
-        "Follow-up ended inside the horizon without relapse",
-        "Censored: {value}",
     ),
-    FeatureInfo(
-        "ipcw_weight",
-        "outcome",
-        "",
-        "Inverse probability of censoring weight",
-        "IPCW weight {value:.3f}",
-    ),
+    _key("censored", "Follow-up ended inside the horizon without relapse", "Censored: {value}", "outcome"),
+    _key("ipcw_weight", "Inverse probability of censoring weight", "IPCW weight {value}", "outcome"),
 ]
+
+_BDNF = "bdnf"
+_ATTENDANCE = "therapy_attendance"
 
 FIXED = [
     FeatureInfo("age_at_intake", "demographic", "years", "Age at intake", "Aged {value:.0f} at intake"),
@@ -90,109 +99,143 @@ FIXED = [
         "demographic",
         "decile",
         "Area deprivation decile (1 = most deprived)",
-        "Lives in deprivation decile {value:.0f} (1 = most deprived)",
+        "Lives in deprivation decile {value:.0f} (1 = most deprived, 10 = least)",
     ),
     FeatureInfo(
         "polysubstance",
         "demographic",
         "0/1",
         "Uses other substances besides ketamine",
-        flag("Uses other substances besides ketamine", "No other substance use recorded"),
+        flag("Uses other substances besides ketamine", "Uses no other substance besides ketamine"),
+        kind=HISTORY,
     ),
     FeatureInfo(
         "ketamine_years",
         "demographic",
         "years",
         "Years of ketamine use before intake",
-        "{value:.1f} years of ketamine use before intake",
+        {"one": "1 year of ketamine use before intake", "any": "{value:.1f} years of ketamine use before intake"},
+        kind=HISTORY,
     ),
     FeatureInfo(
         "prior_treatments",
         "demographic",
         "episodes",
         "Previous treatment episodes",
-        "{value:.0f} previous treatment episode(s)",
+        count("1 previous treatment episode", "{value:.0f} previous treatment episodes", "No previous treatment"),
+        kind=HISTORY,
     ),
     FeatureInfo(
         "trauma_history",
         "demographic",
         "0/1",
         "History of trauma or PTSD",
-        flag("Has a history of trauma", "No trauma history recorded"),
+        flag("Has a history of trauma", "No history of trauma"),
+        kind=HISTORY,
     ),
-    FeatureInfo("bdnf_latest", "bdnf", "ng/mL", "Latest serum BDNF", "Latest BDNF is {value:.1f} ng/mL"),
+    FeatureInfo(
+        "bdnf_latest", "bdnf", "ng/mL", "Latest serum BDNF", "Latest serum BDNF is {value:.1f} ng/mL",
+        kind=BIOMARKER, concept=_BDNF,
+    ),
     FeatureInfo(
         "bdnf_latest_age_days",
         "bdnf",
         "days",
         "Days since the latest BDNF sample",
-        "Latest BDNF sample is {value:.0f} days old",
+        count("Latest BDNF sample is 1 day old", "Latest BDNF sample is {value:.0f} days old", "BDNF sampled today"),
+        kind=MEASUREMENT_AGE,
     ),
     FeatureInfo(
         "bdnf_first",
         "bdnf",
         "ng/mL",
         "First (intake) serum BDNF",
-        "First (intake) BDNF was {value:.1f} ng/mL",
+        "Serum BDNF at intake was {value:.1f} ng/mL",
+        kind=BIOMARKER,
+        concept=_BDNF,
     ),
     FeatureInfo(
         "bdnf_change_since_first",
         "bdnf",
         "ng/mL",
-        "Change in BDNF since the first sample",
+        "Change in serum BDNF since the first sample",
         signed(
-            "BDNF has risen {abs:.1f} ng/mL since intake",
-            "BDNF has fallen {abs:.1f} ng/mL since intake",
-            "BDNF is unchanged since intake",
+            "Serum BDNF has risen {abs:.1f} ng/mL since intake",
+            "Serum BDNF has fallen {abs:.1f} ng/mL since intake",
+            "Serum BDNF is unchanged since intake",
         ),
+        kind=BIOMARKER,
+        concept=_BDNF,
     ),
     FeatureInfo(
         "bdnf_change_since_first_pct",
         "bdnf",
         "%",
-        "Change in BDNF since the first sample, in %",
+        "Change in serum BDNF since the first sample, in %",
         signed(
-            "BDNF has risen {abs:.0f}% since intake",
-            "BDNF has fallen {abs:.0f}% since intake",
-            "BDNF is unchanged since intake",
+            "Serum BDNF has risen {abs:.0f}% since intake",
+            "Serum BDNF has fallen {abs:.0f}% since intake",
+            "Serum BDNF is unchanged since intake",
         ),
+        kind=BIOMARKER,
+        concept=_BDNF,
     ),
     FeatureInfo(
         "bdnf_n_samples",
         "bdnf",
         "samples",
         "BDNF samples so far",
-        "{value:.0f} BDNF sample(s) so far",
+        count("1 BDNF sample so far", "{value:.0f} BDNF samples so far", "No BDNF sample yet"),
+        kind=MEASUREMENT_AGE,
     ),
     FeatureInfo(
         "hrv_latest_age_days",
         "hrv",
         "days",
         "Days since the latest heart-rate recording",
-        "Latest heart-rate recording is {value:.0f} days old",
+        count(
+            "Latest heart-rate recording is 1 day old",
+            "Latest heart-rate recording is {value:.0f} days old",
+            "Heart rate recorded today",
+        ),
+        kind=MEASUREMENT_AGE,
     ),
     FeatureInfo(
         "therapy_days_since_attended",
         "therapy",
         "days",
         "Days since the last attended therapy session",
-        "Last attended a therapy session {value:.0f} days ago",
+        {
+            "missing": "Has not attended a therapy session yet",
+            "zero": "Attended a therapy session today",
+            "one": "Last attended a therapy session yesterday",
+            "any": "Last attended a therapy session {value:.0f} days ago",
+        },
+        kind=MODIFIABLE,
+        concept=_ATTENDANCE,
     ),
     FeatureInfo(
         "therapy_minutes_attended",
         "therapy",
         "minutes",
         "Minutes of therapy attended since intake",
-        "{value:.0f} minutes of therapy attended since intake",
+        count(
+            "1 minute of therapy attended since intake",
+            "{value:.0f} minutes of therapy attended since intake",
+            "No therapy attended since intake",
+        ),
+        kind=MODIFIABLE,
+        concept=_ATTENDANCE,
     ),
 ]
 
+# label, unit, format: "RMSSD (beat-to-beat heart-rate variability)" reads better than the acronym alone
 _HRV_LABELS = {
-    "rmssd": ("RMSSD", "ms", ".0f"),
-    "sdnn": ("SDNN", "ms", ".0f"),
-    "lf_hf": ("LF/HF ratio", "", ".2f"),
+    "rmssd": ("heart-rate variability (RMSSD)", "ms", ".0f"),
+    "sdnn": ("heart-rate variability (SDNN)", "ms", ".0f"),
+    "lf_hf": ("stress balance of heart rhythm (LF/HF ratio)", "", "g"),
     "mean_hr": ("resting heart rate", "bpm", ".0f"),
-    "pnn50": ("pNN50", "%", ".0f"),
+    "pnn50": ("heart-rate variability (pNN50)", "%", ".0f"),
 }
 _MODALITY_LABELS = {
     "cbt": "CBT",
@@ -200,43 +243,66 @@ _MODALITY_LABELS = {
     "emdr": "EMDR",
     "other": "other therapy",
 }
+# instruments by name slug: the words a clinician uses, and the unit of a change
+INSTRUMENT_LABELS = {
+    "phq9": "depression score (PHQ-9)",
+    "phq_9": "depression score (PHQ-9)",
+    "gad7": "anxiety score (GAD-7)",
+    "gad_7": "anxiety score (GAD-7)",
+    "pcl5": "PTSD checklist (PCL-5) score",
+    "pcl_5": "PTSD checklist (PCL-5) score",
+    "craving_vas": "craving (0–100 scale)",
+}
 
 
-def one_hot_entries(column: str, label: str, levels: tuple[str, ...], group: str) -> list[FeatureInfo]:
+def readable(name: str) -> str:
+    """A data value or column name as words: "craving_vas" → "craving vas"."""
+    return name.replace("_", " ").strip() or name
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def one_hot_entries(
+    column: str, label: str, levels: tuple[str, ...], group: str, kind: str = RISK_FACTOR
+) -> list[FeatureInfo]:
+    """One entry per level; the levels share one concept, so their SHAP values sum to the variable.
+
+    The sentence names the patient's level ("Housing: unstable"); a level not seen at training
+    (every column 0) reads "another category", never "is not <level>".
+    """
     return [
         FeatureInfo(
             name,
             group,
             "0/1",
             f"{label} is {level}",
-            flag(f"{label}: {level}", f"{label} is not {level}"),
+            {"positive": f"{label}: {level}", "zero": f"{label}: another category",
+             "missing": f"{label}: not recorded"},
+            kind=kind,
+            concept=column,
+            level=level,
         )
         for level, name in zip(levels, level_columns(column, levels), strict=True)
     ]
 
 
 def hrv_entries(m: str, window: str, baseline: str) -> list[FeatureInfo]:
+    """The five summaries of one HRV metric; one concept, so a patient gets one HRV reason per metric."""
     label, unit, fmt = _HRV_LABELS[m]
     u = f" {unit}" if unit and unit != "%" else unit
-    cap = label[0].upper() + label[1:]
+    cap = _cap(label)
+    concept = f"hrv_{m}"
+
+    def entry(suffix: str, unit_: str, description: str, template: Template) -> FeatureInfo:
+        return FeatureInfo(f"hrv_{m}_{suffix}", "hrv", unit_, description, template, kind=BIOMARKER, concept=concept)
+
     return [
-        FeatureInfo(
-            f"hrv_{m}_latest",
-            "hrv",
-            unit,
-            f"Latest {label}",
-            f"Latest {label} is {{value:{fmt}}}{u}",
-        ),
-        FeatureInfo(
-            f"hrv_{m}_window_mean",
-            "hrv",
-            unit,
-            f"Mean {label} {window}",
-            f"{cap} averaged {{value:{fmt}}}{u} {window}",
-        ),
-        FeatureInfo(
-            f"hrv_{m}_window_slope_30d",
-            "hrv",
+        entry("latest", unit, f"Latest {label}", f"Latest {label} is {{value:{fmt}}}{u}"),
+        entry("window_mean", unit, f"Mean {label} {window}", f"{cap} averaged {{value:{fmt}}}{u} {window}"),
+        entry(
+            "window_slope_30d",
             f"{unit or 'ratio'} per 30 days",
             f"Trend of {label} {window}, per 30 days",
             signed(
@@ -245,37 +311,36 @@ def hrv_entries(m: str, window: str, baseline: str) -> list[FeatureInfo]:
                 f"{cap} is steady {window}",
             ),
         ),
-        FeatureInfo(
-            f"hrv_{m}_change_from_baseline",
-            "hrv",
+        entry(
+            "change_from_baseline",
             unit,
             f"Mean {label} {window} minus the patient's baseline ({baseline})",
             signed(
-                f"{cap} is {{abs:{fmt}}}{u} above the patient's baseline",
-                f"{cap} is {{abs:{fmt}}}{u} below the patient's baseline",
-                f"{cap} is at the patient's baseline",
+                f"{cap} is {{abs:{fmt}}}{u} above the patient's own baseline",
+                f"{cap} is {{abs:{fmt}}}{u} below the patient's own baseline",
+                f"{cap} is at the patient's own baseline",
             ),
         ),
-        FeatureInfo(
-            f"hrv_{m}_change_from_baseline_pct",
-            "hrv",
+        entry(
+            "change_from_baseline_pct",
             "%",
             f"Mean {label} {window} relative to the patient's baseline ({baseline}), in %",
             signed(
-                f"{cap} is {{abs:.0f}}% above the patient's baseline",
-                f"{cap} is {{abs:.0f}}% below the patient's baseline",
-                f"{cap} is at the patient's baseline",
+                f"{cap} is {{abs:.0f}}% above the patient's own baseline",
+                f"{cap} is {{abs:.0f}}% below the patient's own baseline",
+                f"{cap} is at the patient's own baseline",
             ),
         ),
     ]
 
 
 def therapy_entries(window: str) -> list[FeatureInfo]:
+    """Therapy engagement. Concepts: overall attendance (counts, rates, recency and minutes, since
+    intake and in the window) is one; each modality's counts and its start in the phase are one."""
     out = []
-    for prefix, label in [
-        ("therapy_sessions", "therapy"),
-        *((f"therapy_{g}", lab) for g, lab in _MODALITY_LABELS.items()),
-    ]:
+    groups = [("therapy_sessions", "therapy", _ATTENDANCE)]
+    groups += [(f"therapy_{g}", lab, f"therapy_{g}") for g, lab in _MODALITY_LABELS.items()]
+    for prefix, label, concept in groups:
         for suffix, when in (("", "since intake"), ("_window", window)):
             scheduled = f"{prefix}_scheduled{suffix}"
             attended = f"{prefix}_attended{suffix}"
@@ -284,8 +349,14 @@ def therapy_entries(window: str) -> list[FeatureInfo]:
                     scheduled,
                     "therapy",
                     "sessions",
-                    f"{label[0].upper() + label[1:]} sessions scheduled {when}",
-                    f"{{value:.0f}} {label} session(s) scheduled {when}",
+                    f"{_cap(label)} sessions scheduled {when}",
+                    count(
+                        f"1 {label} session scheduled {when}",
+                        f"{{value:.0f}} {label} sessions scheduled {when}",
+                        f"No {label} session scheduled {when}",
+                    ),
+                    kind=MODIFIABLE,
+                    concept=concept,
                 )
             )
             out.append(
@@ -293,11 +364,13 @@ def therapy_entries(window: str) -> list[FeatureInfo]:
                     attended,
                     "therapy",
                     "sessions",
-                    f"{label[0].upper() + label[1:]} sessions attended {when}",
+                    f"{_cap(label)} sessions attended {when}",
                     {
-                        "any": f"Attended {{value:.0f}} of {{row[{scheduled}]:.0f}} {label} sessions {when}",
-                        "fallback": f"Attended {{value:.0f}} {label} session(s) {when}",
+                        "any": f"Attended {{value:.0f}} of {{row[{scheduled}]:.0f}} {label} sessions scheduled {when}",
+                        "fallback": f"{_cap(label)} sessions attended {when}: {{value:.0f}}",
                     },
+                    kind=MODIFIABLE,
+                    concept=concept,
                 )
             )
     for suffix, when in (("", "since intake"), ("_window", window)):
@@ -307,7 +380,12 @@ def therapy_entries(window: str) -> list[FeatureInfo]:
                 "therapy",
                 "fraction",
                 f"Share of scheduled therapy sessions attended {when}",
-                f"Attended {{pct:.0f}}% of scheduled therapy sessions {when}",
+                {
+                    "any": f"Attended {{pct:.0f}}% of scheduled therapy sessions {when}",
+                    "missing": f"No therapy session scheduled {when}",
+                },
+                kind=MODIFIABLE,
+                concept=_ATTENDANCE,
             )
         )
     for g in therapy.STARTED:
@@ -322,39 +400,57 @@ def therapy_entries(window: str) -> list[FeatureInfo]:
                     f"Started {label} in the current recovery phase",
                     f"Has not started {label} in the current recovery phase",
                 ),
+                kind=MODIFIABLE,
+                concept=f"therapy_{g}",
             )
         )
     return out
 
 
+def instrument_label(instrument: str) -> str:
+    """Plain words for an instrument: the known ones spelled out, others as written (underscores as spaces)."""
+    return INSTRUMENT_LABELS.get(slug(instrument), readable(instrument))
+
+
 def assessment_entries(instruments: tuple[str, ...]) -> list[FeatureInfo]:
+    """Per instrument: latest score and change since first (one concept), and the measurement age."""
     out = []
     for instrument, prefix in zip(instruments, assessments.instrument_prefixes(instruments), strict=True):
+        label = instrument_label(instrument)
         out += [
             FeatureInfo(
                 f"{prefix}_latest",
                 "assessments",
                 "score",
-                f"Latest {instrument} score",
-                f"Latest {instrument} score is {{value:g}}",
+                f"Latest {label}",
+                f"Latest {label} is {{value:g}}",
+                kind=SYMPTOM,
+                concept=prefix,
             ),
             FeatureInfo(
                 f"{prefix}_age_days",
                 "assessments",
                 "days",
-                f"Days since the latest {instrument}",
-                f"Latest {instrument} is {{value:.0f}} days old",
+                f"Days since the latest {label}",
+                count(
+                    f"Latest {label} is 1 day old",
+                    f"Latest {label} is {{value:.0f}} days old",
+                    f"{_cap(label)} taken today",
+                ),
+                kind=MEASUREMENT_AGE,
             ),
             FeatureInfo(
                 f"{prefix}_change_since_first",
                 "assessments",
                 "points",
-                f"Change in {instrument} since first assessed",
+                f"Change in {label} since first assessed",
                 signed(
-                    f"{instrument} score has risen {{abs:g}} points since first assessed",
-                    f"{instrument} score has fallen {{abs:g}} points since first assessed",
-                    f"{instrument} score is unchanged since first assessed",
+                    f"{_cap(label)} has risen by {{abs:g}} since first assessed",
+                    f"{_cap(label)} has fallen by {{abs:g}} since first assessed",
+                    f"{_cap(label)} is unchanged since first assessed",
                 ),
+                kind=SYMPTOM,
+                concept=prefix,
             ),
         ]
     return out

@@ -29,9 +29,17 @@ class LandmarkConfig(Strict):
     horizon_days: int = Field(gt=0)
 
 
+DEFAULT_SENSITIVE = ("ethnicity",)
+
+
 class DemographicConfig(Strict):
+    """`sensitive`: patient columns kept for the fairness audit only. They are not predictors unless
+    `sensitive_as_predictor` is true, and never shown as a reason either way."""
+
     enabled: bool = True
     extra: list[str] = []
+    sensitive: list[str] = list(DEFAULT_SENSITIVE)
+    sensitive_as_predictor: bool = False
 
 
 class BdnfConfig(Strict):

@@ -72,21 +72,40 @@ def _is_numeric(series: pl.Series) -> bool:
     )
 
 
-def feature_names(levels: Mapping[str, Sequence[str]], extra: Sequence[str], extra_numeric: Sequence[str]) -> list[str]:
-    """The demographic columns in output order; `extra` in config order."""
-    names = ["age_at_intake", *level_columns("sex", levels["sex"])]
-    names += level_columns("ethnicity", levels["ethnicity"])
-    names += [
-        "deprivation_decile",
-        "polysubstance",
-        "ketamine_years",
-        "prior_treatments",
-        "trauma_history",
-    ]
-    names += level_columns("housing", levels["housing"])
-    for name in extra:
-        names += [name] if name in extra_numeric else level_columns(name, levels[name])
-    return names
+def feature_names(
+    levels: Mapping[str, Sequence[str]],
+    extra: Sequence[str],
+    extra_numeric: Sequence[str],
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """The demographic columns in output order; `extra` in config order; none from `exclude`
+    (patient columns that are not predictors, e.g. a sensitive attribute)."""
+
+    def columns(name: str) -> list[str]:
+        if name in exclude:
+            return []
+        if name in FIXED_LEVELS or name in LEARNED or (name in extra and name not in extra_numeric):
+            return level_columns(name, levels[name])
+        return [name]
+
+    order = ["age_at_intake", "sex", "ethnicity", "deprivation_decile", "polysubstance", "ketamine_years"]
+    order += ["prior_treatments", "trauma_history", "housing", *extra]
+    return [c for name in order for c in columns(name)]
+
+
+def sensitive_columns(cfg: DemographicConfig) -> tuple[str, ...]:
+    """The sensitive patient columns left out of the predictors (none when the config opts in)."""
+    return () if cfg.sensitive_as_predictor else tuple(cfg.sensitive)
+
+
+def check_sensitive(cfg: DemographicConfig) -> None:
+    """Sensitive attributes must be patient columns the features read."""
+    known = {*NUMERIC, *FLAGS, *FIXED_LEVELS, *LEARNED, *cfg.extra}
+    unknown = [c for c in cfg.sensitive if c not in known]
+    if unknown:
+        raise ValueError(
+            f"features.demographic.sensitive names column(s) that are not patient features: {', '.join(unknown)}"
+        )
 
 
 def one_hot(column: str, levels: Sequence[str]) -> list[pl.Expr]:

@@ -2,36 +2,41 @@
 
 `feature_registry(spec)` has a `FeatureInfo` for every column the landmark and scoring tables
 can hold: the keys, the outcome columns and each feature, including the generated ones (one-hot
-levels, HRV metrics, therapy modalities, instruments). `describe(name, value)` renders the
-reason sentence shown to clinicians, e.g. "BDNF has fallen 31% since intake".
-
-A template is a format string, or a mapping that picks one by the value's sign: `positive`,
-`negative`, `zero`, with `any` as the default and `missing` for an unknown value. Fields:
-`{value}`, `{abs}` (its magnitude), `{pct}` (100 × value, for rates) and `{row[column]}` (another
-column of the same row, when `describe` is given the row); a template that needs a row falls back
-to `fallback` without one.
+levels, HRV metrics, therapy modalities, instruments), each with its reason kind and concept
+(`features.catalog`). `describe(name, value)` renders one sentence, e.g. "Serum BDNF has fallen
+31% since intake", with the same renderer that scoring uses column-wise (`features.reasons`).
+Sensitive attributes (`features.demographic.sensitive`, ethnicity by default) get the kind
+`sensitive` whether or not they are predictors, so they are never a reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from features import assessments, hrv
 from features.catalog import (
+    BIOMARKER,
     FIXED,
     KEYS,
+    MODIFIABLE,
+    SENSITIVE,
     FeatureInfo,
     Template,
     assessment_entries,
     hrv_entries,
     one_hot_entries,
+    readable,
     signed,
     therapy_entries,
 )
+from features.config import DEFAULT_SENSITIVE
 from features.spec import FeatureSpec
 from features.tables import HOUSING, SEXES
 
@@ -49,21 +54,25 @@ def feature_registry(spec: FeatureSpec) -> dict[str, FeatureInfo]:
             "bdnf_slope_30d",
             "bdnf",
             "ng/mL per 30 days",
-            f"Trend of BDNF {bdnf_window}, per 30 days",
+            f"Trend of serum BDNF {bdnf_window}, per 30 days",
             signed(
-                f"BDNF is rising by {{abs:.1f}} ng/mL a month {bdnf_window}",
-                f"BDNF is falling by {{abs:.1f}} ng/mL a month {bdnf_window}",
-                f"BDNF is steady {bdnf_window}",
+                f"Serum BDNF is rising by {{abs:.1f}} ng/mL a month {bdnf_window}",
+                f"Serum BDNF is falling by {{abs:.1f}} ng/mL a month {bdnf_window}",
+                f"Serum BDNF is steady {bdnf_window}",
             ),
+            kind=BIOMARKER,
+            concept="bdnf",
         )
     )
     levels = spec.categorical_levels
     for column, label in (("sex", "Sex"), ("ethnicity", "Ethnicity"), ("housing", "Housing")):
         entries += one_hot_entries(column, label, tuple(levels.get(column, ())), "demographic")
     for column in spec.extra_categorical:
-        entries += one_hot_entries(column, column, tuple(levels.get(column, ())), "demographic")
+        label = readable(column).capitalize()
+        entries += one_hot_entries(column, label, tuple(levels.get(column, ())), "demographic")
     for column in spec.extra_numeric:
-        entries.append(FeatureInfo(column, "demographic", "", f"Patient column {column}", f"{column} is {{value:g}}"))
+        label = readable(column).capitalize()
+        entries.append(FeatureInfo(column, "demographic", "", label, f"{label}: {{value:g}}"))
     hrv_window = f"over the last {hrv_cfg['window_days']} days" if "window_days" in hrv_cfg else "recently"
     baseline = f"days 0-{hrv_cfg['baseline_days'] - 1}" if "baseline_days" in hrv_cfg else "the first weeks"
     for m in hrv.METRICS:
@@ -75,11 +84,17 @@ def feature_registry(spec: FeatureSpec) -> dict[str, FeatureInfo]:
             "recordings/week",
             f"Heart-rate recordings per week {hrv_window} (adherence)",
             f"{{value:.1f}} heart-rate recordings a week {hrv_window}",
+            kind=MODIFIABLE,
         )
     )
     therapy_window = f"in the last {therapy_cfg['window_days']} days" if "window_days" in therapy_cfg else "recently"
     entries += therapy_entries(therapy_window)
     entries += assessment_entries(spec.instruments)
+    sensitive = set(cfg.get("demographic", {}).get("sensitive", DEFAULT_SENSITIVE))
+    entries = [
+        dataclasses.replace(e, kind=SENSITIVE) if e.group == "demographic" and e.concept_name in sensitive else e
+        for e in entries
+    ]
     return {info.name: info for info in entries}
 
 
@@ -108,41 +123,33 @@ def feature_info(name: str, spec: FeatureSpec | None = None) -> FeatureInfo:
 
 
 def describe(name: str, value: Any, *, spec: FeatureSpec | None = None, row: Mapping[str, Any] | None = None) -> str:
-    """The plain-language sentence for a column's value.
+    """The plain-language sentence for one column's value (one row of what scoring renders).
 
     >>> describe("bdnf_change_since_first_pct", -31.2)
-    'BDNF has fallen 31% since intake'
+    'Serum BDNF has fallen 31% since intake'
     >>> spec = FeatureSpec((), (), features_config={"therapy": {"window_days": 28}})
     >>> row = {"therapy_sessions_scheduled_window": 6.0}
     >>> describe("therapy_sessions_attended_window", 2.0, spec=spec, row=row)
-    'Attended 2 of 6 therapy sessions in the last 28 days'
+    'Attended 2 of 6 therapy sessions scheduled in the last 28 days'
     >>> describe("therapy_sessions_attended_window", 2.0)
-    'Attended 2 therapy session(s) recently'
+    'Therapy sessions attended recently: 2'
     """
+    from features.reasons import compile_template, render_values
+
     info = feature_info(name, spec)
     template = info.template
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        missing = template.get("missing") if isinstance(template, Mapping) else None
-        return missing or f"{info.description}: not recorded"
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    numeric = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    if not numeric:
         text = template if isinstance(template, str) else template.get("any", "{value}")
         return text.format(value=value)
-    chosen = _by_sign(template, float(value))
-    fields = {"value": value, "abs": abs(value), "pct": 100.0 * value, "row": dict(row or {})}
-    try:
-        return chosen.format(**fields)
-    except (KeyError, TypeError, ValueError):
-        fallback = template.get("fallback") if isinstance(template, Mapping) else None
-        if fallback is None:
-            return f"{info.description}: {value:g}"
-        return fallback.format(**fields)
+    compiled = compile_template(info)
+    number = math.nan if value is None else float(value)
+    refs = {c: np.array([_number((row or {}).get(c))]) for c in compiled.refs}
+    return render_values(compiled, np.array([number]), refs)[0]
 
 
-def _by_sign(template: Template, value: float) -> str:
-    if isinstance(template, str):
-        return template
-    key = "positive" if value > 0 else "negative" if value < 0 else "zero"
-    return template.get(key) or template.get("any") or next(iter(template.values()))
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 _NO_SPEC = FeatureSpec(

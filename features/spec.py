@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -48,6 +49,11 @@ class FeatureSpec:
     version: int = SPEC_VERSION
 
     def __hash__(self) -> int:
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        """Hashed once per spec: the registry caches by spec, and hashing walks the whole config."""
         return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     @property
@@ -106,7 +112,13 @@ def fit_feature_spec(tables: Tables, features: FeaturesConfig) -> FeatureSpec:
         absent.append("assessments")
     names: list[str] = []
     if "demographic" in used:
-        names += demographic.feature_names(learned["levels"], features.demographic.extra, learned["extra_numeric"])
+        demographic.check_sensitive(features.demographic)
+        names += demographic.feature_names(
+            learned["levels"],
+            features.demographic.extra,
+            learned["extra_numeric"],
+            exclude=demographic.sensitive_columns(features.demographic),
+        )
     if "bdnf" in used:
         names += bdnf.FEATURES
     if "hrv" in used:
@@ -135,11 +147,19 @@ def fit_feature_spec(tables: Tables, features: FeaturesConfig) -> FeatureSpec:
 def check_config(spec: FeatureSpec, features: FeaturesConfig) -> None:
     """Refuse a `features` config other than the one `spec` was fitted with."""
     current = _flatten(features.model_dump(mode="json"))
-    fitted = _flatten(spec.features_config)
+    fitted = _flatten(_with_defaults(spec.features_config))
     differ = sorted(k for k in current.keys() | fitted.keys() if current.get(k) != fitted.get(k))
     if differ:
         shown = "; ".join(f"features.{k}: fitted {fitted.get(k)!r}, now {current.get(k)!r}" for k in differ)
         raise ValueError(f"the features config differs from the one the feature spec was fitted with: {shown}")
+
+
+def _with_defaults(fitted: dict[str, Any]) -> dict[str, Any]:
+    """A spec's config with keys added since it was fitted set to their defaults (as it behaved)."""
+    try:
+        return FeaturesConfig.model_validate(fitted).model_dump(mode="json")
+    except ValueError:
+        return fitted
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

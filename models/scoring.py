@@ -1,23 +1,28 @@
 """Turn feature rows into the scores a clinic reads: calibrated risk, band and SHAP reasons.
 
-Pure and shared by batch scoring (`relapse score`) and the served MLflow model, so REST and
-batch give the same answer. Scales: `risk_30d` is a calibrated probability (0-1);
-`*_shap` values are exact TreeSHAP contributions in log-odds of the phase model's raw
-(uncalibrated) margin, adding up with `base_value` to `margin`; `*_effect` is the change in
-the raw probability from that one contribution: sigmoid(margin) - sigmoid(margin - shap).
+Pure and shared by batch scoring (`relapse score`), the audit and the served MLflow model, so
+REST and batch give the same answer. Which contributions become reasons, and their sentences,
+follow the reason policy (`features.reasons`: kinds meant for action, one reason per concept,
+a minimum effect, nothing from a group the scoring data lacks), computed column-wise.
+
+Scales: `risk_30d` is a calibrated probability (0-1). `reason_i_shap` is the concept's summed
+exact TreeSHAP contribution in log-odds of the phase model's raw (uncalibrated) margin;
+`reason_i_effect` the change in the raw probability from it, sigmoid(margin) -
+sigmoid(margin - shap); `reason_i_feature`/`_value` the column whose sentence is shown. These
+are rounded for reading (value 2 decimals, shap 3, effect 4); the full SHAP matrix, which adds up
+with `base_value` to `margin`, is returned (and written by `--shap-out`) unrounded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import polars as pl
 
+from features.reasons import DEFAULT_MIN_EFFECT, Choice, ReasonPolicy, choose, render, representative
 from models.bundle import ModelBundle
-from models.explain import effect_on_probability, top_reasons_batch
 
-Describe = Callable[[str, object, Mapping[str, object]], str]
 REASON_FIELDS = ("feature", "value", "shap", "effect")
 
 
@@ -45,43 +50,28 @@ def explain_scores(
     rows: pl.DataFrame,
     n_reasons: int,
     bands: Mapping[str, float],
-    describe: Describe,
+    policy: ReasonPolicy,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+    unavailable: Collection[str] = (),
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Score `rows` (`phase`, `day` and the bundle's feature columns).
 
     Returns the output columns (see `output_columns`) in row order, and the full SHAP matrix
-    [n, k] for callers that keep every value. Reasons are the largest risk-raising
-    contributions, largest first; the protective factor is the most risk-lowering one.
+    [n, k]. Reasons are the largest risk-raising concepts, largest first; the protective factor
+    the most risk-lowering one; `unavailable` names feature groups absent from the data.
     """
     X = rows.select(bundle.feature_names).cast(pl.Float64).to_numpy()
     out = bundle.predict(X, rows["phase"].to_numpy(), rows["day"].cast(pl.Float64).to_numpy())
     shap, margin = out["shap"], out["margin"]
-    raising, protective = top_reasons_batch(shap, max(n_reasons, 1))
+    choice = choose(policy, shap, margin, n_reasons, min_effect, unavailable)
     columns: dict[str, object] = {
         "risk_30d": out["risk"],
         "risk_band": risk_bands(out["risk"], bands).astype(str),
     }
-    records = rows.select(bundle.feature_names).to_dicts()
     for i in range(n_reasons):
-        idx = raising[:, i] if i < raising.shape[1] else np.full(len(rows), -1)
-        columns.update(
-            _reason_columns(
-                f"reason_{i + 1}", f"reason_{i + 1}", idx, X, shap, margin, bundle.feature_names, records, describe
-            )
-        )
-    columns.update(
-        _reason_columns(
-            "protective",
-            "protective_factor",
-            protective[:, 0],
-            X,
-            shap,
-            margin,
-            bundle.feature_names,
-            records,
-            describe,
-        )
-    )
+        concept = choice.reasons[:, i] if i < choice.reasons.shape[1] else np.full(len(rows), -1)
+        columns.update(_reason_columns(f"reason_{i + 1}", f"reason_{i + 1}", concept, choice, policy, shap, X))
+    columns.update(_reason_columns("protective", "protective_factor", choice.protective, choice, policy, shap, X))
     columns["margin"], columns["base_value"] = margin, out["base"]
     return pl.DataFrame(columns).select(output_columns(n_reasons)), shap
 
@@ -89,29 +79,25 @@ def explain_scores(
 def _reason_columns(
     prefix: str,
     sentence_column: str,
-    idx: np.ndarray,
-    X: np.ndarray,
+    concept: np.ndarray,
+    choice: Choice,
+    policy: ReasonPolicy,
     shap: np.ndarray,
-    margin: np.ndarray,
-    names: Sequence[str],
-    records: list[dict],
-    describe: Describe,
+    X: np.ndarray,
 ) -> dict[str, pl.Series]:
-    has = idx >= 0
-    safe = np.where(has, idx, 0)
-    rows = np.arange(len(idx))
-    value = np.where(has, X[rows, safe], np.nan)
-    contribution = np.where(has, shap[rows, safe], np.nan)
-    effect = np.where(has, effect_on_probability(margin, np.nan_to_num(contribution)), np.nan)
-    feature = [names[j] if ok else None for j, ok in zip(safe, has, strict=True)]
-    sentence = [
-        describe(f, None if np.isnan(v) else float(v), records[r]) if f is not None else None
-        for r, (f, v) in enumerate(zip(feature, value, strict=True))
-    ]
+    has = concept >= 0
+    feature = representative(policy, concept, shap, X)
+    value, contribution, effect = (np.full(len(concept), np.nan) for _ in range(3))
+    if has.any():
+        rows = np.flatnonzero(has)
+        value[rows] = X[rows, feature[rows]]
+        contribution[rows] = choice.concept_shap[rows, concept[rows]]
+        effect[rows] = choice.effect[rows, concept[rows]]
+    names = np.array([*policy.feature_names, None], dtype=object)
     return {
-        sentence_column: pl.Series(sentence, dtype=pl.String),
-        f"{prefix}_feature": pl.Series(feature, dtype=pl.String),
-        f"{prefix}_value": pl.Series(value).fill_nan(None),
-        f"{prefix}_shap": pl.Series(contribution).fill_nan(None),
-        f"{prefix}_effect": pl.Series(effect).fill_nan(None),
+        sentence_column: render(policy, feature, X),
+        f"{prefix}_feature": pl.Series(names[feature].tolist(), dtype=pl.String),
+        f"{prefix}_value": pl.Series(np.round(value, 2)).fill_nan(None),
+        f"{prefix}_shap": pl.Series(np.round(contribution, 3)).fill_nan(None),
+        f"{prefix}_effect": pl.Series(np.round(effect, 4)).fill_nan(None),
     }

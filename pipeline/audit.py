@@ -209,7 +209,12 @@ def _scoring_context(
     scored = io.read_frame(scores)
     validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid=OnInvalid.quarantine)
     batch = score_tables(
-        model, io.drop_row_index(validated.tables), as_of, config.scoring.reasons, config.scoring.risk_bands
+        model,
+        io.drop_row_index(validated.tables),
+        as_of,
+        config.scoring.reasons,
+        config.scoring.risk_bands,
+        config.scoring.min_effect,
     )
     profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
     features = batch.features.drop("patient_id")

@@ -16,6 +16,8 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from features.config import FeaturesConfig, LandmarkConfig, Phase, Strict, check_phases
+from features.coverage import CHECKABLE
+from features.reasons import DEFAULT_MIN_EFFECT
 from models.config import ModelConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -26,9 +28,22 @@ class ConfigError(ValueError):
 
 
 class ScoringConfig(Strict):
+    """`min_effect`: a reason is shown only when it moves the (raw) risk by at least this much
+    (probability; 0.005 = 0.5 percentage points). `require_groups`: feature groups whose absence
+    from the scoring data refuses the run instead of warning (`relapse score --require-groups`)."""
+
     reasons: int = Field(ge=0)
     batch_patients: int = Field(gt=0)
     risk_bands: dict[str, float]
+    min_effect: float = Field(DEFAULT_MIN_EFFECT, ge=0, lt=1)
+    require_groups: list[str] = []
+
+    @model_validator(mode="after")
+    def _known_groups(self) -> ScoringConfig:
+        unknown = sorted(set(self.require_groups) - set(CHECKABLE))
+        if unknown:
+            raise ValueError(f"require_groups: unknown group(s) {unknown}; known: {', '.join(CHECKABLE)}")
+        return self
 
     @model_validator(mode="after")
     def _bands_ascending(self) -> ScoringConfig:

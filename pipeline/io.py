@@ -133,6 +133,13 @@ class PatientBatches:
             tables[table] = pl.read_parquet(files) if files else pl.DataFrame(schema=schema)
         return tables
 
+    def scans(self) -> dict[str, pl.LazyFrame]:
+        """Every table across all batches, lazily (for whole-input checks before scoring)."""
+        return {
+            table: pl.scan_parquet(self.folder / table / "**" / "*.parquet", schema=schema)
+            for table, schema in self.schemas.items()
+        }
+
 
 BATCH = "_batch"
 

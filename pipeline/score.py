@@ -1,7 +1,12 @@
 """`relapse score`: a clinic's cohort as of a date → calibrated 30-day risk with reasons.
 
-read (in patient batches) → validate → as-of features → risk, bands, SHAP reasons → write
-atomically → log the run to MLflow (no identifiers in clear) → the manifest, last.
+read (in patient batches) → feature groups the input lacks → validate → as-of features → risk,
+bands, SHAP reasons → write atomically → log the run to MLflow (no identifiers in clear) → the
+manifest, last.
+
+Two outcomes write nothing: a required feature group missing from the input (`MissingGroups`;
+otherwise it is a warning and the manifest's `missing_groups`), and nobody scorable on the
+as-of date (`NothingToScore`, with the counts by exclusion reason) unless `allow_empty`.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version
@@ -27,6 +32,21 @@ from pipeline.serving import EXCLUSIONS, IDENTITY, KEYS, LoadedModel, load_model
 PACKAGES = ("relapse-risk", "polars", "xgboost", "numpy", "mlflow")
 
 Progress = Callable[[int, int], None]
+
+
+EXCLUSION_WORDS = {
+    "not_yet_in_treatment": "not yet in treatment",
+    "relapsed": "already relapsed",
+    "past_last_phase": "past the last phase",
+}
+
+
+class MissingGroups(ValueError):
+    """Feature groups the run requires are absent from the scoring data."""
+
+
+class NothingToScore(ValueError):
+    """No patient is scorable on the as-of date."""
 
 
 @dataclass
@@ -47,7 +67,12 @@ def score(
     on_invalid: OnInvalid = OnInvalid.fail,
     shap_out: Path | None = None,
     progress: Progress = lambda done, total: None,
+    require_groups: Collection[str] | None = None,
+    allow_empty: bool = False,
 ) -> ScoreSummary:
+    """Score the cohort in `data_dir` as of `as_of`; `require_groups` (default: the config's)
+    turns a missing feature group into `MissingGroups`; an empty result raises `NothingToScore`
+    unless `allow_empty`. Both are raised before anything is written or logged."""
     started = time.perf_counter()
     out = Path(out)
     for path in (out, shap_out):
@@ -59,12 +84,17 @@ def score(
         work = Path(tmp)
         batches = io.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
         model = load_model(model_uri, work / "model", config.mlflow)
+        missing = model.missing_groups(batches.scans())
+        _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)
         parts, problems, exclusions = [], [], dict.fromkeys(EXCLUSIONS, 0)
         for index in range(batches.n_batches):
             checked = validate(batches.batch(index), required=("patients",))
             problems += checked.problems
             if not checked.blocking(on_invalid):
-                batch = score_tables(model, io.drop_row_index(checked.tables), as_of, n_reasons, bands)
+                batch = score_tables(
+                    model, io.drop_row_index(checked.tables), as_of, n_reasons, bands,
+                    config.scoring.min_effect, tuple(missing),
+                )
                 for reason, n in batch.excluded.items():
                     exclusions[reason] += n
                 parts.append(_write_part(work / "parts" / f"{index}.parquet", batch.scored))
@@ -76,6 +106,8 @@ def score(
             raise ContractViolation(checked.blocking(on_invalid))
         result = _concat(parts, KEYS, IDENTITY)
         rejects = checked.rejects().sort("table", "row")
+        if result.height == 0 and not allow_empty:
+            raise NothingToScore(_nobody_message(batches.row_counts["patients"], as_of, exclusions, rejects))
         io.write_frame(result, out)
         if shap_out is not None:
             io.write_frame(_concat(sorted((work / "shap").glob("*.parquet")), ("patient_id",)), shap_out)
@@ -84,11 +116,32 @@ def score(
             rejects_path = artifacts.rejects_path(out)
             io.write_frame(rejects, rejects_path)
         manifest = _manifest(batches, model, config, as_of, result, exclusions, rejects, out, shap_out, rejects_path)
+        manifest["missing_groups"] = missing
         run_id = tracking.log_scoring(config.mlflow, _record(config, manifest, result, out))
         manifest["scoring_run_id"] = run_id
         manifest["duration_s"] = round(time.perf_counter() - started, 3)
         io.write_json(manifest, artifacts.manifest_path(out))
     return ScoreSummary(out, manifest, rejects_path, run_id)
+
+
+def _check_required(missing: dict[str, str], required: Collection[str]) -> None:
+    refused = {g: why for g, why in missing.items() if g in set(required)}
+    if refused:
+        shown = "; ".join(f"{g} ({why})" for g, why in refused.items())
+        raise MissingGroups(f"required feature group(s) missing from the scoring data: {shown}; nothing written")
+
+
+def _nobody_message(n_patients: int, as_of: date, exclusions: dict[str, int], rejects: pl.DataFrame) -> str:
+    """ "0 of 2,000 patients at risk on 2030-01-01: 2,000 past the last phase; nothing written"."""
+    counts = [f"{n:,} {EXCLUSION_WORDS.get(k, k)}" for k, n in exclusions.items() if n]
+    rejected = rejects.filter(pl.col("table") == "patients").height if rejects.height else 0
+    if rejected:
+        counts.append(f"{rejected:,} rejected")
+    why = ", ".join(counts) or "no patient rows"
+    return (
+        f"0 of {n_patients:,} patients at risk on {as_of.isoformat()}: {why}; nothing written "
+        "(--allow-empty writes the empty result)"
+    )
 
 
 def _write_part(path: Path, frame: pl.DataFrame) -> Path:

@@ -6,11 +6,13 @@ environment built from its own requirements.
 
 Input rows: `day` (whole days since intake; it picks the phase model) is required; `patient_id`,
 `as_of` and the feature columns are optional (a missing column or value counts as unknown) and
-the identifiers are passed through. Output: the columns of `models.scoring.output_columns` with
-the risk bands and number of reasons the model was trained with, then `model_name`,
-`model_version` and `run_id`. A request the model cannot answer (a day outside every phase, a
-non-integer day, a value of the wrong type, a day in a phase the training data never reached:
-`no_model_for_phase`) gets HTTP 400 with a one-line reason.
+the identifiers are passed through; a feature group whose columns are all left out or null
+counts as missing from the data, so it gives no reasons, as in batch scoring. Output: the
+columns of `models.scoring.output_columns` with the risk bands, number of reasons and minimum
+effect the model was trained with, then `model_name`, `model_version` and `run_id`. A request
+the model cannot answer (a day outside every phase, a non-integer day, a value of the wrong type,
+a day in a phase the training data never reached: `no_model_for_phase`) gets HTTP 400 with a
+one-line reason.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class RelapseRiskModel(PythonModel):
         self.identity = model_identity(bundle_dir.parents[1], self.model.name)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from features.reasons import DEFAULT_MIN_EFFECT
         from features.time import phase_expr
         from pipeline.serving import RequestError, check_request
 
@@ -79,7 +82,12 @@ class RelapseRiskModel(PythonModel):
             raise BadRequest(f"no model for phase(s) {unscorable}: the training data had no at-risk rows there "
                              "(no_model_for_phase)")
         scoring = self.model.bundle.metadata["scoring"]
-        scores, _ = self.model.explain(frame, scoring["reasons"], scoring["risk_bands"])
+        min_effect = scoring.get("min_effect", DEFAULT_MIN_EFFECT)
+        # a group whose every column is left out or null in every row: its table was not there (the
+        # counts of a table that is there are 0, not null), so it gives no reasons
+        empty = [c for c in self.model.bundle.feature_names if frame[c].null_count() == frame.height]
+        unavailable = self.model.policy.groups_of(empty)
+        scores, _ = self.model.explain(frame, scoring["reasons"], scoring["risk_bands"], min_effect, unavailable)
         keys = [c for c in ("patient_id", "as_of", "day", "phase") if c in frame.columns]
         identity = [pl.lit(v, pl.String).alias(k) for k, v in self.identity.items()]
         answer = frame.select(keys).hstack(scores).with_columns(identity).to_pandas()

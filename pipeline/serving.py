@@ -7,7 +7,7 @@ path gives the same risks and the same reason sentences.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,7 +18,9 @@ import polars as pl
 from features.build import EXCLUSIONS as FEATURE_EXCLUSIONS
 from features.build import scoring_table
 from features.config import FeaturesConfig, Phase
-from features.registry import describe
+from features.coverage import missing_groups
+from features.reasons import DEFAULT_MIN_EFFECT, ReasonPolicy, reason_policy
+from features.registry import describe, feature_registry
 from features.spec import FeatureSpec
 from models.bundle import ModelBundle
 from models.scoring import explain_scores
@@ -41,13 +43,16 @@ class LoadedModel:
     spec: FeatureSpec
     features: FeaturesConfig
     phases: list[Phase]
+    policy: ReasonPolicy
     resolved: tracking.ResolvedModel | None = None
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, resolved: tracking.ResolvedModel | None = None) -> LoadedModel:
+        """Load once: the feature registry and reason policy are built here, not per row."""
         spec = FeatureSpec.from_dict(bundle.feature_spec)
         features = FeaturesConfig.model_validate(spec.features_config)
-        return cls(bundle, spec, features, [Phase(**p) for p in bundle.phases], resolved)
+        policy = reason_policy(tuple(bundle.feature_names), feature_registry(spec))
+        return cls(bundle, spec, features, [Phase(**p) for p in bundle.phases], policy, resolved)
 
     @property
     def name(self) -> str | None:
@@ -58,10 +63,20 @@ class LoadedModel:
         return describe(name, value, spec=self.spec, row=row)
 
     def explain(
-        self, rows: pl.DataFrame, n_reasons: int, bands: Mapping[str, float]
+        self,
+        rows: pl.DataFrame,
+        n_reasons: int,
+        bands: Mapping[str, float],
+        min_effect: float = DEFAULT_MIN_EFFECT,
+        unavailable: Collection[str] = (),
     ) -> tuple[pl.DataFrame, np.ndarray]:
-        """Risk, band and reasons for rows holding `phase` and the feature columns."""
-        return explain_scores(self.bundle, rows, n_reasons, bands, self.describe)
+        """Risk, band and reasons for rows holding `phase` and the feature columns; `unavailable`
+        names feature groups absent from the data, whose features are never given as reasons."""
+        return explain_scores(self.bundle, rows, n_reasons, bands, self.policy, min_effect, unavailable)
+
+    def missing_groups(self, tables) -> dict[str, str]:
+        """Feature groups the model was trained with that `tables` cannot feed, with why."""
+        return missing_groups(self.spec, tables)
 
 
 def load_model(uri: str, dst: Path, mlflow_config: MlflowConfig) -> LoadedModel:
@@ -80,9 +95,18 @@ class BatchScores:
 
 
 def score_tables(
-    model: LoadedModel, tables, as_of: date, n_reasons: int, bands: Mapping[str, float]
+    model: LoadedModel,
+    tables,
+    as_of: date,
+    n_reasons: int,
+    bands: Mapping[str, float],
+    min_effect: float = DEFAULT_MIN_EFFECT,
+    unavailable: Collection[str] | None = None,
 ) -> BatchScores:
-    """Score validated tables (no `_row`) as of a date."""
+    """Score validated tables (no `_row`) as of a date. `unavailable`: the feature groups missing
+    from the whole input (None: found from `tables`; batch scoring finds them once for all batches)."""
+    if unavailable is None:
+        unavailable = tuple(model.missing_groups(tables))
     frame = scoring_table(tables, model.phases, model.features, model.spec, as_of).collect()
     unscorable = [p for p, pm in model.bundle.phase_models.items() if not pm.scorable]
     frame = frame.with_columns(
@@ -93,7 +117,7 @@ def score_tables(
     )
     excluded = dict(frame.group_by("exclusion").len().drop_nulls("exclusion").iter_rows())
     rows = frame.filter(pl.col("exclusion").is_null())
-    scores, shap = model.explain(rows, n_reasons, bands)
+    scores, shap = model.explain(rows, n_reasons, bands, min_effect, unavailable)
     r = model.resolved
     identity = [
         pl.lit(model.name, pl.String).alias("model_name"),

@@ -177,7 +177,11 @@ def _bundle(run: _TrainingRun) -> ModelBundle:
             "landmark_spacing_days": config.landmarks.spacing_days,
             "calibration": config.model.calibration,
             "censoring_weights": config.model.censoring_weights,
-            "scoring": {"reasons": config.scoring.reasons, "risk_bands": dict(config.scoring.risk_bands)},
+            "scoring": {
+                "reasons": config.scoring.reasons,
+                "risk_bands": dict(config.scoring.risk_bands),
+                "min_effect": config.scoring.min_effect,
+            },
             "data_sha256": run.hashes,
         },
     )
@@ -336,5 +340,7 @@ def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec, bundle: ModelBu
 
 def _example_output(bundle: ModelBundle, example: pl.DataFrame, config: Config) -> pl.DataFrame:
     frame = example.with_columns(phase_expr(pl.col("day"), config.phases).alias("phase"))
-    scores, _ = LoadedModel.from_bundle(bundle).explain(frame, config.scoring.reasons, config.scoring.risk_bands)
+    scores, _ = LoadedModel.from_bundle(bundle).explain(
+        frame, config.scoring.reasons, config.scoring.risk_bands, config.scoring.min_effect
+    )
     return frame.select("patient_id", "day", "phase").hstack(scores)

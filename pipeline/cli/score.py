@@ -31,11 +31,33 @@ def score(
     shap_out: Path | None = typer.Option(
         None, "--shap-out", help="Also write every SHAP value per patient (wide form)."
     ),
+    require_groups: list[str] | None = typer.Option(
+        None,
+        "--require-groups",
+        help="Refuse (exit 2, nothing written) when these feature groups are missing from the data, "
+        "e.g. --require-groups bdnf,hrv (default: config scoring.require_groups; otherwise a warning).",
+    ),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="Write an empty result when nobody is at risk on the date (else exit 3)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
-    """Write calibrated 30-day relapse risk, risk band and plain-language reasons per patient."""
+    """Write calibrated 30-day relapse risk, risk band and plain-language reasons per patient.
+
+    Exit codes: 2 for bad input, an unknown model or a required feature group missing; 3 when
+    nobody is scorable on the as-of date (counts by exclusion reason are printed).
+    """
     when = parse_date(as_of)  # before the heavy imports: a bad date answers at once
+    from features.coverage import CHECKABLE
+    from pipeline.score import NothingToScore
     from pipeline.score import score as run_scoring
+
+    required = None
+    if require_groups is not None:
+        required = [g.strip() for text in require_groups for g in text.split(",") if g.strip()]
+        unknown = sorted(set(required) - set(CHECKABLE))
+        if unknown:
+            raise fail(f"--require-groups: unknown group(s) {', '.join(unknown)}; known: {', '.join(CHECKABLE)}")
 
     try:
         cfg = load_config(config)
@@ -55,10 +77,21 @@ def score(
                 on_invalid=on_invalid,
                 shap_out=shap_out,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                require_groups=required,
+                allow_empty=allow_empty,
             )
+    except NothingToScore as exc:
+        raise fail(str(exc), code=3) from None
     except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
     m = summary.manifest
+    for group, why in m["missing_groups"].items():
+        typer.secho(
+            f"warning: feature group '{group}' the model was trained with is missing from the data ({why}); "
+            "its features are unknown for every patient, risks may differ from full data, and it gives no reasons",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     excluded = ", ".join(f"{k}: {v}" for k, v in m["patients"]["excluded"].items())
     out_console.print(
         f"scored {m['patients']['scored']} of {m['patients']['in_input']} patients as of {m['as_of']} "

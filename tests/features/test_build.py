@@ -139,7 +139,7 @@ def test_a_table_the_spec_does_not_use_is_ignored(config):
 
 
 def test_extra_columns_and_unseen_levels(config):
-    features = features_config(config, demographic={"extra": ["region"]})
+    features = features_config(config, demographic={"extra": ["region"], "sensitive_as_predictor": True})
     tables = cohort()
     spec = fit_feature_spec(tables, features)
     tables["patients"] = tables["patients"].with_columns(

@@ -1,7 +1,16 @@
 """The catalogue's generated entries name exactly the columns the builders make."""
 
 from features import assessments, bdnf, hrv, therapy
-from features.catalog import FIXED, KEYS, assessment_entries, hrv_entries, one_hot_entries, therapy_entries
+from features.catalog import (
+    FIXED,
+    KEYS,
+    KINDS,
+    TEMPLATE_KEYS,
+    assessment_entries,
+    hrv_entries,
+    one_hot_entries,
+    therapy_entries,
+)
 
 
 def names(entries):
@@ -23,7 +32,22 @@ def test_generated_entries_match_the_builders():
 
 
 def test_every_entry_is_complete():
-    for entry in [*KEYS, *FIXED, *therapy_entries("recently")]:
-        assert entry.group and entry.description and entry.template
+    entries = [*KEYS, *FIXED, *therapy_entries("recently"), *assessment_entries(("PHQ9",))]
+    entries += [e for m in ("rmssd", "pnn50") for e in hrv_entries(m, "recently", "days 0-20")]
+    for entry in entries:
+        assert entry.group and entry.description and entry.template and entry.kind in KINDS
         if isinstance(entry.template, dict):
-            assert entry.template.keys() <= {"positive", "negative", "zero", "any", "missing", "fallback"}
+            assert entry.template.keys() <= TEMPLATE_KEYS
+
+
+def test_measurement_ages_and_counts_are_never_reasons():
+    ages = [e for e in [*FIXED, *assessment_entries(("PHQ9",))] if e.name.endswith(("_age_days", "_n_samples"))]
+    assert len(ages) == 4 and {e.kind for e in ages} == {"measurement_age"}
+
+
+def test_concepts_group_one_variable_or_idea():
+    attendance = {e.name for e in [*FIXED, *therapy_entries("recently")] if e.concept == "therapy_attendance"}
+    assert {"therapy_sessions_attended", "therapy_attendance_rate", "therapy_attendance_rate_window"} <= attendance
+    assert "therapy_cbt_attended" not in attendance
+    levels = one_hot_entries("housing", "Housing", ("stable", "unstable"), "demographic")
+    assert {e.concept for e in levels} == {"housing"} and [e.level for e in levels] == ["stable", "unstable"]

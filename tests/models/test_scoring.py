@@ -1,4 +1,4 @@
-"""Scores a clinic reads: calibrated risk, bands and reasons that agree with the SHAP values."""
+"""Scores a clinic reads: calibrated risk, bands and reasons that follow the reason policy."""
 
 from __future__ import annotations
 
@@ -6,10 +6,23 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features.catalog import FeatureInfo
+from features.reasons import reason_policy
 from models.bundle import ModelBundle, PhaseModel
 from models.scoring import explain_scores, output_columns, risk_bands
 
 BANDS = {"low": 0.0, "moderate": 0.1, "high": 0.25}
+# the synthetic features as a clinic would see them: f1 and f3 one concept, f4 a measurement
+# age, f5 a sensitive attribute
+REGISTRY = {
+    "f0": FeatureInfo("f0", "bdnf", "", "Marker zero", "Marker zero is {value:g}", kind="biomarker"),
+    "f1": FeatureInfo("f1", "therapy", "", "Attendance one", "Attendance one is {value:g}", "modifiable", "att"),
+    "f2": FeatureInfo("f2", "hrv", "", "Marker two", {"any": "Marker two is {value:g}", "missing": "F2 unknown"},
+                      kind="biomarker"),
+    "f3": FeatureInfo("f3", "therapy", "", "Attendance three", "Attendance three is {value:g}", "modifiable", "att"),
+    "f4": FeatureInfo("f4", "hrv", "days", "Age of f2", "F2 is {value:.0f} days old", kind="measurement_age"),
+    "f5": FeatureInfo("f5", "demographic", "", "Ethnicity", "Ethnicity {value:.0f}", kind="sensitive"),
+}
 
 
 # shares the session fixture's one expensive build with the other tests of its group
@@ -28,13 +41,18 @@ def bundle(trained, phase_data) -> ModelBundle:
     )
 
 
-def describe(name, value, row):
-    return f"{name} is {'missing' if value is None else f'{value:.2f}'}"
+@pytest.fixture(scope="module")
+def policy(phase_data):
+    return reason_policy(tuple(phase_data["feature_names"]), REGISTRY)
 
 
 def rows(phase_data, phase: str, n: int = 40) -> pl.DataFrame:
     frame = pl.DataFrame(phase_data["X"][:n], schema=phase_data["feature_names"], orient="row")
     return frame.with_columns(pl.lit(phase).alias("phase"), pl.lit(30 if phase == "early" else 200).alias("day"))
+
+
+def concept_shap(shap: np.ndarray) -> dict[str, np.ndarray]:
+    return {"f0": shap[:, 0], "att": shap[:, 1] + shap[:, 3], "f2": shap[:, 2]}
 
 
 def test_bands_use_lower_bounds_inclusively():
@@ -48,37 +66,61 @@ def test_bands_use_lower_bounds_inclusively():
     ]
 
 
-def test_reasons_are_the_largest_risk_raising_contributions(bundle, phase_data):
-    scores, shap = explain_scores(bundle, rows(phase_data, "early"), 2, BANDS, describe)
-    assert scores.columns == output_columns(2)
+def test_reasons_are_the_largest_concepts_above_the_minimum_effect(bundle, policy, phase_data):
+    min_effect = 0.01
+    scores, shap = explain_scores(bundle, rows(phase_data, "early", 200), 3, BANDS, policy, min_effect)
+    assert scores.columns == output_columns(3)
     np.testing.assert_allclose(
         shap.sum(axis=1) + scores["base_value"].to_numpy(), scores["margin"].to_numpy(), atol=1e-4
     )
-    names = phase_data["feature_names"]
+    concepts, margin = concept_shap(shap), scores["margin"].to_numpy()
+    shown = 0
     for i, row in enumerate(scores.iter_rows(named=True)):
-        order = np.argsort(-shap[i])
-        if shap[i, order[0]] > 0:
-            assert row["reason_1_feature"] == names[order[0]]
-            assert row["reason_1_shap"] == pytest.approx(shap[i, order[0]])
-            assert row["reason_1"] == describe(names[order[0]], row["reason_1_value"], None)
-            assert row["reason_1_effect"] > 0
-        if row["reason_2_shap"] is not None:
-            assert 0 < row["reason_2_shap"] <= row["reason_1_shap"]
-        if row["protective_shap"] is not None:
-            assert row["protective_shap"] == pytest.approx(shap[i].min()) and row["protective_effect"] < 0
-    assert scores["risk_30d"].is_between(0, 1).all()
-    assert scores["risk_band"].to_list() == risk_bands(scores["risk_30d"].to_numpy(), BANDS).tolist()
+        effect = {c: 1 / (1 + np.exp(-margin[i])) - 1 / (1 + np.exp(-(margin[i] - v[i]))) for c, v in concepts.items()}
+        expected = sorted((c for c in effect if effect[c] >= min_effect), key=lambda c: -concepts[c][i])
+        got = [row[f"reason_{k}_feature"] for k in (1, 2, 3) if row[f"reason_{k}_feature"] is not None]
+        assert [("att" if f in ("f1", "f3") else f) for f in got] == expected
+        for k, concept in enumerate(expected, start=1):
+            assert row[f"reason_{k}_shap"] == pytest.approx(concepts[concept][i], abs=5e-4)
+            assert row[f"reason_{k}_effect"] >= min_effect
+        if "att" in expected:  # the member with the larger |SHAP| speaks for the concept
+            k = expected.index("att") + 1
+            assert row[f"reason_{k}_feature"] == ("f1" if abs(shap[i, 1]) >= abs(shap[i, 3]) else "f3")
+        lowering = [c for c in effect if effect[c] <= -min_effect]
+        if lowering:
+            assert row["protective_shap"] == pytest.approx(min(concepts[c][i] for c in lowering), abs=5e-4)
+        else:
+            assert row["protective_factor"] is None
+        shown += len(got)
+    assert shown > 100
+    never = scores.select(pl.concat_list(pl.col("^reason_._feature$", "protective_feature"))).to_series().explode()
+    assert not never.is_in(["f4", "f5"]).any()
 
 
-def test_a_missing_value_can_be_a_reason_and_says_so(bundle, phase_data):
+def test_a_missing_value_can_be_a_reason_and_says_so(bundle, policy, phase_data):
     frame = rows(phase_data, "early").with_columns(pl.lit(None, pl.Float64).alias("f0"))
-    scores, _ = explain_scores(bundle, frame, 6, BANDS, describe)
+    scores, _ = explain_scores(bundle, frame, 3, BANDS, policy, 0.0)
     mentioned = scores.filter(pl.col("reason_1_feature") == "f0")
-    assert (mentioned["reason_1"] == "f0 is missing").all()
+    assert mentioned.height and (mentioned["reason_1"] == "Marker zero: not recorded").all()
     assert mentioned["reason_1_value"].is_null().all()
 
 
-def test_fallback_phase_gives_its_rate_and_no_reasons(bundle, phase_data):
-    scores, shap = explain_scores(bundle, rows(phase_data, "late", 5), 3, BANDS, describe)
+def test_a_group_missing_from_the_data_gives_no_reasons(bundle, policy, phase_data):
+    frame = rows(phase_data, "early").with_columns(pl.lit(None, pl.Float64).alias("f0"))
+    scores, _ = explain_scores(bundle, frame, 3, BANDS, policy, 0.0, unavailable=("bdnf",))
+    features = scores.select(pl.concat_list(pl.col("^reason_._feature$", "protective_feature"))).to_series()
+    assert not features.explode().is_in(["f0"]).any()
+
+
+def test_a_higher_minimum_effect_shows_fewer_reasons(bundle, policy, phase_data):
+    counts = []
+    for min_effect in (0.0, 0.02, 0.99):
+        scores, _ = explain_scores(bundle, rows(phase_data, "early"), 3, BANDS, policy, min_effect)
+        counts.append(scores.select(pl.col("^reason_._feature$").is_not_null().sum()).sum_horizontal().item())
+    assert counts[0] > counts[1] > counts[2] == 0
+
+
+def test_fallback_phase_gives_its_rate_and_no_reasons(bundle, policy, phase_data):
+    scores, shap = explain_scores(bundle, rows(phase_data, "late", 5), 3, BANDS, policy)
     assert scores["risk_30d"].to_list() == pytest.approx([0.02] * 5)
     assert scores["reason_1"].is_null().all() and not shap.any()
