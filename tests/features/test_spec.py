@@ -70,3 +70,16 @@ def test_unknown_version_is_refused(config):
     data = fit_feature_spec(cohort(), config.features).to_dict() | {"version": 99}
     with pytest.raises(ValueError, match="version"):
         FeatureSpec.from_dict(data)
+
+
+def test_a_sensitive_attribute_is_not_a_predictor_unless_opted_in(config):
+    tables = cohort()
+    default = fit_feature_spec(tables, config.features)
+    assert not any(n.startswith("ethnicity") for n in default.feature_names)
+    assert default.categorical_levels["ethnicity"]  # levels still learned: the audit reads the raw column
+    opted = fit_feature_spec(tables, features_config(config, demographic={"sensitive_as_predictor": True}))
+    assert [n for n in opted.feature_names if n.startswith("ethnicity")] == ["ethnicity_asian", "ethnicity_white_british"]
+    housing = fit_feature_spec(tables, features_config(config, demographic={"sensitive": ["ethnicity", "housing"]}))
+    assert not any(n.startswith(("ethnicity", "housing")) for n in housing.feature_names)
+    with pytest.raises(ValueError, match="sensitive names column.*religion"):
+        fit_feature_spec(tables, features_config(config, demographic={"sensitive": ["religion"]}))

@@ -124,3 +124,78 @@ def test_fallback_phase_gives_its_rate_and_no_reasons(bundle, policy, phase_data
     scores, shap = explain_scores(bundle, rows(phase_data, "late", 5), 3, BANDS, policy)
     assert scores["risk_30d"].to_list() == pytest.approx([0.02] * 5)
     assert scores["reason_1"].is_null().all() and not shap.any()
+
+
+# --- a golden frame: three hand-made patients with hand-set SHAP values, the real registry ---
+GOLDEN_NAMES = (
+    "age_at_intake", "sex_female", "sex_male", "ethnicity_asian", "ethnicity_black", "housing_stable",
+    "housing_unstable", "housing_homeless", "bdnf_latest", "bdnf_change_since_first_pct", "bdnf_latest_age_days",
+    "therapy_sessions_scheduled", "therapy_sessions_attended", "therapy_attendance_rate", "assess_pcl5_latest",
+    "assess_pcl5_age_days", "assess_craving_vas_latest",
+)
+GOLDEN_X = [
+    [24, 0, 1, 0, 1, 0, 1, 0, 18.2, -31.0, 12, 18, 7, 7 / 18, 41, 321, 46],
+    [52, 1, 0, 1, 0, 1, 0, 0, None, None, None, 10, 9, 0.9, 12, 30, 20],
+    [35, 0, 1, 0, 0, 0, 0, 0, 30.0, 5.0, 3, 0, 0, None, None, None, 80],  # a housing level unseen at training
+]
+GOLDEN_SHAP = [
+    # ethnicity +0.9 and the PCL-5 age -0.6 are never shown; attendance rate +0.2 and count -0.15 are one concept
+    [0.05, 0.0, 0.02, 0.0, 0.9, 0.1, 0.3, 0.0, 0.0, 0.4, -0.5, 0.0, -0.15, 0.2, 0.25, -0.6, 0.001],
+    [-0.3, 0.01, 0.0, 0.4, 0.0, -0.2, -0.05, 0.0, 0.35, 0.0, 0.0, -0.02, -0.3, -0.1, -0.01, 0.0, 0.02],
+    [0.0, 0.0, 0.01, 0.0, 0.0, 0.05, 0.1, 0.15, -0.01, 0.0, 0.0, 0.0, 0.0, 0.02, 0.0, 0.0, 0.6],
+]
+GOLDEN_MARGIN = [-1.0, -2.0, -0.5]
+GOLDEN = {
+    "reason_1": ["Housing: unstable", "Latest serum BDNF: not recorded", "Latest craving (0–100 scale) is 80"],
+    "reason_1_feature": ["housing_unstable", "bdnf_latest", "assess_craving_vas_latest"],
+    "reason_1_shap": [0.4, 0.35, 0.6],
+    "reason_1_effect": [0.0711, 0.0321, 0.1278],
+    "reason_2": ["Serum BDNF has fallen 31% since intake", None, "Housing: another category"],
+    "reason_2_shap": [0.4, None, 0.3],
+    "reason_3": ["Latest PTSD checklist (PCL-5) score is 41", None, None],
+    "reason_3_effect": [0.0462, None, None],
+    "protective_factor": [None, "Attended 9 of 10 therapy sessions scheduled since intake", None],
+    "protective_shap": [None, -0.42, None],
+    "protective_effect": [None, -0.0516, None],
+}
+
+
+class StubBundle:
+    """Returns hand-set SHAP values and margins, as `ModelBundle.predict` would."""
+
+    feature_names = list(GOLDEN_NAMES)
+
+    def predict(self, X, phase):
+        shap, margin = np.array(GOLDEN_SHAP, dtype=float), np.array(GOLDEN_MARGIN)
+        return {"risk": 1 / (1 + np.exp(-margin)), "shap": shap, "margin": margin, "base": margin - shap.sum(axis=1)}
+
+
+def golden_scores(unavailable=()):
+    from features.registry import feature_registry
+    from features.spec import FeatureSpec
+    from features.tables import HOUSING
+
+    spec = FeatureSpec(
+        GOLDEN_NAMES,
+        ("demographic", "bdnf", "therapy", "assessments"),
+        categorical_levels={"sex": ("female", "male"), "ethnicity": ("asian", "black"), "housing": HOUSING},
+        instruments=("PCL5", "craving_vas"),
+        features_config={"demographic": {"sensitive": ["ethnicity"], "sensitive_as_predictor": True}},
+    )
+    frame = pl.DataFrame([dict(zip(GOLDEN_NAMES, x, strict=True)) for x in GOLDEN_X], schema=dict.fromkeys(GOLDEN_NAMES,
+                         pl.Float64)).with_columns(phase=pl.lit("early"))
+    policy = reason_policy(GOLDEN_NAMES, feature_registry(spec))
+    return explain_scores(StubBundle(), frame, 3, BANDS, policy, 0.005, unavailable)[0]
+
+
+def test_golden_reasons_for_three_patients():
+    scores = golden_scores()
+    assert scores.select(list(GOLDEN)).to_dict(as_series=False) == GOLDEN
+
+
+def test_golden_patient_without_the_bdnf_table_gets_no_bdnf_reason():
+    scores = golden_scores(unavailable=("bdnf",))
+    assert scores["reason_1"].to_list() == [
+        "Housing: unstable", None, "Latest craving (0–100 scale) is 80"
+    ]
+    assert scores["reason_2"].to_list()[0] == "Latest PTSD checklist (PCL-5) score is 41"

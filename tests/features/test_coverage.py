@@ -1,0 +1,34 @@
+"""Feature groups a model was trained with but the scoring data cannot feed."""
+
+import polars as pl
+
+from features.coverage import expected_groups, missing_groups
+from features.spec import fit_feature_spec
+from tests.features.conftest import cohort
+
+
+def test_nothing_missing_from_the_training_tables(config):
+    tables = cohort()
+    spec = fit_feature_spec(tables, config.features)
+    assert missing_groups(spec, tables) == {}
+
+
+def test_an_absent_table_or_an_all_null_column_is_a_missing_group(config):
+    tables = cohort()
+    spec = fit_feature_spec(tables, config.features)
+    without = {k: v for k, v in tables.items() if k != "bdnf"}
+    assert missing_groups(spec, without) == {"bdnf": "table bdnf absent"}
+    blank = dict(tables, assessments=tables["assessments"].with_columns(pl.lit(None, pl.Float64).alias("score")))
+    assert missing_groups(spec, blank) == {"assessments": "table assessments: score all empty"}
+    empty = dict(tables, therapy_sessions=tables["therapy_sessions"].clear())
+    assert list(missing_groups(spec, empty)) == ["therapy"]
+
+
+def test_the_raw_beats_are_their_own_source(config):
+    tables = cohort()
+    spec = fit_feature_spec(tables, config.features)
+    assert "hrv_beats" in expected_groups(spec)  # pNN50 comes from the beats only
+    no_beats = {k: v for k, v in tables.items() if k != "rr_intervals"}
+    assert list(missing_groups(spec, no_beats)) == ["hrv_beats"]
+    neither = {k: v for k, v in no_beats.items() if k != "hrv"}
+    assert list(missing_groups(spec, neither)) == ["hrv", "hrv_beats"]
