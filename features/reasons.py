@@ -108,19 +108,22 @@ def _sentence(pieces: tuple[Piece, ...]) -> pl.Expr:
     return pl.concat_str(parts) if parts else pl.lit("")
 
 
+VARIANTS = ("any", "zero", "negative", "positive", "one", "fallback", "missing")  # later ones win
+
+
 def variant_codes(compiled: Compiled, values: np.ndarray, refs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The template variant of each value: missing, fallback, one, positive, negative, zero or any."""
+    """The template variant of each value, as an index into VARIANTS: missing, else fallback (a
+    referenced column unknown), else one, else the sign's, else any (or the first one given)."""
     v = compiled.variants
     default = "any" if "any" in v else next(k for k in v if k not in ("missing", "fallback"))
-    out = np.full(values.shape, default, dtype=object)
-    for key, mask in (("zero", values == 0), ("negative", values < 0), ("positive", values > 0)):
-        if key in v:
-            out[mask] = key
-    if "one" in v:
-        out[values == 1] = "one"
+    out = np.full(values.shape, VARIANTS.index(default), dtype=np.int8)
+    masks = {"zero": values == 0, "negative": values < 0, "positive": values > 0, "one": values == 1}
     if compiled.refs:
-        out[np.any([np.isnan(refs[c]) for c in compiled.refs], axis=0)] = "fallback"
-    out[np.isnan(values)] = "missing"
+        masks["fallback"] = np.any([np.isnan(refs[c]) for c in compiled.refs], axis=0)
+    masks["missing"] = np.isnan(values)
+    for key, mask in masks.items():
+        if key in v:
+            out[mask] = VARIANTS.index(key)
     return out
 
 
@@ -131,8 +134,7 @@ def render_values(compiled: Compiled, values: np.ndarray, refs: Mapping[str, np.
     frame = pl.DataFrame({"value": values, **refs}, schema={c: pl.Float64 for c in ("value", *refs)})
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
-        pieces = compiled.variants[code]
-        out[rows] = frame[rows].select(_sentence(pieces)).to_series().to_numpy()
+        out[rows] = frame[rows].select(_sentence(compiled.variants[VARIANTS[code]])).to_series().to_numpy()
     return out
 
 
