@@ -27,13 +27,17 @@ REASON_FIELDS = ("feature", "value", "shap", "effect")
 
 
 def risk_bands(risk: np.ndarray, bands: Mapping[str, float]) -> np.ndarray:
-    """The band each risk falls in: the last band whose lower bound it reaches.
+    """The band each risk falls in: the highest band whose lower bound it reaches.
 
-    >>> risk_bands(np.array([0.05, 0.10, 0.4]), {"low": 0.0, "moderate": 0.1, "high": 0.25}).tolist()
+    Bands are ordered by their bounds, not by key order: the bundle stores its metadata as JSON
+    with sorted keys, so the served model reads them as high, low, moderate.
+
+    >>> risk_bands(np.array([0.05, 0.10, 0.4]), {"high": 0.25, "low": 0.0, "moderate": 0.1}).tolist()
     ['low', 'moderate', 'high']
     """
-    names = np.array(list(bands), dtype=object)
-    bounds = np.array(list(bands.values()), dtype=np.float64)
+    ordered = sorted(bands.items(), key=lambda item: item[1])
+    names = np.array([name for name, _ in ordered], dtype=object)
+    bounds = np.array([bound for _, bound in ordered], dtype=np.float64)
     return names[np.searchsorted(bounds, risk, side="right") - 1]
 
 

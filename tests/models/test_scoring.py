@@ -55,6 +55,11 @@ def concept_shap(shap: np.ndarray) -> dict[str, np.ndarray]:
     return {"f0": shap[:, 0], "att": shap[:, 1] + shap[:, 3], "f2": shap[:, 2]}
 
 
+def test_bands_follow_their_bounds_whatever_the_key_order():
+    shuffled = {"high": 0.25, "low": 0.0, "moderate": 0.1}  # as read back from the bundle's sorted JSON
+    assert risk_bands(np.array([0.05, 0.15, 0.3]), shuffled).tolist() == ["low", "moderate", "high"]
+
+
 def test_bands_use_lower_bounds_inclusively():
     assert risk_bands(np.array([0.0, 0.0999, 0.1, 0.2499, 0.25, 0.9]), BANDS).tolist() == [
         "low",
