@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from features.catalog import REASON_KINDS, TEMPLATE_KEYS, FeatureInfo
+from features.kinds import REASON_KINDS, TEMPLATE_KEYS, FeatureInfo
 
 DEFAULT_MIN_EFFECT = 0.005
 FORMATS = ("", ".0f", ".1f", "g")
