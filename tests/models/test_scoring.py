@@ -170,7 +170,7 @@ class StubBundle:
 
     feature_names = list(GOLDEN_NAMES)
 
-    def predict(self, X, phase):
+    def predict(self, X, phase, day):
         shap, margin = np.array(GOLDEN_SHAP, dtype=float), np.array(GOLDEN_MARGIN)
         return {"risk": 1 / (1 + np.exp(-margin)), "shap": shap, "margin": margin, "base": margin - shap.sum(axis=1)}
 
@@ -188,7 +188,7 @@ def golden_scores(unavailable=()):
         features_config={"demographic": {"sensitive": ["ethnicity"], "sensitive_as_predictor": True}},
     )
     frame = pl.DataFrame([dict(zip(GOLDEN_NAMES, x, strict=True)) for x in GOLDEN_X], schema=dict.fromkeys(GOLDEN_NAMES,
-                         pl.Float64)).with_columns(phase=pl.lit("early"))
+                         pl.Float64)).with_columns(phase=pl.lit("early"), day=pl.lit(20))
     policy = reason_policy(GOLDEN_NAMES, feature_registry(spec))
     return explain_scores(StubBundle(), frame, 3, BANDS, policy, 0.005, unavailable)[0]
 
