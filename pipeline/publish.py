@@ -1,10 +1,11 @@
 """All-or-nothing publication of a job's output files, with a lock per output.
 
 A job names every file it may publish (`Publication(outputs, marker)`) before it does any
-work. Entering takes an exclusive lock per output (`.relapse-locks/<name>.lock` beside it, `flock`, released
-by the kernel even if the process is killed): a second job writing any of the same files
-refuses at once with `OutputBusy`, so two jobs never interleave. Staging folders left by a
-killed job for those files are removed then, since the lock proves no one else uses them.
+work. Entering takes an exclusive lock per output (`flock` on `.<name>.lock` beside it, released
+by the kernel even if the process is killed; the file is removed when the job ends): a second
+job writing any of the same files refuses at once with `OutputBusy`, so two jobs never
+interleave. Staging folders left by a killed job for those files are removed then, since the
+lock proves no one else uses them.
 
 Files are written into a staging folder beside their destination (`.<name>.staging-<pid>`,
 same filesystem, so publishing is a rename). `commit()` runs with SIGINT/SIGTERM held: it
@@ -37,11 +38,8 @@ class OutputError(ValueError):
     """An output cannot be written (disk full, unwritable folder); nothing was published."""
 
 
-LOCKS = ".relapse-locks"  # one hidden folder per output folder holds the lock files
-
-
 def lock_path(path: Path) -> Path:
-    return path.parent / LOCKS / f"{path.name}.lock"
+    return path.with_name(f".{path.name}.lock")
 
 
 def staging_prefix(path: Path) -> str:
@@ -55,7 +53,7 @@ class Publication:
         self.marker = Path(marker).absolute() if marker is not None else None
         paths = [Path(p).absolute() for p in outputs]
         self.outputs = sorted({*paths, *([self.marker] if self.marker else [])})
-        self._locks: list[int] = []
+        self._locks: list[tuple[int, Path]] = []
         self._staging: dict[Path, Path] = {}  # destination folder -> its staging folder
         self._staged: dict[Path, Path] = {}  # destination -> staged file
         self.committed = False
@@ -125,15 +123,19 @@ class Publication:
     def _lock(self, path: Path) -> None:
         lock = lock_path(path)
         _guard(path, lambda: lock.parent.mkdir(parents=True, exist_ok=True))
-        fd = _guard(path, lambda: os.open(lock, os.O_RDWR | os.O_CREAT, 0o644))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputBusy(
-                f"{path} is being written by another job (lock {lock}); wait for it to finish and run again"
-            ) from None
-        self._locks.append(fd)
+        while True:
+            fd = _guard(path, lambda: os.open(lock, os.O_RDWR | os.O_CREAT, 0o644))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputBusy(
+                    f"{path} is being written by another job (lock {lock}); wait for it to finish and run again"
+                ) from None
+            if _same_file(fd, lock):
+                self._locks.append((fd, lock))
+                return
+            os.close(fd)  # the holder removed that file as we opened it: lock the one now there
 
     def _remove_stale_staging(self, path: Path) -> None:
         for stale in path.parent.glob(f"{staging_prefix(path)}*"):
@@ -143,9 +145,18 @@ class Publication:
         for staging in self._staging.values():
             shutil.rmtree(staging, ignore_errors=True)
         self._staging.clear()
-        for fd in self._locks:
+        for fd, lock in self._locks:
+            lock.unlink(missing_ok=True)  # while still held, so a waiter re-checks (see _same_file)
             os.close(fd)  # closing the descriptor releases the flock
         self._locks.clear()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the locked descriptor is still the file at `path` (not one unlinked meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _guard(path: Path, action: Callable[[], Any]) -> Any:

@@ -8,11 +8,11 @@ import signal
 import pytest
 
 from pipeline import signals
-from pipeline.publish import LOCKS, OutputBusy, OutputError, Publication
+from pipeline.publish import OutputBusy, OutputError, Publication, lock_path
 
 
 def _listing(folder):
-    return sorted(p.name for p in folder.iterdir() if p.name != LOCKS)
+    return sorted(p.name for p in folder.iterdir())
 
 
 def _old_set(folder):
@@ -67,12 +67,24 @@ def test_an_unwritable_destination_is_a_clear_error(tmp_path):
 
 def test_a_second_job_on_the_same_output_refuses_and_the_lock_is_released(tmp_path):
     with Publication([tmp_path / "a.csv", tmp_path / "b.csv"]):
+        assert lock_path(tmp_path / "b.csv").is_file()
         with pytest.raises(OutputBusy, match="b.csv is being written by another job"):
             Publication([tmp_path / "b.csv"]).__enter__()
         with Publication([tmp_path / "c.csv"]):  # another output in the same folder is free
             pass
     with Publication([tmp_path / "b.csv"]):
         pass
+    assert _listing(tmp_path) == []  # lock files go with their job
+
+
+def test_a_lock_file_removed_by_its_holder_is_not_trusted(tmp_path):
+    holder = Publication([tmp_path / "s.csv"]).__enter__()
+    stale_fd = os.open(lock_path(tmp_path / "s.csv"), os.O_RDWR)  # opened just before the holder ends
+    holder.__exit__(None, None, None)
+    with Publication([tmp_path / "s.csv"]) as second:
+        assert lock_path(tmp_path / "s.csv").is_file()
+        assert os.fstat(second._locks[0][0]).st_ino != os.fstat(stale_fd).st_ino
+    os.close(stale_fd)
 
 
 def test_staging_left_by_a_killed_job_is_removed_and_commit_checks_staged_files(tmp_path):

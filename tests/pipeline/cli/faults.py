@@ -11,7 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from pipeline.publish import LOCKS
 from tests.pipeline.cli.conftest import bin_path
 
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
@@ -47,12 +46,8 @@ def sha(path: Path) -> str:
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (lock files aside) with its SHA-256."""
-    return {
-        str(p.relative_to(folder)): sha(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and LOCKS not in p.relative_to(folder).parts
-    }
+    """Every file under `folder` with its SHA-256 (a finished job leaves no lock file)."""
+    return {str(p.relative_to(folder)): sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def staging_left(*folders: Path) -> list[str]:
