@@ -13,7 +13,10 @@ when the section ends, so a publication is either not begun or complete.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,10 +55,28 @@ def _handler(signum: int, _frame) -> None:
     raise Interrupted(signum)
 
 
+def _unraisable(info) -> None:
+    """Re-deliver an `Interrupted` that Python had to swallow, and print nothing for it.
+
+    A handler's exception cannot escape a finaliser (`__del__`, a weakref callback) or a C
+    callback (XGBoost's ctypes log hook): Python reports it as "unraisable" and goes on. Left
+    alone, the job would run to the end with the signal lost; so the signal is sent again a few
+    milliseconds later, when the main thread is most likely back in ordinary code.
+    """
+    if isinstance(info.exc_value, Interrupted):
+        _state.raised = False
+        timer = threading.Timer(0.02, os.kill, (os.getpid(), info.exc_value.signum))
+        timer.daemon = True
+        timer.start()
+        return
+    sys.__unraisablehook__(info)
+
+
 def install() -> None:
     """Make SIGINT and SIGTERM raise `Interrupted` in the main thread (called by the CLI only)."""
     for signum in HANDLED:
         signal.signal(signum, _handler)
+    sys.unraisablehook = _unraisable
 
 
 @contextmanager

@@ -4,6 +4,8 @@ last; a failure before commit leaves the old files; one job per output at a time
 import errno
 import os
 import signal
+import sys
+import time
 
 import pytest
 
@@ -103,10 +105,11 @@ def test_staging_left_by_a_killed_job_is_removed_and_commit_checks_staged_files(
 
 @pytest.fixture
 def handlers():
-    saved = {s: signal.getsignal(s) for s in signals.HANDLED}
+    saved, hook = {s: signal.getsignal(s) for s in signals.HANDLED}, sys.unraisablehook
     signals._state.__init__()
     signals.install()
     yield
+    sys.unraisablehook = hook
     for s, h in saved.items():
         signal.signal(s, h)
     signals._state.__init__()
@@ -127,3 +130,17 @@ def test_a_signal_during_commit_is_held_until_the_set_is_published(tmp_path, han
     assert err.value.exit_code == 130
     assert (tmp_path / "s.csv").read_text() == "new" and _listing(tmp_path) == ["s.csv"]
     assert "already published complete" in signals.message(err.value)
+
+
+def test_a_signal_swallowed_by_a_finaliser_is_delivered_again(handlers):
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):  # the handler runs here, inside __del__: Python must swallow it
+                pass
+
+    with pytest.raises(signals.Interrupted) as err:
+        Finalised()
+        for _ in range(200):
+            time.sleep(0.01)
+    assert err.value.exit_code == 130
