@@ -39,7 +39,7 @@ class _State:
     depth: int = 0  # nesting of deferred() sections
     pending: int | None = None  # a signal held by deferred()
     raised: bool = False  # an Interrupted is unwinding the job
-    published: list[Path] = field(default_factory=list)  # outputs published by this process
+    published: list[str] = field(default_factory=list)  # outputs published by this process
 
 
 _state = _State()
@@ -93,14 +93,14 @@ def deferred() -> Iterator[None]:
             raise Interrupted(signum)
 
 
-def record_published(paths: list[Path]) -> None:
-    """Note outputs published by this process, for the interruption message."""
-    _state.published += paths
+def record_published(outputs: list[Path | str]) -> None:
+    """Note outputs published by this process (files, a registered version), for the message."""
+    _state.published += [str(o) for o in outputs]
 
 
 def message(exc: Interrupted) -> str:
     """The one line the CLI prints on an interruption: what the user's folders now hold."""
     if _state.published:
-        shown = ", ".join(str(p) for p in _state.published)
+        shown = ", ".join(_state.published)
         return f"interrupted by {exc}: the new outputs were already published complete ({shown})"
     return f"interrupted by {exc}: nothing was published; previous outputs are untouched and staging files removed"

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from pipeline import registry
+from pipeline import registry, signals
 from pipeline.artifacts import BUNDLE, MODEL, SCORING_MANIFEST, WARNINGS
 from pipeline.config import MlflowConfig
 
@@ -402,6 +402,7 @@ def register_complete(mlflow, cfg: MlflowConfig, model_uri: str, alias: str, des
     except BaseException:
         delete_version_quietly(client, cfg.registered_model, version)
         raise
+    signals.record_published([f"models:/{cfg.registered_model}/{version}"])
     return version
 
 

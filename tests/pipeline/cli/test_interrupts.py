@@ -8,6 +8,7 @@ that no staging or temporary folder is left, and that every registered version i
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -125,8 +126,18 @@ def test_interrupting_training_at_random_moments(workspace, small_cohort, tmp_pa
         assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
     versions = _versions_complete(uri, tmp_path / "check")
     print(f"training trials (duration {duration:.1f} s): {outcomes}; complete versions {versions}")
-    assert len(versions) == 1 + outcomes.count("finished")
+    # a signal after the alias was set (while the CLI reports) leaves that version, complete
+    assert 1 + outcomes.count("finished") <= len(versions) <= 1 + TRAINING_TRIALS
     assert outcomes.count("interrupted") >= TRAINING_TRIALS // 2
+
+
+def _kill_server(process: subprocess.Popen) -> None:
+    """SIGKILL the server and its workers (its own process group): the tracking store is gone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -168,8 +179,7 @@ def test_tracking_server_killed_mid_training_and_mid_scoring(trained, workspace,
     job = start(["train", "--data", str(small_cohort), "--config", str(config)], tmp_path, tmp_path / "tmp-train")
     wait_for_handlers(job)
     time.sleep(3)  # past the reachability check: the server dies while the models are fitted
-    process.kill()
-    process.wait(timeout=30)
+    _kill_server(process)
     _, err = job.communicate(timeout=600)
     assert job.returncode == 2, err[-3000:]
     assert f"MLflow at {uri} failed while logging the training run" in err and "Traceback" not in err
@@ -180,7 +190,9 @@ def test_tracking_server_killed_mid_training_and_mid_scoring(trained, workspace,
     dest = tmp_path / "dest"
     cfg = load_config(workspace.config).mlflow
     model = tracking.resolve_model(cfg, "models:/relapse-risk/1", tmp_path / "model").bundle_dir.parent.parent
-    restarted = subprocess.Popen(process.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    restarted = subprocess.Popen(
+        process.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True
+    )
     try:
         wait_for_http(f"{uri}/health", restarted)
         args = [
@@ -203,12 +215,10 @@ def test_tracking_server_killed_mid_training_and_mid_scoring(trained, workspace,
         job = start(args, tmp_path, tmp_path / "tmp-s1")
         wait_for_handlers(job)
         time.sleep(2)
-        restarted.kill()
-        restarted.wait(timeout=30)
+        _kill_server(restarted)
         _, err = job.communicate(timeout=600)
     finally:
-        if restarted.poll() is None:
-            restarted.kill()
+        _kill_server(restarted)
     assert job.returncode == 2, err[-3000:]
     assert f"MLflow at {uri} failed while logging the scoring run" in err and "Traceback" not in err
     assert snapshot(dest) == old and not staging_left(dest) and not list((tmp_path / "tmp-s1").iterdir())
