@@ -39,6 +39,7 @@ class _State:
     depth: int = 0  # nesting of deferred() sections
     pending: int | None = None  # a signal held by deferred()
     raised: bool = False  # an Interrupted is unwinding the job
+    received: int | None = None  # the first signal this process received
     published: list[str] = field(default_factory=list)  # outputs published by this process
 
 
@@ -46,6 +47,8 @@ _state = _State()
 
 
 def _handler(signum: int, _frame) -> None:
+    if _state.received is None:
+        _state.received = signum
     if _state.raised:
         return
     if _state.depth:
@@ -91,6 +94,12 @@ def deferred() -> Iterator[None]:
             signum, _state.pending = _state.pending, None
             _state.raised = True
             raise Interrupted(signum)
+
+
+def received() -> Interrupted | None:
+    """The interruption behind a failure, when a signal arrived: a library that caught the
+    exception inside a C callback (XGBoost's data iterator) fails with its own error instead."""
+    return Interrupted(_state.received) if _state.received is not None else None
 
 
 def record_published(outputs: list[Path | str]) -> None:

@@ -38,6 +38,12 @@ def _run_guarded(command) -> None:
     except signals.Interrupted as exc:
         print(f"relapse: {signals.message(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except SystemExit as exc:  # a command failed; if a signal caused it, say so and exit 130/143
+        cause = signals.received()
+        if exc.code in (0, None) or cause is None:
+            raise
+        print(f"relapse: {signals.message(cause)}", file=sys.stderr)
+        sys.exit(cause.exit_code)
     except OSError as exc:
         print(f"relapse: {exc}; nothing was published", file=sys.stderr)
         sys.exit(2)

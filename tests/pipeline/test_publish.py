@@ -144,3 +144,20 @@ def test_a_signal_swallowed_by_a_finaliser_is_delivered_again(handlers):
         for _ in range(200):
             time.sleep(0.01)
     assert err.value.exit_code == 130
+
+
+def test_a_failure_caused_by_a_caught_signal_still_exits_as_interrupted(handlers, capsys):
+    from pipeline.cli import _run_guarded
+
+    def command():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+        except signals.Interrupted:
+            pass  # a library catching it in a C callback, then failing with its own error
+        sys.exit(2)
+
+    with pytest.raises(SystemExit) as err:
+        _run_guarded(command)
+    assert err.value.code == 143
+    assert capsys.readouterr().err.strip().endswith("previous outputs are untouched and staging files removed")

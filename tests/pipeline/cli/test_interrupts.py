@@ -8,7 +8,6 @@ that no staging or temporary folder is left, and that every registered version i
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -132,11 +131,19 @@ def test_interrupting_training_at_random_moments(workspace, small_cohort, tmp_pa
 
 
 def _kill_server(process: subprocess.Popen) -> None:
-    """SIGKILL the server and its workers (its own process group): the tracking store is gone."""
+    """SIGKILL the server and every process below it: the tracking store is gone."""
+    import psutil
+
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        tree = [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(tree, timeout=30)
     process.wait(timeout=30)
 
 
