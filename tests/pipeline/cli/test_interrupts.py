@@ -184,8 +184,9 @@ def test_tracking_server_killed_mid_training_and_mid_scoring(trained, workspace,
     process, uri, store = server
     config = write_config(tmp_path / "remote.yaml", uri)
     job = start(["train", "--data", str(small_cohort), "--config", str(config)], tmp_path, tmp_path / "tmp-train")
-    wait_for_handlers(job)
-    time.sleep(3)  # past the reachability check: the server dies while the models are fitted
+    for line in job.stdout:  # past the reachability check: the server dies while the models are fitted
+        if "building the landmark table" in line:
+            break
     _kill_server(process)
     _, err = job.communicate(timeout=600)
     assert job.returncode == 2, err[-3000:]
