@@ -90,7 +90,7 @@ class _FakeMlflow:
 def logged_model(tmp_path):
     folder = tmp_path / "logged"
     bundle = ModelBundle(
-        {"acute": PhaseModel(None, 0.05, None)}, ["x"], [{"name": "acute", "start_day": 0, "end_day": 13}]
+        {"acute": PhaseModel("constant", fallback_rate=0.05)}, ["x"], [{"name": "acute", "start_day": 0, "end_day": 13}]
     )
     bundle.save(folder / "artifacts" / "bundle")
     return folder
