@@ -9,6 +9,7 @@ sex and housing); `pipeline.contract` enforces them on raw input. Every raw tabl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 
@@ -18,6 +19,7 @@ SEXES = ("female", "male", "other", "unknown")
 HOUSING = ("stable", "unstable", "homeless")
 MODALITIES = ("CBT", "MBI", "EMDR", "CM", "MI", "group", "family", "other")
 RR_PHYSIOLOGICAL_MS = (200.0, 3000.0)  # 20-300 bpm: anything outside is not a heartbeat
+EARLIEST_DATE = date(1900, 1, 1)  # no record of this service predates it; the latest is the run's date
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """`relapse audit` (the stage): gather a model's training run (and optionally a scoring run) into one
 self-contained HTML report, and log it back to MLflow.
 
-read (run artifacts, scores, data) → pure analysis → render → write atomically → log.
+read (run artifacts, scores, data) → pure analysis → render → stage beside the destination → log
+to MLflow → publish (`pipeline.publish`): a failure or a signal before that leaves the old report.
 With `--scores`, `--data` must name the scored cohort's folder: drift and the per-patient
 waterfalls need the feature values, which are rebuilt as of the scores' date with the same model.
 """
@@ -19,7 +20,7 @@ import polars as pl
 
 from features.registry import feature_registry
 from features.spec import FeatureSpec
-from pipeline import artifacts, io, tracking
+from pipeline import artifacts, io, publish, tracking
 from pipeline.config import Config
 from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
@@ -98,7 +99,8 @@ def audit(
     scoring runs it reviews are read, never written (their ids are tags of the audit run)."""
     check_inputs(out, scores, data_dir)
     key = hash_key_from_env()
-    with tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
+    with publish.Publication([Path(out)]) as pub, tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
         work = Path(tmp)
         model = load_model(model_uri, work / "model", config.mlflow)
         if model.resolved.run_id is None:
@@ -121,10 +123,13 @@ def audit(
         html = render_report(context)
         if find_external_references(html):
             raise RuntimeError("the report would load external resources; refusing to write it")
-        io.atomic_write(Path(out), lambda t: t.write_text(html, encoding="utf-8"))
-    reviewed["synthetic_data"] = str(bool(context.get("synthetic"))).lower()
-    run_name = f"audit-{reviewed['model_name']}-v{reviewed['model_version']}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    audit_run = tracking.log_audit(config.mlflow, run_name, reviewed, Path(out))
+        staged = pub.write(Path(out), lambda t: t.write_text(html, encoding="utf-8"))
+        reviewed["synthetic_data"] = str(bool(context.get("synthetic"))).lower()
+        run_name = f"audit-{reviewed['model_name']}-v{reviewed['model_version']}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        audit_run = tracking.guarded(  # logged from staging (same file name): published once MLflow holds it
+            config.mlflow, "logging the report", lambda: tracking.log_audit(config.mlflow, run_name, reviewed, staged)
+        )
+        pub.commit()
     return AuditResult(
         Path(out), audit_run, bool(context.get("synthetic")), len(context.get("patients", [])), reviewed
     )

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 import polars as pl
 
-from features.tables import ROW, SPECS, Column, TableSpec
+from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
 
 
 @dataclass
@@ -158,7 +159,9 @@ def _to_utc_text(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(aware, pl.coalesce(naive, day).dt.replace_time_zone("UTC"))
 
 
-def _type_and_rule_checks(spec: TableSpec, raw: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
+def _type_and_rule_checks(
+    spec: TableSpec, raw: pl.DataFrame, today: date
+) -> tuple[pl.DataFrame, list[Problem]]:
     problems: list[Problem] = []
     missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
     for name in missing:
@@ -177,7 +180,7 @@ def _type_and_rule_checks(spec: TableSpec, raw: pl.DataFrame) -> tuple[pl.DataFr
     for c in spec.columns:
         if c.name not in raw.columns:
             continue
-        value, present = pl.col(c.name), raw[c.name].is_not_null()
+        present = raw[c.name].is_not_null()
         unparsed = typed[c.name].is_null() & present
         if unparsed.any():
             shown = raw.filter(unparsed)
@@ -186,14 +189,43 @@ def _type_and_rule_checks(spec: TableSpec, raw: pl.DataFrame) -> tuple[pl.DataFr
             empty = typed.filter(~present)
             if empty.height:
                 problems.append(_problem(spec.name, c.name, "are empty", empty, [c.name]))
-        rule = _range_rule(c)
-        if rule is not None:
-            bad = typed.filter(value.is_not_null() & ~rule)
-            if bad.height:
-                problems.append(_problem(spec.name, c.name, _rule_text(c), bad, ["patient_id", c.name]))
+        problems += _value_checks(spec.name, c, typed, today)
     known = {ROW, *(c.name for c in spec.columns)}
     extras = [x for x in raw.columns if x not in known]
     return typed.select([ROW, *(c.name for c in spec.columns), *extras]), problems
+
+
+def _value_checks(table: str, c: Column, typed: pl.DataFrame, today: date) -> list[Problem]:
+    """The value rules of one typed column, each a problem naming its rows.
+
+    Generated from the column's spec, so a new column is covered by its dtype alone: every
+    Float64 refuses NaN and ±inf (Polars orders NaN above every number, so a range rule alone
+    would let it through); every date refuses values before `EARLIEST_DATE` or after `today`
+    (the run's date: a record cannot come from the future); then the spec's range or levels.
+    """
+    value, show = pl.col(c.name), ["patient_id", c.name]
+    checks: list[tuple[pl.Expr, str]] = []
+    finite = pl.lit(True)
+    if c.dtype == pl.Float64:
+        finite = value.is_finite()
+        checks.append((~finite, "are not finite numbers (NaN or ±inf)"))
+    if c.dtype == pl.Date or isinstance(c.dtype, pl.Datetime):
+        day = value.dt.date() if isinstance(c.dtype, pl.Datetime) else value
+        checks.append(
+            (
+                (day < EARLIEST_DATE) | (day > today),
+                f"are dated outside the plausible range {EARLIEST_DATE} to {today} (the run date)",
+            )
+        )
+    rule = _range_rule(c)
+    if rule is not None:
+        checks.append((finite & ~rule, _rule_text(c)))
+    problems = []
+    for bad_rows, reason in checks:
+        bad = typed.filter(value.is_not_null() & bad_rows)
+        if bad.height:
+            problems.append(_problem(table, c.name, reason, bad, show))
+    return problems
 
 
 def _range_rule(c: Column) -> pl.Expr | None:
@@ -279,16 +311,20 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
     return problems
 
 
-def validate(raw: dict[str, pl.DataFrame], required: Iterable[str] = ("patients",)) -> Validated:
+def validate(
+    raw: dict[str, pl.DataFrame], required: Iterable[str] = ("patients",), today: date | None = None
+) -> Validated:
     """Type, range and cross-table checks over raw tables (each with a `_row` column).
 
     Rows with any problem are left out of the returned tables; rows whose patient was
     rejected are rejected too, so every input row is either kept or named in a problem.
+    `today` (default: the current UTC date) is the latest plausible record date.
     """
+    today = today or datetime.now(UTC).date()
     problems = [Problem(name, "", "required table is missing", fatal=True) for name in required if name not in raw]
     typed: dict[str, pl.DataFrame] = {}
     for name, frame in raw.items():
-        checked, found = _type_and_rule_checks(SPECS[name], frame)
+        checked, found = _type_and_rule_checks(SPECS[name], frame, today)
         problems += found
         if not any(p.fatal for p in found):
             typed[name] = checked

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
 import json
 import os
@@ -31,8 +33,43 @@ def find_table_file(data_dir: Path, table: str) -> Path | None:
     return found[0] if found else None
 
 
+def check_csv_text(path: Path, table: str) -> None:
+    """Refuse a CSV file that is not UTF-8 text or repeats a header name.
+
+    Read correctly as they are: a UTF-8 byte-order mark (dropped), Windows line endings, and
+    quoted fields holding commas or line breaks (so `_row` counts records, not lines). Refused:
+    any other encoding (Latin-1, UTF-16, ...: guessing would silently change patient ids), and
+    duplicate header names (the reader would rename one and which value counts would be a guess).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, header = 0, None
+    with open(path, "rb") as handle:
+        for block in [*iter(lambda: handle.read(1 << 20), b""), None]:
+            try:
+                text = decoder.decode(block or b"", final=block is None)
+            except UnicodeDecodeError as exc:
+                utf16 = offset == 0 and block[:2] in (b"\xff\xfe", b"\xfe\xff")
+                hint = " (it looks like UTF-16)" if utf16 else ""
+                at = f"invalid byte near offset {offset + exc.start}"
+                raise _fatal(table, f"{path.name} is not UTF-8 text{hint}: {at}; save it as UTF-8") from None
+            if header is None:
+                header = text.partition("\n")[0].removeprefix("\ufeff").rstrip("\r")
+            offset += len(block or b"")
+    names = next(csv.reader([header or ""]), [])
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise _fatal(table, f"{path.name} repeats header name(s) {', '.join(repeated)}; keep one of each")
+
+
+def _fatal(table: str, reason: str) -> ContractViolation:
+    return ContractViolation([Problem(table, "", reason, fatal=True)])
+
+
 def read_raw_table(path: Path, table: str) -> pl.DataFrame:
-    """Read one table file as it is (CSV as text), adding `_row`, the 1-based data row."""
+    """Read one table file as it is (CSV as text, checked by `check_csv_text`), adding `_row`,
+    the 1-based data row."""
+    if path.suffix == ".csv":
+        check_csv_text(path, table)
     try:
         if path.suffix == ".csv":
             frame = pl.read_csv(path, infer_schema=False)
@@ -150,9 +187,13 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
     scans, problems = {}, []
     for table, path in paths.items():
         try:
+            if path.suffix == ".csv":
+                check_csv_text(path, table)
             scan = pl.scan_csv(path, infer_schema=False) if path.suffix == ".csv" else pl.scan_parquet(path)
             scan.collect_schema()
             scans[table] = scan
+        except ContractViolation as exc:
+            problems += exc.problems
         except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
             problems.append(Problem(table, "", f"{path.name} cannot be read: {exc}", fatal=True))
     if "patients" not in paths:

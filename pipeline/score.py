@@ -1,8 +1,10 @@
 """`relapse score`: a clinic's cohort as of a date → calibrated 30-day risk with reasons.
 
 read (in patient batches) → feature groups the input lacks → validate → as-of features → risk,
-bands, SHAP reasons → write atomically → log the run to MLflow (no identifiers in clear) → the
-manifest, last.
+bands, SHAP reasons → stage every output beside its destination → log the run to MLflow (no
+identifiers in clear) → publish scores, SHAP, rejects and the manifest (last) together
+(`pipeline.publish`): a failure, a lost MLflow server or a signal before that leaves the previous
+outputs untouched.
 
 Two outcomes write nothing: a required feature group missing from the input (`MissingGroups`;
 otherwise it is a warning and the manifest's `missing_groups`), and nobody scorable on the
@@ -24,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from models.bundle import MANIFEST as BUNDLE_MANIFEST
-from pipeline import artifacts, io, tracking
+from pipeline import artifacts, io, publish, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Validated, merge_problems, validate
 from pipeline.serving import EXCLUSIONS, IDENTITY, KEYS, LoadedModel, load_model, score_tables
@@ -80,7 +82,11 @@ def score(
             raise ValueError(f"{path}: output must end in .parquet or .csv")
     n_reasons = config.scoring.reasons if n_reasons is None else n_reasons
     bands = config.scoring.risk_bands
-    with tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp:
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
+    with (
+        publish.Publication(_outputs(out, shap_out), marker=artifacts.manifest_path(out)) as pub,
+        tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp,
+    ):
         work = Path(tmp)
         batches = io.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
         model = load_model(model_uri, work / "model", config.mlflow)
@@ -108,19 +114,26 @@ def score(
         rejects = checked.rejects().sort("table", "row")
         if result.height == 0 and not allow_empty:
             raise NothingToScore(_nobody_message(batches.row_counts["patients"], as_of, exclusions, rejects))
-        io.write_frame(result, out)
+        pub.write(out, lambda p: io.write_frame(result, p))
         if shap_out is not None:
-            io.write_frame(_concat(sorted((work / "shap").glob("*.parquet")), ("patient_id",)), shap_out)
+            shap = _concat(sorted((work / "shap").glob("*.parquet")), ("patient_id",))
+            pub.write(shap_out, lambda p: io.write_frame(shap, p))
         rejects_path = None
         if on_invalid == OnInvalid.quarantine:
             rejects_path = artifacts.rejects_path(out)
-            io.write_frame(rejects, rejects_path)
-        manifest = _manifest(batches, model, config, as_of, result, exclusions, rejects, out, shap_out, rejects_path)
+            pub.write(rejects_path, lambda p: io.write_frame(rejects, p))
+        manifest = _manifest(
+            batches, model, config, as_of, result, exclusions, rejects, out, shap_out, rejects_path, pub.stage
+        )
         manifest["missing_groups"] = missing
-        run_id = tracking.log_scoring(config.mlflow, _record(config, manifest, result, out))
+        record = _record(config, manifest, result, out)
+        run_id = tracking.guarded(
+            config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)
+        )
         manifest["scoring_run_id"] = run_id
         manifest["duration_s"] = round(time.perf_counter() - started, 3)
-        io.write_json(manifest, artifacts.manifest_path(out))
+        pub.write(artifacts.manifest_path(out), lambda p: io.write_json(manifest, p))
+        pub.commit()  # scores, SHAP, rejects, then the manifest: all published or none
     return ScoreSummary(out, manifest, rejects_path, run_id)
 
 
@@ -144,6 +157,11 @@ def _nobody_message(n_patients: int, as_of: date, exclusions: dict[str, int], re
     )
 
 
+def _outputs(out: Path, shap_out: Path | None) -> list[Path]:
+    """Every file a scoring job owns: its rejects file is removed when a new run has none."""
+    return [out, artifacts.rejects_path(out), *([shap_out] if shap_out is not None else [])]
+
+
 def _write_part(path: Path, frame: pl.DataFrame) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path)
@@ -163,8 +181,19 @@ def _hash_text(text: str) -> str:
 
 
 def _manifest(
-    batches, model: LoadedModel, config: Config, as_of, result, exclusions, rejects, out, shap_out, rejects_path
+    batches,
+    model: LoadedModel,
+    config: Config,
+    as_of,
+    result,
+    exclusions,
+    rejects,
+    out,
+    shap_out,
+    rejects_path,
+    staged: Callable[[Path], Path] = lambda p: p,
 ):
+    """The scoring manifest; output hashes are read from where the files are staged (`staged`)."""
     r = model.resolved
     bundle_files = io.read_json(r.bundle_dir / BUNDLE_MANIFEST)
     rejected = dict(rejects.group_by("table").len().iter_rows()) if rejects.height else {}
@@ -198,14 +227,14 @@ def _manifest(
         },
         "config_sha256": _hash_text(config.model_dump_json()),
         "packages": {p: version(p) for p in PACKAGES},
-        "output": {"file": str(out), "sha256": io.file_sha256(out), "rows": result.height},
+        "output": {"file": str(out), "sha256": io.file_sha256(staged(out)), "rows": result.height},
     }
     if shap_out is not None:
-        manifest["shap_output"] = {"file": str(shap_out), "sha256": io.file_sha256(shap_out)}
+        manifest["shap_output"] = {"file": str(shap_out), "sha256": io.file_sha256(staged(shap_out))}
     if rejects_path is not None:
         manifest["rejects"] = {
             "file": str(rejects_path),
-            "sha256": io.file_sha256(rejects_path),
+            "sha256": io.file_sha256(staged(rejects_path)),
             "rows": rejects.height,
         }
     return manifest

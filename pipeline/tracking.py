@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from pipeline import registry
+from pipeline import registry, signals
 from pipeline.artifacts import BUNDLE, MODEL, SCORING_MANIFEST, WARNINGS
 from pipeline.config import MlflowConfig
 
@@ -47,6 +47,7 @@ def tracking_uri(cfg: MlflowConfig) -> str:
 
 def connect(cfg: MlflowConfig):
     """Point MLflow at the configured store and return the `mlflow` module."""
+    bound_retries()
     mlflow = _mlflow()
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
@@ -115,11 +116,16 @@ def log_training(cfg: MlflowConfig, record: TrainingRecord) -> TrainingOutcome:
             mlflow.log_text("\n".join(record.warnings) + "\n", WARNINGS)
         mlflow.log_artifacts(str(record.artifact_dir))
         info = _log_served_model(mlflow, cfg, record)
-        version = str(info.registered_model_version)
-        client = mlflow.MlflowClient()
         tags = record.version_tags | {"training_run": run.info.run_id}
-        registry.describe_version(client, cfg.registered_model, version, record.description, tags)
-        client.set_registered_model_alias(cfg.registered_model, "challenger", version)
+        version = register_complete(
+            mlflow,
+            cfg,
+            info.model_uri,
+            "challenger",
+            describe=lambda client, v: registry.describe_version(
+                client, cfg.registered_model, v, record.description, tags
+            ),
+        )
         return TrainingOutcome(run.info.run_id, info.model_uri, version, experiment.experiment_id)
 
 
@@ -133,7 +139,6 @@ def _log_served_model(mlflow, cfg: MlflowConfig, record: TrainingRecord):
             code_paths=registry.stage_code(Path(code)),
             signature=registry.serving_signature(record.feature_names, record.output_example),
             input_example=record.input_example.to_pandas(),
-            registered_model_name=cfg.registered_model,
             pip_requirements=registry.pip_requirements(),
         )
 
@@ -304,3 +309,106 @@ def log_audit(cfg: MlflowConfig, run_name: str, tags: dict[str, str], report: Pa
         mlflow.set_tags(tags)
         mlflow.log_artifact(str(report))
         return run.info.run_id
+
+
+# --- outages: reachability before work, bounded retries, no half-registered version ----------
+
+RETRY_DEFAULTS = {  # MLflow's own HTTP retry settings; its defaults can wait minutes on a dead server
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits of about 1, 2, 4 s between tries
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+REACH_TRIES, REACH_TIMEOUT_S = 3, 5.0
+
+
+class TrackingUnavailable(ValueError):
+    """The MLflow store cannot be reached or failed mid-job; the message names its URI."""
+
+
+def bound_retries() -> None:
+    """Bound MLflow's retries on transient HTTP errors (an environment variable set by the user wins)."""
+    for name, value in RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def check_reachable(cfg: MlflowConfig, sleep=None) -> None:
+    """Fail before any work when the tracking store cannot be used.
+
+    A server (http/https) must answer its `/health` endpoint within `REACH_TRIES` tries with
+    a growing pause (0.5, 1 s); a SQLite store's folder must exist. Other schemes are left to MLflow.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise TrackingUnavailable(f"MLflow store {uri}: folder {folder} does not exist; nothing was done")
+        return
+    if not uri.startswith(("http://", "https://")):
+        return
+    reason = ""
+    for attempt in range(REACH_TRIES):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S):
+                return
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code}"
+        except OSError as exc:
+            reason = str(getattr(exc, "reason", exc))
+        if attempt + 1 < REACH_TRIES:
+            (sleep or time.sleep)(0.5 * 2**attempt)
+    raise TrackingUnavailable(
+        f"MLflow tracking server {uri} is unreachable ({reason}); nothing was done. "
+        "Start the server or point mlflow.tracking_uri / MLFLOW_TRACKING_URI at a running one"
+    )
+
+
+def guarded(cfg: MlflowConfig, what: str, action):
+    """Run an MLflow step; any failure (server gone, store error) becomes `TrackingUnavailable`."""
+    try:
+        return action()
+    except TrackingUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001  (MLflow and requests raise many types)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingUnavailable(f"MLflow at {tracking_uri(cfg)} failed while {what}: {first[:300]}") from None
+
+
+def register_complete(mlflow, cfg: MlflowConfig, model_uri: str, alias: str, describe=lambda client, v: None) -> str:
+    """Register a logged model as a new version only once its artifacts are all readable.
+
+    The model is downloaded and its bundle verified (every file against its SHA-256) before the
+    version is created; if describing it (`describe(client, version)`) or setting the alias then
+    fails or is interrupted, the version is deleted, so the registry never holds a version whose
+    artifacts are incomplete.
+    """
+    import tempfile
+
+    from models.bundle import ModelBundle
+
+    with tempfile.TemporaryDirectory(prefix="relapse-verify-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        ModelBundle.load(local / "artifacts" / BUNDLE)
+    client = mlflow.MlflowClient()
+    with _registry_notes_quiet():
+        version = str(mlflow.register_model(model_uri, cfg.registered_model).version)
+    try:
+        describe(client, version)
+        client.set_registered_model_alias(cfg.registered_model, alias, version)
+    except BaseException:
+        delete_version_quietly(client, cfg.registered_model, version)
+        raise
+    signals.record_published([f"models:/{cfg.registered_model}/{version}"])
+    return version
+
+
+def delete_version_quietly(client, name: str, version: str) -> None:
+    """Best-effort removal of a version being rolled back (the store may be the thing that failed)."""
+    try:
+        client.delete_model_version(name, version)
+    except Exception:  # noqa: BLE001, S110
+        pass

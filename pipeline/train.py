@@ -65,6 +65,7 @@ def train(
     run_name: str | None = None,
 ) -> TrainSummary:
     """Train and register a model; `run_name` defaults to the data folder's name and the UTC time."""
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     progress("validating input tables")
     validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
     tables = io.drop_row_index(validated.tables)
@@ -122,7 +123,9 @@ def train(
             description=model_description(config.landmarks.horizon_days, [p.model_dump() for p in config.phases]),
             version_tags=version_tags(run, table),
         )
-        outcome = tracking.log_training(config.mlflow, record)
+        outcome = tracking.guarded(
+            config.mlflow, "logging the training run", lambda: tracking.log_training(config.mlflow, record)
+        )
     return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None,
                         sensitivity)
 

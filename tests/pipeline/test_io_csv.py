@@ -1,0 +1,63 @@
+"""CSV text as clinics export it: read correctly (BOM, CRLF, quoted commas and line breaks,
+Unicode ids) or refused clearly (not UTF-8, duplicate header names), by `relapse validate`,
+`load_tables` and the patient-batch reader of `relapse score` alike."""
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.contract import ContractViolation
+from pipeline.io import load_tables, split_by_patient
+
+PATIENTS = "patient_id,intake_date,age_at_intake,sex,clinic_note\n"
+ROWS = ['"Zoë, 患者",2024-01-01,30,female,"line one\nline two"', "b,2024-02-01,40,male,plain"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return tmp_path
+
+
+def _write(folder, data: bytes):
+    (folder / "patients.csv").write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        (PATIENTS + "\n".join(ROWS) + "\n").encode(),
+        b"\xef\xbb\xbf" + (PATIENTS + "\n".join(ROWS) + "\n").encode(),
+        (PATIENTS + "\n".join(ROWS) + "\n").replace("\n", "\r\n").encode(),
+    ],
+    ids=["utf8", "bom", "crlf"],
+)
+def test_bom_crlf_quoted_commas_and_newlines_read_correctly(folder, data, tmp_path_factory):
+    _write(folder, data)
+    result, _ = load_tables(folder)
+    patients = result.tables["patients"]
+    assert patients.columns[:2] == ["_row", "patient_id"]
+    assert patients["patient_id"].to_list() == ["Zoë, 患者", "b"]
+    assert patients["_row"].to_list() == [1, 2]  # records, not lines
+    assert patients["clinic_note"].str.replace_all("\r", "").to_list() == ["line one\nline two", "plain"]
+    batches = split_by_patient(folder, 10, tmp_path_factory.mktemp("batches"))
+    assert sorted(batches.batch(0)["patients"]["patient_id"].to_list()) == ["Zoë, 患者", "b"]
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ((PATIENTS + ROWS[1] + "\nJosé,2024-01-01,30,male,x\n").encode("latin-1"), "patients.csv is not UTF-8 text"),
+        ((PATIENTS + ROWS[1] + "\n").encode("utf-16"), "it looks like UTF-16"),
+        ((b"patient_id,sex,intake_date,age_at_intake,sex\nb,male,2024-01-01,30,female\n"), "repeats header"),
+    ],
+    ids=["latin1", "utf16", "duplicate-header"],
+)
+def test_other_encodings_and_duplicate_headers_are_refused_clearly(folder, data, text, tmp_path_factory):
+    _write(folder, data)
+    with pytest.raises(ContractViolation, match=text) as err:
+        load_tables(folder)
+    assert str(err.value).count("\n") == 1 and "patients:" in str(err.value)
+    with pytest.raises(ContractViolation, match=text):
+        split_by_patient(folder, 10, tmp_path_factory.mktemp("batches"))
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2 and text in result.output and "Traceback" not in result.output
