@@ -31,7 +31,8 @@ from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
 from pipeline.registry import model_description
-from pipeline.reports.drift import training_profile
+from pipeline.reports.cohort import accrual, participant_flow
+from pipeline.reports.drift import phase_profiles
 from pipeline.reports.figures import calibration_figure, shap_beeswarm_figure
 from pipeline.serving import LoadedModel
 
@@ -87,7 +88,8 @@ def train(
     warnings = [w for fit in fits.values() for w in fit.warnings]
 
     hashes = io.hash_files(paths)
-    run = _TrainingRun(landmarks, oof, fits, rows, spec, config, simulation, paths, hashes)
+    run = _TrainingRun(landmarks, oof, fits, rows, spec, config, simulation, paths, hashes,
+                       tables["patients"], tables["outcomes"])
     artifacts = training_artifacts(run, table, counts, hash_key_from_env())
     with tempfile.TemporaryDirectory(prefix="relapse-train-") as tmp:
         work = Path(tmp)
@@ -130,6 +132,8 @@ class _TrainingRun:
     simulation: dict[str, Any] | None
     paths: dict[str, Path]
     hashes: dict[str, str]  # SHA-256 of each input file, computed once
+    patients: pl.DataFrame
+    outcomes: pl.DataFrame
 
 
 def _with_oracle(oof: pl.DataFrame, truth: pl.DataFrame | None) -> pl.DataFrame:
@@ -217,7 +221,7 @@ def training_artifacts(run: _TrainingRun, table: pl.DataFrame, counts: pl.DataFr
         phase_counts=counts,
         oof_predictions=hashed,
         feature_registry={n: vars(info) for n, info in feature_registry(spec).items()},
-        training_profile=training_profile(run.landmarks, spec.feature_names),
+        training_profile=phase_profiles(run.landmarks, spec.feature_names),
         model_card=_model_card(run, counts, key.label),
         shap_sample=pl.concat(shap_frames) if shap_frames else None,
         figures=figures,
@@ -251,8 +255,18 @@ def _model_card(run: _TrainingRun, counts: pl.DataFrame, id_label: str) -> dict[
             "date_start": str(dates.min()),
             "date_end": str(dates.max()),
             "n_patients": run.landmarks["patient_id"].n_unique(),
+            **accrual(run.patients, run.outcomes),
         },
-        "events_per_phase": counts.select("phase", "patients", "rows", "events").to_dicts(),
+        "participant_flow": participant_flow(run.patients, run.outcomes, run.landmarks, config.phase_names),
+        # `events` counts event rows (a relapse within 30 days of a landmark: ~4 rows per
+        # relapse); `event_patients` counts the independent events
+        "events_per_phase": counts.select("phase", "model", "patients", "event_patients", "rows", "events").to_dicts(),
+        "fallback_phases": [
+            {"phase": p, "rate": f.fallback_rate, "reason": "; ".join(f.warnings)}
+            for p, f in run.fits.items()
+            if f.fallback is not None
+        ],
+        "n_features": len(run.spec.feature_names),
         "phases": [p.model_dump() for p in config.phases],
         "horizon_days": config.landmarks.horizon_days,
         "landmark_spacing_days": config.landmarks.spacing_days,

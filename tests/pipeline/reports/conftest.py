@@ -80,6 +80,7 @@ def build_context(seed: int = 7, n: int = 800, patients: int = 3) -> dict:
             pl.DataFrame(
                 {
                     "phase": phase,
+                    "patient_id": [f"P{i % (n // 4):04d}" for i in range(n)],  # four rows per patient
                     "label": y.astype(np.int8),
                     "ipcw_weight": w,
                     "risk": p,
