@@ -62,14 +62,21 @@ def calibration_bins(y, p, w=None, bins: int = 10) -> pl.DataFrame:
     )
 
 
-def calibration_figure(y, p, w=None, title: str = "", bins: int = 10) -> Figure:
-    """Binned predicted vs observed (IPCW-weighted) with the diagonal, and a histogram of risk."""
-    table = calibration_bins(y, p, w, bins)
+def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, bands: pl.DataFrame | None = None) -> Figure:
+    """Binned predicted vs observed (IPCW-weighted) with the diagonal, and a histogram of risk.
+
+    `bands` (from `intervals.calibration_bands`, the same bins) adds each bin's 95% interval.
+    """
+    table = calibration_bins(y, p, w, bins) if bands is None else bands
     fig = Figure(figsize=(4.6, 4.4))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     limit = min(1.0, 1.08 * max(table["predicted"].max() or 0.05, table["observed"].max() or 0.05))
     top.plot([0, limit], [0, limit], ls="--", color=GREY, lw=1, label="perfect calibration")
     top.plot(table["predicted"], table["observed"], "-o", color=BLUE, ms=5, label="model (binned)")
+    if bands is not None:
+        top.fill_between(bands["predicted"], bands["observed_lo"].fill_nan(None).fill_null(0.0),
+                         bands["observed_hi"].fill_nan(None).fill_null(0.0), color=BLUE, alpha=0.18,
+                         label="95% band (patient bootstrap)")
     top.set(xlim=(0, limit), ylim=(0, limit), ylabel="observed 30-day relapse rate", title=title)
     top.legend(loc="upper left", fontsize=8, frameon=False)
     bottom.hist(np.asarray(p, dtype=float), bins=40, range=(0, limit), color=GREY)
@@ -78,8 +85,9 @@ def calibration_figure(y, p, w=None, title: str = "", bins: int = 10) -> Figure:
     return fig
 
 
-def decision_curve_figure(curve: pl.DataFrame, title: str = "") -> Figure:
-    """Net benefit of the model against treat-all and treat-none across thresholds."""
+def decision_curve_figure(curve: pl.DataFrame, title: str = "", points: pl.DataFrame | None = None) -> Figure:
+    """Net benefit of the model against treat-all and treat-none across thresholds; `points`
+    (from `intervals.net_benefit_intervals`) marks the model's 95% interval at those thresholds."""
     fig = Figure(figsize=(4.6, 3.6))
     ax = fig.subplots()
     x = curve["threshold"].to_numpy()
@@ -89,6 +97,12 @@ def decision_curve_figure(curve: pl.DataFrame, title: str = "") -> Figure:
     ax.plot(
         x, curve["net_benefit_treat_none"].to_numpy(), color=INK, lw=1, ls=":", label="treat none"
     )
+    if points is not None and points.height:
+        est = points["net_benefit_model"].to_numpy()
+        err = np.abs(np.vstack([est - points["net_benefit_model_lo"].to_numpy(),
+                                points["net_benefit_model_hi"].to_numpy() - est]))
+        ax.errorbar(points["threshold"].to_numpy(), est, yerr=np.nan_to_num(err), fmt="o", color=BLUE,
+                    ms=4, capsize=3, label="95% CI at band thresholds")
     high = max(float(np.nanmax(model)), float(curve["net_benefit_treat_all"].max()), 0.01)
     ax.set(
         xlim=(x.min(), x.max()),
