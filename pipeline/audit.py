@@ -4,10 +4,14 @@ self-contained HTML report, and log it back to MLflow.
 read (run artifacts, scores, data) → pure analysis → render → write atomically → log.
 With `--scores`, `--data` must name the scored cohort's folder: drift and the per-patient
 waterfalls need the feature values, which are rebuilt as of the scores' date with the same model.
+
+Beside the HTML the stage writes `report.json` (same stem, `.json`): every number the report
+shows, in the documented format of docs/report.schema.json, logged with the HTML.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,8 +28,12 @@ from pipeline.config import Config
 from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
 from pipeline.reports.analysis import out_of_range, subgroup_table
+from pipeline.reports.document import report_document
 from pipeline.reports.drift import drift_table
+from pipeline.reports.intervals import calibration_bands, net_benefit_intervals
 from pipeline.reports.render import find_external_references, render_report
+from pipeline.reports.sample_size import phase_sample_sizes
+from pipeline.reports.tripod import tripod_checklist
 from pipeline.serving import load_model, score_tables
 
 INTENDED_USE = (
@@ -60,6 +68,7 @@ LIMITATIONS = [
 @dataclass
 class AuditResult:
     path: Path
+    json_path: Path  # report.json beside the HTML
     logged_to_run: str  # the audit's own run, in the `<experiment>-audit` experiment
     synthetic: bool
     patients: int
@@ -104,7 +113,7 @@ def audit(
         if model.resolved.run_id is None:
             raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")
         run_dir = tracking.download_run_artifacts(config.mlflow, model.resolved.run_id, work / "run")
-        context = _training_context(model, run_dir, key.label)
+        context = _training_context(config, model, run_dir, key.label)
         reviewed = {
             "model_name": model.name or "",
             "model_version": model.resolved.version or "unregistered",
@@ -118,15 +127,19 @@ def audit(
             )
             reviewed["scoring_run_id"] = manifest.get("scoring_run_id") or "none"
             reviewed["scores_as_of"] = str(manifest.get("as_of"))
+        context["tripod"] = tripod_checklist(context)
         html = render_report(context)
         if find_external_references(html):
             raise RuntimeError("the report would load external resources; refusing to write it")
+        document = json.dumps(report_document(context), indent=1, ensure_ascii=False, allow_nan=False)
+        json_path = report_json_path(Path(out))
+        io.atomic_write(json_path, lambda t: t.write_text(document + "\n", encoding="utf-8"))
         io.atomic_write(Path(out), lambda t: t.write_text(html, encoding="utf-8"))
     reviewed["synthetic_data"] = str(bool(context.get("synthetic"))).lower()
     run_name = f"audit-{reviewed['model_name']}-v{reviewed['model_version']}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    audit_run = tracking.log_audit(config.mlflow, run_name, reviewed, Path(out))
+    audit_run = tracking.log_audit(config.mlflow, run_name, reviewed, Path(out), extra=[json_path])
     return AuditResult(
-        Path(out), audit_run, bool(context.get("synthetic")), len(context.get("patients", [])), reviewed
+        Path(out), json_path, audit_run, bool(context.get("synthetic")), len(context.get("patients", [])), reviewed
     )
 
 
@@ -140,11 +153,18 @@ def _read_manifest(scores: Path) -> dict[str, Any]:
     return manifest
 
 
-def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
+def report_json_path(html: Path) -> Path:
+    """report.json beside report.html: the same name with `.json`."""
+    return Path(html).with_suffix(".json")
+
+
+def _training_context(config: Config, model, run_dir: Path, id_label: str) -> dict[str, Any]:
     card = io.read_json(run_dir / artifacts.MODEL_CARD)
     metrics = pl.read_csv(run_dir / artifacts.METRICS)
     oof = pl.read_parquet(run_dir / artifacts.OOF_PREDICTIONS)
-    registry = feature_registry(model.spec)
+    counts = pl.read_csv(run_dir / artifacts.PHASE_COUNTS)
+    names = set(model.bundle.feature_names)  # the model's inputs, not label, weights or ids
+    registry = {n: i for n, i in feature_registry(model.spec).items() if n in names}
     r = model.resolved
     model_card = card | {
         "model_name": model.name,
@@ -167,12 +187,13 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
         "baseline: penalised logistic regression on the same features.",
     }
     phase_order = [p["name"] for p in card["phases"]]
-    parts = {ph: oof.filter(pl.col("phase") == ph) for ph in phase_order} | {"pooled": oof}
-    calibration = {
-        ph: {k: part[c].to_numpy() for k, c in (("y", "label"), ("p", "risk"), ("w", "ipcw_weight"))}
-        for ph, part in parts.items()
-        if part.height
-    }
+    fallback = [f["phase"] for f in card.get("fallback_phases") or []]
+    pooled = oof.filter(~pl.col("phase").is_in(fallback))
+    parts = {ph: oof.filter(pl.col("phase") == ph) for ph in phase_order} | {"pooled": pooled}
+    columns = (("y", "label"), ("p", "risk"), ("w", "ipcw_weight"), ("groups", "patient_id"))
+    calibration = {ph: {k: part[c].to_numpy() for k, c in columns} for ph, part in parts.items() if part.height}
+    n_boot, seed = config.model.bootstrap_samples, config.model.seed
+    thresholds = [t for t in config.scoring.risk_bands.values() if 0 < t < 1]
     return {
         "title": "Relapse-risk audit report",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -180,7 +201,16 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
         "model_card": model_card,
         "metrics": metrics,
         "calibration": calibration,
-        "subgroups": subgroup_table(oof),
+        "calibration_bands": {
+            ph: calibration_bands(d["y"], d["p"], d["w"], d["groups"], n_boot=n_boot, seed=seed)
+            for ph, d in calibration.items()
+        },
+        "net_benefit": {
+            ph: net_benefit_intervals(d["y"], d["p"], d["w"], d["groups"], thresholds, n_boot, seed)
+            for ph, d in calibration.items()
+        },
+        "sample_size": phase_sample_sizes(counts.to_dicts(), len(model.bundle.feature_names)),
+        "subgroups": subgroup_table(oof, n_boot=n_boot, seed=seed),
         "shap": _shap_context(run_dir, model.spec),
         "id_note": f"keyed hash (HMAC-SHA256, {id_label})",
     }
@@ -225,9 +255,14 @@ def _scoring_context(
             "n_excluded": sum(manifest["patients"]["excluded"].values()),
             "run_id": manifest.get("scoring_run_id"),
         },
-        "drift": drift_table(profile, features),
+        "drift": drift_table(profile, features.with_columns(batch.scored["phase"]))
+        if "by_phase" in profile
+        else None,
         "out_of_range": out_of_range(features),
-        "patients": [_patient(batch, pid, show(pid), model.bundle.feature_names) for pid in chosen],
+        "patients": [
+            _patient(batch, pid, show(pid), model.bundle.feature_names) | {"as_of": manifest["as_of"]}
+            for pid in chosen
+        ],
         "id_note": "patient identifiers in clear (--include-ids)"
         if include_ids
         else f"keyed hash (HMAC-SHA256, {key.label})",

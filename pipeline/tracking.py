@@ -295,12 +295,17 @@ def download_run_artifacts(cfg: MlflowConfig, run_id: str, dst: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="", dst_path=str(dst)))
 
 
-def log_audit(cfg: MlflowConfig, run_name: str, tags: dict[str, str], report: Path) -> str:
-    """Log an audit report to a new run of the `<experiment>-audit` experiment; returns its id.
-    The runs it reviewed are named in its tags and left untouched."""
+def log_audit(
+    cfg: MlflowConfig, run_name: str, tags: dict[str, str], report: Path, extra: list[Path] | None = None
+) -> str:
+    """Log an audit report (and `extra` files beside it, e.g. report.json) to a new run of the
+    `<experiment>-audit` experiment; returns its id. The runs it reviewed are named in its tags
+    and left untouched."""
     mlflow = connect(cfg)
     use_experiment(mlflow, cfg, f"{cfg.experiment}-audit")
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_artifact(str(report))
+        for path in extra or []:
+            mlflow.log_artifact(str(path))
         return run.info.run_id
