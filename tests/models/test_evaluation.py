@@ -83,10 +83,12 @@ def test_a_fallback_phase_is_constant_rate_in_sample_and_left_out_of_pooled(oof,
     auroc = maintenance.filter(pl.col("metric").is_in(["auroc", "auprc"]))
     assert auroc.height == 2 and auroc["estimate"].null_count() == 2  # not applicable, not 0.5
     assert not table.filter(pl.col("model") == "xgboost")["in_sample"].any()
-    pooled = table.filter((pl.col("phase") == "pooled") & (pl.col("model") == "xgboost") & (pl.col("metric") == "auroc"))
-    early = table.filter((pl.col("phase") == "early") & (pl.col("model") == "xgboost") & (pl.col("metric") == "auroc"))
+    xgb_auroc = (pl.col("model") == "xgboost") & (pl.col("metric") == "auroc")
+    pooled = table.filter((pl.col("phase") == "pooled") & xgb_auroc)
+    early = table.filter((pl.col("phase") == "early") & xgb_auroc)
     assert pooled["estimate"].item() == pytest.approx(early["estimate"].item())  # early rows only
     counts = count_table(fits)
-    assert dict(zip(counts["phase"], counts["model"], strict=True)) == {"early": "xgboost", "maintenance": "constant_rate"}
+    kinds = dict(zip(counts["phase"], counts["model"], strict=True))
+    assert kinds == {"early": "xgboost", "maintenance": "constant_rate"}
     names = mlflow_metrics(table, counts)
     assert "auroc_maintenance" not in names and "constant_rate_brier_maintenance" in names

@@ -170,7 +170,7 @@ def test_small_groups_are_judged_by_event_patients_and_get_no_metrics():
     judged = table.filter(pl.col("flag") != TOO_SMALL)
     assert judged["flag"].is_in([OK, FLAG]).all()
     assert judged["auroc"].null_count() == 0 and judged["oe_ratio_lo"].null_count() == 0
-    inside = judged.filter((pl.col("oe_ratio_lo") <= pl.col("oe_ratio")) & (pl.col("oe_ratio") <= pl.col("oe_ratio_hi")))
+    inside = judged.filter(pl.col("oe_ratio").is_between(pl.col("oe_ratio_lo"), pl.col("oe_ratio_hi")))
     assert inside.height == judged.height
 
 

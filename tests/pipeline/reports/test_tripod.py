@@ -123,7 +123,8 @@ def test_participant_flow_needs_censoring_counts_and_follow_up_to_be_answered():
     counts = [{"phase": "acute", "patients": 116, "event_patients": 12, "rows": 230, "events": 30}]
     assert _item({"model_card": {"events_per_phase": counts}}, "20a")["status"] == "partial"
     answered = _item({"model_card": {"events_per_phase": counts, "participant_flow": FLOW}}, "20a")
-    assert answered["status"] == "answered" and "4 censored" in answered["answer"] and "median 200" in answered["answer"]
+    assert answered["status"] == "answered"
+    assert "4 censored" in answered["answer"] and "median 200" in answered["answer"]
     without_follow_up = {**FLOW, "follow_up": {"patients": 120}}
     partial = _item({"model_card": {"events_per_phase": counts, "participant_flow": without_follow_up}}, "20a")
     assert partial["status"] == "partial"
