@@ -222,11 +222,13 @@ def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:
         return {}
     sample = pl.read_parquet(path)
     names = list(spec.feature_names)
+    registry = feature_registry(spec)
+    labels = [f"{n} ({registry[n].unit})" if n in registry and registry[n].unit else n for n in names]
     return {
         phase: {
             "values": part.select([f"shap__{n}" for n in names]).to_numpy(),
             "features": part.select(names).cast(pl.Float64).to_numpy(),
-            "feature_names": names,
+            "feature_names": labels,  # with units, as the figures label them
         }
         for (phase,), part in sample.group_by("phase", maintain_order=True)
     }
