@@ -47,9 +47,11 @@ class PromotionResult:
 def promote(config: Config, version: str, force: bool = False, data_dir: Path | None = None) -> PromotionResult:
     versions = tracking.promotion_versions(config.mlflow, version)
     challenger, champion = versions.candidate, versions.champion
-    if champion is None or champion.version == challenger.version:
+    if champion is not None and champion.version == challenger.version:
+        return PromotionResult(versions.name, challenger.version, None, "nothing (already champion)", None, False)
+    if champion is None:
         tracking.set_champion(config.mlflow, challenger.version, {"promotion.basis": "no champion to compare with"})
-        return PromotionResult(versions.name, challenger.version, None, "no champion", None, False)
+        return PromotionResult(versions.name, challenger.version, None, "nothing (no champion yet)", None, False)
     with tempfile.TemporaryDirectory(prefix="relapse-promote-") as tmp:
         try:
             rows, basis = _paired_rows(config, versions, data_dir, Path(tmp))

@@ -25,7 +25,7 @@ def restore_champion(trained, workspace):
     """Leave the shared store's champion where the other end-to-end tests expect it."""
     client = _client(workspace)
     before = client.get_model_version_by_alias("relapse-risk", "champion").version
-    yield
+    yield before
     client.set_registered_model_alias("relapse-risk", "champion", before)
 
 
@@ -51,20 +51,6 @@ def test_an_evaluation_cohort_that_trained_either_model_is_refused(other_cohort,
     assert f"training data of version {version}" in result.output
 
 
-def test_an_evaluation_cohort_compares_both_models_per_phase(other_cohort, workspace):
-    _, version = other_cohort
-    fresh = workspace.root / "evaluation"
-    workspace.run("simulate", "--patients", "400", "--seed", "31", "--out", str(fresh))
-    result = workspace.run("promote", "--version", version, "--data", str(fresh), "--force")
-    assert "challenger − champion" in result.output and "auroc" in result.output
-    assert "evaluation cohort" in result.output
-    tags = _client(workspace).get_model_version("relapse-risk", version).tags
-    assert tags["promotion.basis"].startswith("evaluation cohort")
-    assert tags["promotion.forced"] in ("true", "false")  # true only if the evidence refused it
-    if tags["promotion.forced"] == "true":
-        assert "phase '" in tags["promotion.override"]
-
-
 def test_force_over_different_cohorts_is_recorded_as_a_tag(other_cohort, workspace):
     _, version = other_cohort
     result = workspace.run("promote", "--version", version, "--force")
@@ -75,6 +61,7 @@ def test_force_over_different_cohorts_is_recorded_as_a_tag(other_cohort, workspa
 
 def test_a_retrain_on_the_same_data_is_compared_on_the_same_out_of_fold_rows(other_cohort, workspace):
     data, first = other_cohort  # the champion now (forced above)
+    assert _client(workspace).get_model_version_by_alias("relapse-risk", "champion").version == first
     workspace.run("train", "--data", str(data))
     again = _latest_version(workspace)
     result = workspace.run("promote", "--version", again)
@@ -82,3 +69,17 @@ def test_a_retrain_on_the_same_data_is_compared_on_the_same_out_of_fold_rows(oth
     assert "+0.0000 (95% CI +0.0000 to +0.0000)" in result.output  # deterministic retrain: no difference
     tags = _client(workspace).get_model_version("relapse-risk", again).tags
     assert tags["promotion.compared_with"] == first and tags["promotion.forced"] == "false"
+
+
+def test_an_evaluation_cohort_compares_both_models_per_phase(other_cohort, restore_champion, workspace):
+    version = restore_champion  # the first cohort's model, against the champion trained on the other cohort
+    fresh = workspace.root / "evaluation"
+    workspace.run("simulate", "--patients", "400", "--seed", "31", "--out", str(fresh))
+    result = workspace.run("promote", "--version", version, "--data", str(fresh), "--force")
+    assert "challenger − champion" in result.output and "auroc" in result.output
+    assert "evaluation cohort" in result.output
+    tags = _client(workspace).get_model_version("relapse-risk", version).tags
+    assert tags["promotion.basis"].startswith("evaluation cohort")
+    assert tags["promotion.forced"] in ("true", "false")  # true only if the evidence refused it
+    if tags["promotion.forced"] == "true":
+        assert "phase '" in tags["promotion.override"]

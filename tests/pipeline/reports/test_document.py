@@ -11,6 +11,9 @@ import pytest
 from pipeline.reports.document import report_document
 from tests.schema_check import errors
 
+# shares the session fixture's one expensive build with the other tests of its group
+pytestmark = pytest.mark.xdist_group("report")
+
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "report.schema.json").read_text())
 
 
