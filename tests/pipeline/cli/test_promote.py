@@ -24,7 +24,7 @@ def _latest_version(workspace) -> str:
 def restore_champion(trained, workspace):
     """Leave the shared store's champion where the other end-to-end tests expect it."""
     client = _client(workspace)
-    before = client.get_model_version_by_alias("relapse-risk", "champion").version
+    before = str(client.get_model_version_by_alias("relapse-risk", "champion").version)
     yield before
     client.set_registered_model_alias("relapse-risk", "champion", before)
 
@@ -61,7 +61,7 @@ def test_force_over_different_cohorts_is_recorded_as_a_tag(other_cohort, workspa
 
 def test_a_retrain_on_the_same_data_is_compared_on_the_same_out_of_fold_rows(other_cohort, workspace):
     data, first = other_cohort  # the champion now (forced above)
-    assert _client(workspace).get_model_version_by_alias("relapse-risk", "champion").version == first
+    assert str(_client(workspace).get_model_version_by_alias("relapse-risk", "champion").version) == first
     workspace.run("train", "--data", str(data))
     again = _latest_version(workspace)
     result = workspace.run("promote", "--version", again)
