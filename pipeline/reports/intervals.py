@@ -14,16 +14,20 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+CHUNK = 25  # resamples per block: memory stays at a few (25 × rows) arrays however large the cohort
 
-def _resample_matrix(groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n_rows): how many times each row is drawn when patients are drawn with replacement."""
+
+def _resample_blocks(groups: np.ndarray, n_boot: int, seed: int):
+    """Blocks of (≤ CHUNK, n_rows) row multiplicities when patients are drawn with replacement."""
     _, inverse = np.unique(np.asarray(groups), return_inverse=True)
     n_patients = int(inverse.max()) + 1 if inverse.size else 0
     rng = np.random.default_rng(seed)
-    draws = rng.integers(n_patients, size=(n_boot, n_patients))
-    counts = np.zeros((n_boot, n_patients))
-    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
-    return counts[:, inverse]
+    for first in range(0, n_boot if n_patients else 0, CHUNK):
+        size = min(CHUNK, n_boot - first)
+        draws = rng.integers(n_patients, size=(size, n_patients))
+        counts = np.zeros((size, n_patients))
+        np.add.at(counts, (np.arange(size)[:, None], draws), 1.0)
+        yield counts[:, inverse]
 
 
 def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +50,10 @@ def calibration_bands(y, p, w, groups, bins: int = 10, n_boot: int = 200, seed: 
     index = np.searchsorted(edges, p, side="left")
     present = np.unique(index)
     member = (index[:, None] == present[None, :]).astype(float)  # rows × bins
-    W = _resample_matrix(groups, n_boot, seed) * w if n_boot else np.empty((0, p.size))
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = ((w * y) @ member) / (w @ member)
-        boot = ((W * y) @ member) / (W @ member)
-    lo, hi = _percentiles(boot)
+        blocks = [((C * w * y) @ member) / ((C * w) @ member) for C in _resample_blocks(groups, n_boot, seed)]
+    lo, hi = _percentiles(np.vstack(blocks) if blocks else np.empty((0, present.size)))
     return pl.DataFrame(
         {
             "predicted": ((w * p) @ member) / (w @ member),
@@ -74,17 +77,22 @@ def net_benefit_intervals(
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     w = np.ones_like(p) if w is None else np.asarray(w, dtype=float)
     pt = np.asarray([t for t in thresholds if 0 < t < 1], dtype=float)
-    weights = np.vstack([w[None, :], _resample_matrix(groups, n_boot, seed) * w]) if n_boot else w[None, :]
-    n = weights.sum(axis=1)[:, None]
     treated = (p[:, None] >= pt[None, :]).astype(float)  # rows × thresholds
     odds = pt / (1 - pt)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        model = ((weights * y) @ treated - (weights * (1 - y)) @ treated * odds) / n
-        prevalence = (weights @ y)[:, None] / n
-        treat_all = prevalence - (1 - prevalence) * odds
+
+    def net_benefits(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = weights.sum(axis=1)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            model = ((weights * y) @ treated - (weights * (1 - y)) @ treated * odds) / n
+            prevalence = (weights @ y)[:, None] / n
+        return model, prevalence - (1 - prevalence) * odds
+
+    point = net_benefits(w[None, :])
+    blocks = [net_benefits(C * w) for C in _resample_blocks(groups, n_boot, seed)]
+    boot = [np.vstack([b[k] for b in blocks]) if blocks else np.empty((0, pt.size)) for k in (0, 1)]
     columns = {"threshold": pt}
-    for name, values in (("net_benefit_model", model), ("net_benefit_treat_all", treat_all),
-                         ("difference", model - treat_all)):
-        lo, hi = _percentiles(values[1:])
-        columns |= {name: values[0], f"{name}_lo": lo, f"{name}_hi": hi}
+    for name, est, values in (("net_benefit_model", point[0], boot[0]), ("net_benefit_treat_all", point[1], boot[1]),
+                              ("difference", point[0] - point[1], boot[0] - boot[1])):
+        lo, hi = _percentiles(values)
+        columns |= {name: est[0], f"{name}_lo": lo, f"{name}_hi": hi}
     return pl.DataFrame(columns)
