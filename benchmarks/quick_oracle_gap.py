@@ -1,6 +1,6 @@
 """Quick check of the issue-4 comparison: XGBoost vs logistic baseline vs oracle, per phase and pooled.
 
-The same simulation, landmark table and `fit_phase` procedure as `pipeline.train.train`, without
+The same simulation, landmark table and `fit_phases` procedure as `pipeline.train.train`, without
 MLflow, artefacts or SHAP, and with few bootstrap samples, for fast iteration on the simulator
 and the XGBoost defaults. `benchmarks/bench_train.py` remains the real check.
 
@@ -15,16 +15,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from features.build import landmark_table
 from features.spec import fit_feature_spec
 from models.evaluation import metrics_table, oof_frame
-from models.training import fit_phase
+from models.training import fit_phases
 from pipeline import io
 from pipeline.config import load_config
 from pipeline.simulator import load_simulation_config, simulate_cohort
+from pipeline.weights import phase_data
 
 
 def main() -> None:
@@ -65,27 +65,18 @@ def main() -> None:
         f"landmark rows {landmarks.height}; built in {time.perf_counter() - started:.0f} s"
     )
 
-    fits, rows = {}, {}
+    rows, data = {}, {}
+    t0 = time.perf_counter()
     for phase in phases:
-        t0 = time.perf_counter()
-        part = landmarks.filter((pl.col("phase") == phase) & ~pl.col("censored"))
-        fits[phase] = fit_phase(
-            part.select(spec.feature_names).to_numpy().astype(np.float64),
-            part["label"].to_numpy().astype(np.float64),
-            part["ipcw_weight"].to_numpy(),
-            part["patient_id"].to_numpy(),
-            list(spec.feature_names),
-            model_cfg,
-            phase,
-        )
+        part, data[phase] = phase_data(landmarks, spec, phase)
         rows[phase] = part.select("patient_id", "landmark_date", "day", "label", "ipcw_weight")
-        f = fits[phase]
+    trained = fit_phases(data, list(spec.feature_names), model_cfg)
+    fits = trained.fits
+    print(f"shared booster {trained.shared_trees} trees; fitted in {time.perf_counter() - t0:.0f} s")
+    for phase, f in fits.items():
         auc = {k: round(v["auroc"][0], 4) for k, v in f.metrics.items()}
-        print(
-            f"  {phase}: {part.height} rows, {f.n_event_patients} event patients, AUROC {auc}, "
-            f"best rounds {f.fold_best_iterations} / {f.best_iteration}, {time.perf_counter() - t0:.0f} s",
-            flush=True,
-        )
+        print(f"  {phase}: {f.status}, {f.n_rows} rows, {f.n_event_patients} event patients, AUROC {auc}, "
+              f"own trees {f.fold_added_trees} / {f.added_trees}", flush=True)
 
     oof = oof_frame(rows, fits).join(
         truth.select("patient_id", "landmark_date", pl.col("true_risk_30d").alias("risk_oracle")),

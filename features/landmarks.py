@@ -4,6 +4,12 @@ Days count from intake (day 0). A patient's landmarks are t = 0, spacing, 2·spa
 last phase's end day, kept while the patient is at risk at t:
 - no relapse on or before t (relapse_day > t or none), and
 - follow-up continues past t (last_followup_day > t).
+- the cohort can see a whole horizon after t: t + h ≤ the cohort's administrative end of
+  follow-up, the longest follow-up of any patient (days since intake). A landmark beyond it
+  could only ever be labelled for patients who relapse inside the window (everyone else is
+  censored there), so its uncensored rows would all be events and no weighting can correct
+  that: nobody is observed long enough for a 0. Such landmarks are left out, and a phase that
+  starts after the cohort's last full window simply has no rows (see models/training.py).
 With horizon h, a row's `label` is 1 when the relapse falls on one of days t+1 … t+h, 0 when the
 patient is followed through t+h without relapse (last_followup_day ≥ t+h), and null otherwise:
 follow-up ended inside the horizon without relapse, the row is `censored`.
@@ -95,10 +101,12 @@ def landmark_rows(
     stop = pl.min_horizontal(pl.lit(end + 1, dtype=pl.Int64), pl.col("relapse_day"), pl.col("followup_day"))
     rows = (
         days.with_columns(
-            pl.int_ranges(0, pl.max_horizontal(stop, 0), landmarks.spacing_days, dtype=pl.Int64).alias(DAY)
+            pl.int_ranges(0, pl.max_horizontal(stop, 0), landmarks.spacing_days, dtype=pl.Int64).alias(DAY),
+            pl.col("followup_day").max().alias("_admin_end"),
         )
         .explode(DAY)
-        .filter(pl.col(DAY).is_not_null())
+        .filter(pl.col(DAY).is_not_null() & (pl.col(DAY) + h <= pl.col("_admin_end")))
+        .drop("_admin_end")
     )
     relapse, followup, t = pl.col("relapse_day"), pl.col("followup_day"), pl.col(DAY)
     label = (

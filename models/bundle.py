@@ -1,12 +1,19 @@
-"""The trained artefact: per-phase boosters (XGBoost UBJ) or constant-rate fallbacks,
-calibrators and the feature spec, saved as a folder of plain files - no pickle anywhere -
-with a SHA-256 manifest that `load` checks before it trusts a byte.
+"""The trained artefact: the shared booster, per-phase boosters that continue from its margin
+(XGBoost UBJ), constant-rate fallbacks, calibrators and the feature spec, saved as a folder of
+plain files - no pickle anywhere - with a SHA-256 manifest that `load` checks before it trusts
+a byte.
 
 Folder layout:
-    phases/<phase>.ubj   one booster per modelled phase (Booster.save_raw("ubj"))
+    shared.ubj           the booster shared by all phases (features, then day since intake)
+    phases/<phase>.ubj   a phase's own trees, for phases that added any
     calibrators.json     {phase: calibrator parameters or null}
-    spec.json            feature names, feature spec, phases, fallback rates, metadata
+    spec.json            feature names, feature spec, phases, phase status, fallback rates, metadata
     manifest.json        {relative path: sha256 hex} for every other file
+
+A phase's margin is margin(shared) + margin(phase booster), both on [features, day]. Its exact
+TreeSHAP values are the sum of both boosters' values; the day column's value is folded into
+`base` (the baseline of an average patient at that day of treatment), so `shap` has one column
+per feature, reasons are about the patient, and base + shap.sum(axis=1) == margin still holds.
 """
 
 from __future__ import annotations
@@ -21,12 +28,12 @@ from typing import Any
 import numpy as np
 import xgboost
 
-from models.calibration import Calibrator
+from models.calibration import RISK_CEILING, RISK_FLOOR, Calibrator
 from models.explain import contributions, margin
 from models.link import logit, sigmoid
-from models.training import PhaseFit
+from models.training import STATUSES, PhaseFit, with_day
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 MANIFEST = "manifest.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -37,22 +44,32 @@ class BundleError(ValueError):
 
 @dataclass
 class PhaseModel:
-    """One phase's predictor: a booster with a calibrator, or a constant fallback rate."""
+    """One phase's predictor and its status (models.training): `phase_model` (shared booster plus
+    `booster`), `shared` (shared booster alone), `constant` (`fallback_rate`), `no_data`."""
 
-    booster: xgboost.Booster | None
-    fallback_rate: float | None
-    calibrator: Calibrator | None
+    status: str
+    booster: xgboost.Booster | None = None
+    fallback_rate: float | None = None
+    calibrator: Calibrator | None = None
 
     def __post_init__(self) -> None:
-        if (self.booster is None) == (self.fallback_rate is None):
-            raise ValueError("a PhaseModel has either a booster or a fallback rate, not both")
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown phase status {self.status!r}")
+        if (self.booster is not None) != (self.status == "phase_model"):
+            raise ValueError("a phase has its own booster exactly when its status is phase_model")
+        if (self.fallback_rate is not None) != (self.status == "constant"):
+            raise ValueError("a phase has a fallback rate exactly when its status is constant")
         if self.fallback_rate is not None and not 0 <= self.fallback_rate <= 1:
             raise ValueError(f"fallback rate {self.fallback_rate} is not a probability")
 
     @classmethod
     def from_fit(cls, fit: PhaseFit) -> PhaseModel:
-        return cls(booster=fit.booster, fallback_rate=fit.fallback_rate,
+        return cls(status=fit.status, booster=fit.booster, fallback_rate=fit.fallback_rate,
                    calibrator=fit.calibrator)
+
+    @property
+    def scorable(self) -> bool:
+        return self.status != "no_data"
 
 
 def _sha256(data: bytes) -> str:
@@ -73,6 +90,7 @@ class ModelBundle:
     phases: list[dict[str, Any]]
     feature_spec: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    shared: xgboost.Booster | None = None
 
     def __post_init__(self) -> None:
         # accept config Phase objects or plain mappings; store plain dicts (JSON-safe)
@@ -86,9 +104,14 @@ class ModelBundle:
         for name in names:
             if not _SAFE_NAME.match(name):
                 raise ValueError(f"phase name {name!r} is not safe as a file name")
+        needs_shared = any(pm.status in ("phase_model", "shared") for pm in self.phase_models.values())
+        if needs_shared and self.shared is None:
+            raise ValueError("phases borrow from a shared booster, but the bundle has none")
 
     def _files(self) -> dict[str, bytes]:
         files = {}
+        if self.shared is not None:
+            files["shared.ubj"] = bytes(self.shared.save_raw("ubj"))
         for name, pm in self.phase_models.items():
             if pm.booster is not None:
                 files[f"phases/{name}.ubj"] = bytes(pm.booster.save_raw("ubj"))
@@ -102,6 +125,7 @@ class ModelBundle:
             "feature_spec": self.feature_spec,
             "phases": self.phases,
             "fallbacks": {n: pm.fallback_rate for n, pm in self.phase_models.items()},
+            "phase_status": {n: pm.status for n, pm in self.phase_models.items()},
             "metadata": self.metadata,
         })
         return files
@@ -133,53 +157,77 @@ class ModelBundle:
         phase_models = {}
         for phase in spec["phases"]:
             name = phase["name"]
-            booster = None
-            if spec["fallbacks"].get(name) is None:
-                path = f"phases/{name}.ubj"
-                if path not in files:
-                    raise BundleError(f"{path}: missing booster for phase '{name}'")
-                booster = xgboost.Booster()
-                booster.load_model(bytearray(files[path]))
+            status = spec["phase_status"].get(name)
             cal = calibrators.get(name)
-            phase_models[name] = PhaseModel(
-                booster=booster, fallback_rate=spec["fallbacks"].get(name),
-                calibrator=Calibrator.from_dict(cal) if cal is not None else None)
-        return cls(phase_models=phase_models, feature_names=spec["feature_names"],
-                   phases=spec["phases"], feature_spec=spec["feature_spec"],
-                   metadata=spec["metadata"])
+            try:
+                phase_models[name] = PhaseModel(
+                    status=status,
+                    booster=_booster(files, f"phases/{name}.ubj") if status == "phase_model" else None,
+                    fallback_rate=spec["fallbacks"].get(name),
+                    calibrator=Calibrator.from_dict(cal) if cal is not None else None)
+            except ValueError as exc:
+                raise BundleError(f"spec.json: phase '{name}': {exc}") from None
+        shared = _booster(files, "shared.ubj") if "shared.ubj" in files else None
+        try:
+            return cls(phase_models=phase_models, feature_names=spec["feature_names"],
+                       phases=spec["phases"], feature_spec=spec["feature_spec"],
+                       metadata=spec["metadata"], shared=shared)
+        except ValueError as exc:
+            raise BundleError(f"spec.json: {exc}") from None
 
-    def predict(self, X: np.ndarray, phase_names: np.ndarray) -> dict[str, np.ndarray]:
-        """Route each row to its phase's model.
+    def predict(self, X: np.ndarray, phase_names: np.ndarray, day: np.ndarray) -> dict[str, np.ndarray]:
+        """Route each row to its phase's model; `day` is the day since intake.
 
         Returns risk (calibrated probability), raw_probability, margin (log-odds), shap [n, k]
-        and base [n], with base + shap.sum(axis=1) == margin. Fallback phases: risk = raw =
-        the rate, margin = base = logit(rate), shap all zero.
+        and base [n], with base + shap.sum(axis=1) == margin (see the module docstring).
+        Constant phases: risk = raw = the rate (within the calibrated bounds), margin = base =
+        its log-odds, shap all zero. Rows of a `no_data` phase are refused.
         """
         X = np.asarray(X, dtype=np.float64)
         phase_names = np.asarray(phase_names, dtype=object)
+        day = np.asarray(day, dtype=np.float64)
         n, k = X.shape[0], len(self.feature_names)
-        if X.ndim != 2 or X.shape[1] != k or phase_names.shape != (n,):
-            raise ValueError(f"X must be [n, {k}] with one phase name per row")
-        unknown = set(phase_names.tolist()) - set(self.phase_models)
-        if unknown:
-            raise ValueError(f"no model for phase(s) {sorted(map(str, unknown))}")
+        if X.ndim != 2 or X.shape[1] != k or phase_names.shape != (n,) or day.shape != (n,):
+            raise ValueError(f"X must be [n, {k}] with one phase name and one day per row")
+        present = set(phase_names.tolist())
+        unknown = present - set(self.phase_models)
+        unscorable = sorted(p for p in present - unknown if not self.phase_models[p].scorable)
+        if unknown or unscorable:
+            raise ValueError(f"no model for phase(s) {sorted(map(str, unknown)) + unscorable}")
         out = {"risk": np.empty(n), "raw_probability": np.empty(n), "margin": np.empty(n),
                "shap": np.zeros((n, k)), "base": np.empty(n)}
         for name, pm in self.phase_models.items():
             rows = np.flatnonzero(phase_names == name)
             if rows.size == 0:
                 continue
-            if pm.booster is None:
-                out["margin"][rows] = out["base"][rows] = logit(pm.fallback_rate)
-                out["raw_probability"][rows] = out["risk"][rows] = pm.fallback_rate
+            if pm.status == "constant":
+                rate = float(np.clip(pm.fallback_rate, RISK_FLOOR, RISK_CEILING))
+                out["margin"][rows] = out["base"][rows] = logit(rate)
+                out["raw_probability"][rows] = out["risk"][rows] = rate
                 continue
-            shap_values, base = contributions(pm.booster, X[rows])
-            out["shap"][rows], out["base"][rows] = shap_values, base
-            out["margin"][rows] = margin(pm.booster, X[rows])
-            raw = sigmoid(out["margin"][rows])
+            shap_values, base, m = self._explain(pm, with_day(X[rows], day[rows]))
+            out["shap"][rows], out["base"][rows], out["margin"][rows] = shap_values, base, m
+            raw = sigmoid(m)
             out["raw_probability"][rows] = raw
             out["risk"][rows] = pm.calibrator.predict(raw) if pm.calibrator else raw
         return out
+
+    def _explain(self, pm: PhaseModel, Xd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shap [n, k], base, margin) of shared + phase booster, the day column folded into base."""
+        values, base = contributions(self.shared, Xd)
+        m = margin(self.shared, Xd)
+        if pm.booster is not None:
+            own_values, own_base = contributions(pm.booster, Xd)
+            values, base, m = values + own_values, base + own_base, m + margin(pm.booster, Xd)
+        return values[:, :-1], base + values[:, -1], m
+
+
+def _booster(files: dict[str, bytes], path: str) -> xgboost.Booster:
+    if path not in files:
+        raise BundleError(f"{path}: missing booster")
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(files[path]))
+    return booster
 
 
 def _read_verified(folder: Path) -> dict[str, bytes]:

@@ -1,5 +1,15 @@
-"""Recalibration of a model's probabilities: isotonic (step-wise monotone) or Platt (logistic
-on the logit). Stored as plain numbers so a bundle needs no pickle."""
+"""Recalibration of a model's probabilities: Platt (logistic on the logit, the default) or
+isotonic (step-wise monotone). Stored as plain numbers so a bundle needs no pickle.
+
+Why Platt by default: a clinic reads the calibrated number. Isotonic regression fitted on a few
+dozen events is a staircase: it maps the top of the raw scale to exactly 1 and can jump from 16%
+to 71% between neighbouring patients where events are sparse. Platt scaling is a smooth,
+monotone map with two parameters, so it cannot overfit a sparse tail; its slope is capped at
+`MAX_PLATT_SLOPE` (with the intercept refitted under the cap), so neighbouring margins 0.05
+apart can never differ by more than MAX_PLATT_SLOPE * 0.05 / 4 = 0.075 in calibrated risk.
+Every calibrated risk, of either method, lies in [RISK_FLOOR, RISK_CEILING]: a 30-day risk of
+exactly 0 or 1 is not a credible statement from a model fitted on a cohort.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +19,11 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from models.link import logit, sigmoid
-from models.metrics import recalibration_line
+from models.metrics import offset_intercept, recalibration_line
 
-# Calibrated risks are kept inside [RISK_FLOOR, 1 - RISK_FLOOR]: a step of the isotonic fit can
-# be exactly 0 or 1, which is not a credible risk and has no finite log-odds.
-RISK_FLOOR = 1e-4
+RISK_FLOOR = 1e-3
+RISK_CEILING = 0.98
+MAX_PLATT_SLOPE = 6.0
 
 
 class Calibrator:
@@ -21,14 +31,15 @@ class Calibrator:
 
     isotonic: the weighted isotonic regression of y on p, stored as its knots and read back
     by linear interpolation (flat beyond the end knots) - monotone non-decreasing.
-    platt: logit(risk) = a + b * logit(p), a weighted logistic fit - monotone if b >= 0.
+    platt: logit(risk) = a + b * logit(p), a weighted logistic fit with 0 <= b <= MAX_PLATT_SLOPE
+    (monotone non-decreasing; a fit outside the range is clamped and its intercept refitted).
 
     >>> cal = Calibrator("platt").fit(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 1, 0, 1]))
     >>> Calibrator.from_dict(cal.to_dict()).predict(np.array([0.5])).round(3).tolist()
     [0.5]
     """
 
-    def __init__(self, method: Literal["isotonic", "platt"] = "isotonic"):
+    def __init__(self, method: Literal["isotonic", "platt"] = "platt"):
         self.method = method
 
     def fit(
@@ -46,20 +57,17 @@ class Calibrator:
             self.x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
             self.y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         else:
-            a, b = recalibration_line(y, p, sample_weight)
-            if not (np.isfinite(a) and np.isfinite(b)):
-                raise ValueError("Platt scaling did not converge (a single class or separable)")
-            self.a_, self.b_ = a, b
+            self.a_, self.b_ = _platt(p, y, sample_weight)
         return self
 
     def predict(self, p: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, within [RISK_FLOOR, 1 - RISK_FLOOR]."""
+        """Calibrated probabilities, within [RISK_FLOOR, RISK_CEILING]."""
         p = np.asarray(p, dtype=np.float64)
         if self.method == "isotonic":
             out = np.interp(p, self.x_, self.y_)
         else:
             out = sigmoid(self.a_ + self.b_ * logit(p))
-        return np.clip(out, RISK_FLOOR, 1.0 - RISK_FLOOR)
+        return np.clip(out, RISK_FLOOR, RISK_CEILING)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe parameters (plain floats and lists)."""
@@ -81,3 +89,18 @@ class Calibrator:
         else:
             raise ValueError(f"unknown calibration method {cal.method!r}")
         return cal
+
+
+def _platt(p: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
+    """(a, b) with b clamped to [0, MAX_PLATT_SLOPE]; `a` refitted whenever b was clamped.
+
+    A fit that does not converge (one class, or perfectly separated data) is treated as the
+    cap: the slope is bounded and the intercept is still the weighted maximum likelihood one.
+    """
+    if y.min() == y.max():
+        raise ValueError("Platt scaling needs both outcome classes")
+    a, b = recalibration_line(y, p, w)
+    if np.isfinite(a) and np.isfinite(b) and 0.0 <= b <= MAX_PLATT_SLOPE:
+        return a, b
+    b = 0.0 if np.isfinite(b) and b < 0 else MAX_PLATT_SLOPE
+    return offset_intercept(y, b * logit(p), w), b

@@ -31,6 +31,8 @@ class ModelConfig(Strict):
     n_folds: int = Field(ge=2)
     bootstrap_samples: int = Field(ge=0)
     calibration: Literal["isotonic", "platt"]
+    censoring_weights: Literal["km", "model"] = "km"
+    censoring_truncate_quantile: float = Field(default=0.99, gt=0, le=1)
     min_events: int = Field(ge=1)
     low_epv_warning: float = Field(ge=0)
     validation_fraction: float = Field(gt=0, lt=1)

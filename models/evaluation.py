@@ -29,7 +29,7 @@ POOLED = "pooled"
 
 def fallback_phases(fits: Mapping[str, PhaseFit]) -> list[str]:
     """Phases whose model is the constant-rate fallback, in fit order."""
-    return [phase for phase, fit in fits.items() if fit.fallback is not None]
+    return [phase for phase, fit in fits.items() if fit.status == "constant"]
 
 
 def oof_frame(rows: Mapping[str, pl.DataFrame], fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
@@ -111,22 +111,26 @@ def metrics_table(
 
 
 def count_table(fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
+    """One row per phase: status (models.training), rows, patients, events, event patients,
+    informative predictors, EPV, the fallback rate of a constant phase and the phase's own trees."""
     return pl.DataFrame(
         [
             {
                 "phase": p,
+                "status": f.status,
                 "rows": f.n_rows,
                 "patients": f.n_patients,
                 "events": f.n_events,
                 "event_patients": f.n_event_patients,
+                "predictors": f.n_predictors,
                 "epv": f.epv,
                 "fallback_rate": f.fallback_rate,
-                "model": CONSTANT_RATE if f.fallback is not None else "xgboost",
-                "best_iteration": f.best_iteration,
+                "added_trees": f.added_trees,
+                "model": CONSTANT_RATE if f.status == "constant" else "xgboost",
             }
             for p, f in fits.items()
         ],
-        schema_overrides={"fallback_rate": pl.Float64, "best_iteration": pl.Int64},
+        schema_overrides={"fallback_rate": pl.Float64, "added_trees": pl.Int64},
     )
 
 
@@ -144,6 +148,7 @@ def mlflow_metrics(table: pl.DataFrame, counts: pl.DataFrame) -> dict[str, float
         if f"auroc_{phase}" in out and f"oracle_auroc_{phase}" in out:
             out[f"auroc_gap_to_oracle_{phase}"] = out[f"oracle_auroc_{phase}"] - out[f"auroc_{phase}"]
     for r in counts.iter_rows(named=True):
-        for key in ("rows", "patients", "events", "event_patients", "epv"):
-            out[f"n_{key}_{r['phase']}" if key != "epv" else f"epv_{r['phase']}"] = float(r[key])
+        for key in ("rows", "patients", "events", "event_patients", "predictors", "epv", "added_trees"):
+            name = f"{key}_{r['phase']}" if key in ("epv", "added_trees") else f"n_{key}_{r['phase']}"
+            out[name] = float(r[key])
     return out

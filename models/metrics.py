@@ -171,6 +171,13 @@ def recalibration_line(
     return float(a[0]), float(b[0])
 
 
+def offset_intercept(y: np.ndarray, offset: np.ndarray, w: np.ndarray | None = None) -> float:
+    """`a` of the weighted logistic fit logit P(y=1) = a + offset (the offset's slope fixed)."""
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)
+    return float(_newton_intercept(np.asarray(offset, dtype=np.float64), y, w[None, :], np.zeros(1))[0])
+
+
 def point_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
     """All metrics on one sample (NaN where undefined, see `_batch`); keys as in METRICS."""
     y, p, w = _check(y, p, w)
@@ -233,7 +240,9 @@ def evaluate(
     Resamples where a metric is undefined are skipped for that metric (a single class, for
     AUROC, AUPRC and the calibration fits); bounds are NaN when fewer than 2 usable resamples
     remain (or `n_boot` is 0). Many skipped resamples mean very few events: read such
-    intervals with care.
+    intervals with care. When the estimate itself is undefined (NaN, e.g. a calibration slope
+    whose fit does not converge on the full sample), so are its bounds: an interval around no
+    estimate would suggest a precision the data do not have.
     """
     y, p, w = _check(y, p, w)
     groups = np.asarray(groups)
@@ -255,8 +264,10 @@ def evaluate(
     for k in METRICS:
         values = np.concatenate(boots[k]) if boots[k] else np.empty(0)
         values = values[np.isfinite(values)]
-        lo, hi = np.percentile(values, [2.5, 97.5]) if values.size >= 2 else (np.nan, np.nan)
-        result[k] = (float(estimate[k][0]), float(lo), float(hi))
+        point = float(estimate[k][0])
+        usable = values.size >= 2 and np.isfinite(point)
+        lo, hi = np.percentile(values, [2.5, 97.5]) if usable else (np.nan, np.nan)
+        result[k] = (point, float(lo), float(hi))
     return result
 
 

@@ -17,13 +17,16 @@ N_JOBS = 1
 
 
 def make_classifier(
-    params: XGBoostParams, seed: int, early_stopping: bool, n_estimators: int | None = None
+    params: XGBoostParams, seed: int, early_stopping: bool, n_estimators: int | None = None,
+    base_score: float | None = None,
 ) -> XGBClassifier:
     """An unfitted binary `XGBClassifier` (log-loss, hist trees, NaN = missing).
 
     With `early_stopping`, `fit` must be given an `eval_set`; training stops after
     `params.early_stopping_rounds` rounds without improvement in its log-loss.
-    `n_estimators` overrides `params.n_estimators` (used to refit with a chosen round count).
+    `n_estimators` overrides `params.n_estimators` (used to refit with a chosen round count);
+    `base_score` fixes the starting probability (0.5 for boosters that continue from a given
+    base margin, so their own output is the sum of their trees).
     """
     return XGBClassifier(
         objective="binary:logistic",
@@ -42,6 +45,7 @@ def make_classifier(
         random_state=seed,
         n_jobs=N_JOBS,
         verbosity=0,
+        base_score=base_score,
     )
 
 

@@ -47,14 +47,14 @@ def explain_scores(
     bands: Mapping[str, float],
     describe: Describe,
 ) -> tuple[pl.DataFrame, np.ndarray]:
-    """Score `rows` (a `phase` column and the bundle's feature columns).
+    """Score `rows` (`phase`, `day` and the bundle's feature columns).
 
     Returns the output columns (see `output_columns`) in row order, and the full SHAP matrix
     [n, k] for callers that keep every value. Reasons are the largest risk-raising
     contributions, largest first; the protective factor is the most risk-lowering one.
     """
     X = rows.select(bundle.feature_names).cast(pl.Float64).to_numpy()
-    out = bundle.predict(X, rows["phase"].to_numpy())
+    out = bundle.predict(X, rows["phase"].to_numpy(), rows["day"].cast(pl.Float64).to_numpy())
     shap, margin = out["shap"], out["margin"]
     raising, protective = top_reasons_batch(shap, max(n_reasons, 1))
     columns: dict[str, object] = {

@@ -1,53 +1,82 @@
-"""Fit one recovery phase: cross-validated XGBoost and logistic baseline, a calibrator, the
-final booster, and metrics with patient-bootstrap intervals. Pure: arrays in, `PhaseFit` out.
+"""Fit every recovery phase at once: a shared booster that borrows strength across phases, phase
+boosters that continue from it, per-phase calibrators, a logistic baseline, and metrics with
+patient-bootstrap intervals. Pure: arrays in, `TrainedPhases` out.
 
-Procedure (the same inside every CV fold and for the final model, so the out-of-fold metrics
-assess exactly the procedure that produced the shipped booster):
-1. hold out `validation_fraction` of the patients, train with early stopping on their log-loss
-   and note the best round;
-2. refit on all the given rows with that many rounds (no early stopping).
-Calibration is cross-fitted for evaluation: fold k's raw predictions are calibrated by a
-calibrator fitted on the other folds' out-of-fold predictions, so calibrated metrics are not
-scored on the data the calibrator learned from. The shipped calibrator is fitted on all
-out-of-fold predictions.
+Procedure (the same inside every cross-validation fold and for the shipped model, so the
+out-of-fold metrics assess exactly what ships; folds group all of a patient's rows, in every
+phase, on one side):
+1. the shared booster (models/boosting.py) on all phases' rows, the day since intake as an
+   extra column, early-stopped on held-out patients, then refitted on all rows;
+2. for each phase with at least `min_events` patients with an event, a phase booster from the
+   shared margin, early-stopped on the phase's held-out patients (it may add no tree), its
+   regularisation raised when events per informative predictor fall below `low_epv_warning`;
+   the phase keeps its own trees only if they lowered its out-of-fold log-loss against the
+   shared booster alone across the cross-validation folds;
+3. a Platt (or isotonic) calibrator per phase on the out-of-fold predictions; a phase with
+   fewer than `min_events` patients with an event has the pooled calibrator (all phases).
+
+Phase status, reported everywhere a phase is:
+- `phase_model`: shared booster plus the phase's own trees;
+- `shared`: the shared booster alone (few events, one outcome class, or no added tree helped);
+- `constant`: the pooled data cannot train a booster, so the weighted event rate is used;
+- `no_data`: no at-risk row in training; such a phase cannot be scored (`no_model_for_phase`).
+Calibrated metrics are cross-fitted: fold k is calibrated by a calibrator fitted on the other
+folds' out-of-fold predictions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import xgboost
 
 from models.baseline import make_logistic
+from models.boosting import fit_continuation, fit_shared, informative_columns, shrunk_params, weighted_logloss
 from models.calibration import Calibrator
 from models.config import ModelConfig
 from models.explain import margin
-from models.folds import grouped_folds, grouped_validation_split
+from models.folds import grouped_folds
 from models.link import sigmoid
 from models.metrics import counts, evaluate
-from models.phase_model import ConstantRisk, make_classifier
 
 Metric = tuple[float, float, float]
+STATUSES = ("phase_model", "shared", "constant", "no_data")
+
+
+@dataclass
+class PhaseData:
+    """One phase's uncensored landmark rows: features, 0/1 labels, IPCW weights, patient ids
+    and the landmark day (days since intake)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    groups: np.ndarray
+    day: np.ndarray
 
 
 @dataclass
 class PhaseFit:
     """Everything learned and measured for one phase.
 
-    `n_events` counts rows with label 1; `n_event_patients` counts distinct patients with such a
-    row, the number of independent events, which `min_events` and `epv` use. `oof_model` holds
-    cross-fitted calibrated out-of-fold predictions; `metrics` maps model name
-    (xgboost_raw, xgboost_calibrated, logistic_baseline, or constant_rate for a fallback)
-    to metric name to (estimate, 95% lower, 95% upper).
+    `n_event_patients` counts distinct patients with an event row, the number of independent
+    events, which `min_events` and `epv` use; `n_predictors` counts informative candidate
+    predictors (not all-missing, not constant) in the phase's rows. `oof_model` holds
+    cross-fitted calibrated out-of-fold risks, `oof_margin` the raw out-of-fold log-odds;
+    `metrics` maps model name (xgboost_raw, xgboost_calibrated, logistic_baseline) to metric
+    to (estimate, 95% lower, 95% upper). `booster` is the phase's own booster (None when it
+    adds no tree); `added_trees` its number of trees.
     """
 
     phase: str
+    status: str
     n_rows: int
     n_patients: int
     n_events: int
     n_event_patients: int
+    n_predictors: int
     epv: float
     oof_model: np.ndarray
     oof_raw: np.ndarray
@@ -55,141 +84,242 @@ class PhaseFit:
     metrics: dict[str, dict[str, Metric]]
     booster: xgboost.Booster | None
     calibrator: Calibrator | None
-    fallback: ConstantRisk | None
     fallback_rate: float | None
-    best_iteration: int | None
-    fold_best_iterations: list[int] = field(default_factory=list)
-    folds: np.ndarray | None = None
+    added_trees: int = 0
+    fold_added_trees: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
-def _validate(X, y, w, groups, feature_names) -> tuple[np.ndarray, ...]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    groups = np.asarray(groups)
-    if X.ndim != 2 or X.shape[1] != len(feature_names):
-        raise ValueError(f"X must be 2-D with {len(feature_names)} columns (feature_names)")
+@dataclass
+class TrainedPhases:
+    """The shared booster (None when the pooled data cannot train one), its number of trees,
+    and each phase's fit, in phase order."""
+
+    shared: xgboost.Booster | None
+    shared_trees: int
+    fits: dict[str, PhaseFit]
+    warnings: list[str] = field(default_factory=list)
+
+
+def with_day(X: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """The booster's input: the feature columns and then the day since intake."""
+    return np.column_stack([np.asarray(X, dtype=np.float64), np.asarray(day, dtype=np.float64)])
+
+
+def _validate(d: PhaseData, n_features: int) -> PhaseData:
+    X = np.asarray(d.X, dtype=np.float64).reshape(-1, n_features)
+    y, w = np.asarray(d.y, dtype=np.float64), np.asarray(d.w, dtype=np.float64)
+    groups, day = np.asarray(d.groups), np.asarray(d.day, dtype=np.float64)
     n = X.shape[0]
-    if n == 0:
-        raise ValueError("no rows to fit")
-    if y.shape != (n,) or w.shape != (n,) or groups.shape != (n,):
-        raise ValueError("y, w and groups must have one value per row of X")
+    if y.shape != (n,) or w.shape != (n,) or groups.shape != (n,) or day.shape != (n,):
+        raise ValueError("y, w, groups and day must have one value per row of X")
     if np.isinf(X).any():
         raise ValueError("X contains infinite values; use NaN for unknown")
     if not np.isin(y, (0.0, 1.0)).all():
         raise ValueError("y must be 0/1 (censored rows are removed before fitting)")
     if not (np.isfinite(w).all() and (w > 0).all()):
         raise ValueError("weights must be finite and positive")
-    return X, y, w, groups
+    return PhaseData(X, y, w, groups, day)
 
 
-def _fallback_reason(c: dict[str, int], cfg: ModelConfig) -> str | None:
-    non_event_patients = c["patients"] - c["event_patients"]
+def _cannot_cross_validate(c: dict[str, int], cfg: ModelConfig) -> str | None:
+    """Why these rows cannot train a cross-validated booster, or None when they can."""
+    if c["rows"] == 0:
+        return "no at-risk rows"
     if c["events"] == 0 or c["events"] == c["rows"]:
         return "only one outcome class"
     if c["event_patients"] < cfg.min_events:
         return f"{c['event_patients']} patients with an event (< min_events {cfg.min_events})"
-    if c["patients"] < cfg.n_folds or min(c["event_patients"], non_event_patients) < 2:
+    if c["patients"] < cfg.n_folds or min(c["event_patients"], c["patients"] - c["event_patients"]) < 2:
         return f"too few patients for {cfg.n_folds}-fold patient-grouped cross-validation"
     return None
 
 
-def _fit_booster(X, y, w, groups, cfg: ModelConfig) -> tuple[xgboost.Booster, int]:
-    """Early-stop on a patient-grouped validation split, then refit all rows with best+1 rounds."""
-    val = grouped_validation_split(groups, cfg.validation_fraction, cfg.seed, events=y)
-    stopper = make_classifier(cfg.xgboost, cfg.seed, early_stopping=True)
-    stopper.fit(X[~val], y[~val], sample_weight=w[~val], eval_set=[(X[val], y[val])],
-                sample_weight_eval_set=[w[val]], verbose=False)
-    best = int(stopper.best_iteration)
-    final = make_classifier(cfg.xgboost, cfg.seed, early_stopping=False, n_estimators=best + 1)
-    final.fit(X, y, sample_weight=w)
-    return final.get_booster(), best
+def _stack(data: Mapping[str, PhaseData]) -> tuple[np.ndarray, ...]:
+    names = list(data)
+    parts = [data[p] for p in names]
+    index = np.concatenate([np.full(d.y.size, i) for i, d in enumerate(parts)]).astype(int)
+    X = np.vstack([with_day(d.X, d.day) for d in parts])
+    return (X, *(np.concatenate([getattr(d, a) for d in parts]) for a in ("y", "w", "groups")), index)
 
 
-def _cross_fitted_calibration(oof_raw, y, w, folds, method) -> np.ndarray:
-    calibrated = np.empty_like(oof_raw)
-    for k in np.unique(folds):
-        test = folds == k
-        cal = Calibrator(method).fit(oof_raw[~test], y[~test], sample_weight=w[~test])
-        calibrated[test] = cal.predict(oof_raw[test])
-    return calibrated
+def fit_phases(data: Mapping[str, PhaseData], feature_names: list[str], cfg: ModelConfig,
+               on_fold: Callable[[int, int], None] | None = None) -> TrainedPhases:
+    """Cross-validate, calibrate and fit every phase (see the module docstring). Never raises for
+    a valid but thin cohort: phases without rows, with one class or few events get a status.
 
-
-def _fallback_fit(X, y, w, groups, c, cfg: ModelConfig, phase: str, reason: str) -> PhaseFit:
-    """ConstantRisk at the weighted event rate. Its metrics are in-sample: one fitted number,
-    and leave-fold-out rates would anti-correlate with the labels (AUROC < 0.5) by artefact."""
-    model = ConstantRisk().fit(X, y, sample_weight=w)
-    oof = model.predict_proba(X)[:, 1]
-    warning = (f"phase '{phase}': {reason}; no model is trained and every row gets the "
-               f"observed event rate {model.rate_:.4f}")
-    return PhaseFit(
-        phase=phase, n_rows=c["rows"], n_patients=c["patients"], n_events=c["events"],
-        n_event_patients=c["event_patients"], epv=c["event_patients"] / X.shape[1],
-        oof_model=oof, oof_raw=oof.copy(), oof_baseline=None,
-        metrics={"constant_rate": evaluate(y, oof, w, groups, cfg.bootstrap_samples, cfg.seed)},
-        booster=None, calibrator=None, fallback=model, fallback_rate=model.rate_,
-        best_iteration=None, warnings=[warning],
-    )
-
-
-def fit_phase(
-    X: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    groups: np.ndarray,
-    feature_names: list[str],
-    cfg: ModelConfig,
-    phase: str,
-    on_fold: Callable[[int, int], None] | None = None,
-) -> PhaseFit:
-    """Cross-validate, calibrate and fit the model for one phase (see the module docstring).
-
-    X: float features (NaN = unknown); y: 0/1 labels; w: IPCW weights (> 0); groups: patient
-    ids. Few events give a `ConstantRisk` fallback and a warning, never an exception.
     `on_fold(done, total)`, when given, is called after each of the `n_folds` CV fits and the
-    final fit (total = n_folds + 1; a fallback calls it once with 1, 1), for progress reports.
+    final fit (total = n_folds + 1; when no booster can be trained, once with 1, 1).
     """
     report = on_fold or (lambda done, total: None)
-    X, y, w, groups = _validate(X, y, w, groups, feature_names)
-    c = counts(y, groups)
-    reason = _fallback_reason(c, cfg)
+    k = len(feature_names)
+    data = {p: _validate(d, k) for p, d in data.items()}
+    X, y, w, groups, index = _stack(data)
+    reason = _cannot_cross_validate(counts(y, groups), cfg)
     if reason is not None:
         report(1, 1)
-        return _fallback_fit(X, y, w, groups, c, cfg, phase, reason)
-    epv = c["event_patients"] / X.shape[1]
-    warnings = []
-    if epv < cfg.low_epv_warning:
-        warnings.append(
-            f"phase '{phase}': {c['event_patients']} patients with an event for {X.shape[1]} "
-            f"candidate predictors (EPV {epv:.2f} < {cfg.low_epv_warning:g}); estimates may "
-            "be unstable")
+        return _constant_only(data, cfg, f"all phases together: {reason}")
+    plan = _plan(data, cfg)
     folds = grouped_folds(groups, cfg.n_folds, cfg.seed, events=y)
-    oof_raw, oof_baseline = np.empty(y.shape), np.empty(y.shape)
-    fold_best = []
-    for k in range(cfg.n_folds):
-        test, train = folds == k, folds != k
-        booster, best = _fit_booster(X[train], y[train], w[train], groups[train], cfg)
-        fold_best.append(best)
-        oof_raw[test] = sigmoid(margin(booster, X[test]))
-        baseline = make_logistic(cfg.logistic, cfg.seed)
-        baseline.fit(X[train], y[train], logisticregression__sample_weight=w[train])
-        oof_baseline[test] = baseline.predict_proba(X[test])[:, 1]
-        report(k + 1, cfg.n_folds + 1)
-    oof_model = _cross_fitted_calibration(oof_raw, y, w, folds, cfg.calibration)
-    booster, best = _fit_booster(X, y, w, groups, cfg)
+    oof_margin, oof_shared, oof_base = np.empty(y.size), np.empty(y.size), np.empty(y.size)
+    fold_trees: dict[str, list[int]] = {p: [] for p in data}
+    for f in range(cfg.n_folds):
+        train, test = folds != f, folds == f
+        shared, _ = fit_shared(X[train], y[train], w[train], groups[train], cfg.xgboost, cfg.seed,
+                               cfg.validation_fraction)
+        oof_margin[test] = oof_shared[test] = margin(shared, X[test])
+        for i, phase in enumerate(data):
+            tr, te = train & (index == i), test & (index == i)
+            if plan[phase] is not None and te.any():
+                booster, trees = _continue(shared, X[tr], y[tr], w[tr], groups[tr], plan[phase], cfg)
+                fold_trees[phase].append(trees)
+                if booster is not None:
+                    oof_margin[te] += margin(booster, X[te])
+            if te.any():
+                oof_base[te] = _baseline(X[tr, :k], y[tr], w[tr], X[te, :k], cfg)
+        report(f + 1, cfg.n_folds + 1)
+    grow = _keep_own_trees(plan, index, y, w, oof_shared, oof_margin)
+    shared, shared_trees = fit_shared(X, y, w, groups, cfg.xgboost, cfg.seed, cfg.validation_fraction)
+    pooled = Calibrator(cfg.calibration).fit(sigmoid(oof_margin), y, w)
+    pooled_oof = _cross_fitted(sigmoid(oof_margin), y, w, folds, cfg.calibration, pooled)
+    fits = {}
+    for i, phase in enumerate(data):
+        rows = index == i
+        fits[phase] = _finish_phase(phase, data[phase], shared, plan[phase], grow[phase], oof_margin[rows],
+                                    oof_base[rows], folds[rows], fold_trees[phase], pooled, pooled_oof[rows], cfg)
     report(cfg.n_folds + 1, cfg.n_folds + 1)
+    return TrainedPhases(shared, shared_trees, fits)
 
-    def ev(p: np.ndarray) -> dict[str, Metric]:
-        return evaluate(y, p, w, groups, cfg.bootstrap_samples, cfg.seed)
 
-    return PhaseFit(
-        phase=phase, n_rows=c["rows"], n_patients=c["patients"], n_events=c["events"],
-        n_event_patients=c["event_patients"], epv=epv,
-        oof_model=oof_model, oof_raw=oof_raw, oof_baseline=oof_baseline,
-        metrics={"xgboost_raw": ev(oof_raw), "xgboost_calibrated": ev(oof_model),
-                 "logistic_baseline": ev(oof_baseline)},
-        booster=booster, calibrator=Calibrator(cfg.calibration).fit(oof_raw, y, w),
-        fallback=None, fallback_rate=None, best_iteration=best,
-        fold_best_iterations=fold_best, folds=folds, warnings=warnings,
-    )
+def _keep_own_trees(plan, index, y, w, oof_shared, oof_margin) -> dict[str, bool]:
+    """Per phase, whether its own trees lowered the out-of-fold weighted log-loss against the
+    shared booster alone (the choice is itself cross-validated: every fold grew its own trees
+    without seeing its test patients). Where they did not, the phase's out-of-fold margins go
+    back to the shared ones (in place) and the shipped phase grows no trees."""
+    keep = {}
+    for i, phase in enumerate(plan):
+        rows = index == i
+        keep[phase] = plan[phase] is not None and rows.any() and \
+            weighted_logloss(y[rows], oof_margin[rows], w[rows]) < weighted_logloss(y[rows], oof_shared[rows], w[rows])
+        if not keep[phase]:
+            oof_margin[rows] = oof_shared[rows]
+    return keep
+
+
+def _plan(data: Mapping[str, PhaseData], cfg: ModelConfig):
+    """Per phase, the XGBoost parameters of its own booster, or None when it borrows only."""
+    plan = {}
+    for phase, d in data.items():
+        c = counts(d.y, d.groups)
+        if _cannot_cross_validate(c, cfg) is not None:
+            plan[phase] = None
+            continue
+        n_pred = max(int(informative_columns(d.X).sum()), 1)
+        plan[phase] = shrunk_params(cfg.xgboost, c["event_patients"] / n_pred, cfg.low_epv_warning)
+    return plan
+
+
+def _continue(shared, X, y, w, groups, params, cfg: ModelConfig):
+    return fit_continuation(X, y, w, groups, margin(shared, X), params, cfg.seed, cfg.validation_fraction)
+
+
+def _baseline(X_train, y_train, w_train, X_test, cfg: ModelConfig) -> np.ndarray:
+    """The per-phase landmark logistic regression; the weighted event rate when the training
+    rows hold one class only."""
+    if y_train.size == 0 or y_train.min() == y_train.max():
+        rate = float(np.average(y_train, weights=w_train)) if y_train.size else 0.0
+        return np.full(X_test.shape[0], rate)
+    model = make_logistic(cfg.logistic, cfg.seed)
+    model.fit(X_train, y_train, logisticregression__sample_weight=w_train)
+    return model.predict_proba(X_test)[:, 1]
+
+
+def _cross_fitted(oof_raw, y, w, folds, method, fallback: Calibrator) -> np.ndarray:
+    out = np.empty_like(oof_raw)
+    for f in np.unique(folds):
+        test = folds == f
+        train_y = y[~test]
+        cal = fallback if train_y.size == 0 or train_y.min() == train_y.max() else \
+            Calibrator(method).fit(oof_raw[~test], train_y, sample_weight=w[~test])
+        out[test] = cal.predict(oof_raw[test])
+    return out
+
+
+def _finish_phase(phase, d: PhaseData, shared, params, grow, oof_margin, oof_base, folds, fold_trees, pooled,
+                  pooled_oof, cfg: ModelConfig) -> PhaseFit:
+    """The shipped phase booster and calibrator, cross-fitted metrics and the phase's status.
+
+    A phase that borrows uses the pooled calibrator; its calibrated out-of-fold risks are the
+    pooled cross-fitted ones (fold k calibrated on the other folds of all phases)."""
+    c = counts(d.y, d.groups)
+    n_pred = int(informative_columns(d.X).sum())
+    epv = c["event_patients"] / max(n_pred, 1)
+    common = dict(phase=phase, n_rows=c["rows"], n_patients=c["patients"], n_events=c["events"],
+                  n_event_patients=c["event_patients"], n_predictors=n_pred, epv=epv)
+    if c["rows"] == 0:
+        return PhaseFit(**common, status="no_data", oof_model=oof_margin, oof_raw=oof_margin, oof_baseline=None,
+                        metrics={}, booster=None, calibrator=None, fallback_rate=None,
+                        warnings=[f"phase '{phase}': no at-risk rows in training; it has no model and "
+                                  "patients in it are not scored (no_model_for_phase)"])
+    booster, trees = (None, 0)
+    if params is not None and grow:
+        booster, trees = _continue(shared, with_day(d.X, d.day), d.y, d.w, d.groups, params, cfg)
+    oof_raw = sigmoid(oof_margin)
+    own = params is not None
+    calibrator = Calibrator(cfg.calibration).fit(oof_raw, d.y, d.w) if own else pooled
+    oof_model = _cross_fitted(oof_raw, d.y, d.w, folds, cfg.calibration, pooled) if own else pooled_oof
+    warnings = _phase_warnings(phase, c, n_pred, epv, own, cfg)
+    if own and not grow:
+        warnings.append(f"phase '{phase}': its own trees did not lower the out-of-fold log-loss of the shared "
+                        "booster; it uses the shared booster alone (with its own calibrator)")
+    metrics = {}
+    if 0 < c["events"] < c["rows"]:
+        def ev(p):
+            return evaluate(d.y, p, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)
+        metrics = {"xgboost_raw": ev(oof_raw), "xgboost_calibrated": ev(oof_model), "logistic_baseline": ev(oof_base)}
+    return PhaseFit(**common, status="phase_model" if booster is not None else "shared", oof_model=oof_model,
+                    oof_raw=oof_raw, oof_baseline=oof_base, metrics=metrics, booster=booster,
+                    calibrator=calibrator, fallback_rate=None, added_trees=trees, fold_added_trees=fold_trees,
+                    warnings=warnings)
+
+
+def _phase_warnings(phase, c, n_pred, epv, own, cfg: ModelConfig) -> list[str]:
+    out = []
+    if not own:
+        why = _cannot_cross_validate(c, cfg)
+        out.append(f"phase '{phase}': {why}; it borrows strength: the shared booster alone, with the "
+                   "pooled calibrator")
+    elif epv < cfg.low_epv_warning:
+        out.append(f"phase '{phase}': {c['event_patients']} patients with an event for {n_pred} informative "
+                   f"candidate predictors (EPV {epv:.2f} < {cfg.low_epv_warning:g}); its own trees are "
+                   "regularised more strongly")
+    return out
+
+
+def _constant_only(data: Mapping[str, PhaseData], cfg: ModelConfig, reason: str) -> TrainedPhases:
+    """No booster can be trained on the pooled rows: each phase with rows gets its weighted event
+    rate (metrics in-sample: one fitted number), an empty phase gets `no_data`."""
+    fits = {}
+    for phase, d in data.items():
+        c = counts(d.y, d.groups)
+        n_pred = int(informative_columns(d.X).sum())
+        common = dict(phase=phase, n_rows=c["rows"], n_patients=c["patients"], n_events=c["events"],
+                      n_event_patients=c["event_patients"], n_predictors=n_pred,
+                      epv=c["event_patients"] / max(n_pred, 1), oof_baseline=None, booster=None, calibrator=None)
+        if c["rows"] == 0:
+            fits[phase] = PhaseFit(**common, status="no_data", oof_model=np.empty(0), oof_raw=np.empty(0),
+                                   metrics={}, fallback_rate=None,
+                                   warnings=[f"phase '{phase}': no at-risk rows in training; not scored"])
+            continue
+        rate = float(np.average(d.y, weights=d.w))
+        oof = np.full(c["rows"], rate)
+        metrics = {}
+        if 0 < c["events"] < c["rows"]:
+            metrics = {"constant_rate": evaluate(d.y, oof, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)}
+        fits[phase] = PhaseFit(**common, status="constant", oof_model=oof, oof_raw=oof.copy(), metrics=metrics,
+                               fallback_rate=rate, warnings=[f"phase '{phase}': {reason}; every row gets the "
+                                                             f"observed event rate {rate:.4f}"])
+    return TrainedPhases(None, 0, fits, warnings=[reason])
+
+
+__all__ = ["STATUSES", "PhaseData", "PhaseFit", "TrainedPhases", "fit_phases", "with_day"]

@@ -18,12 +18,11 @@ from typing import Any
 
 import polars as pl
 
-from features.build import EXCLUSIONS
 from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Validated, merge_problems, validate
-from pipeline.serving import IDENTITY, KEYS, LoadedModel, load_model, score_tables
+from pipeline.serving import EXCLUSIONS, IDENTITY, KEYS, LoadedModel, load_model, score_tables
 
 PACKAGES = ("relapse-risk", "polars", "xgboost", "numpy", "mlflow")
 

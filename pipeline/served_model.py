@@ -9,7 +9,8 @@ Input rows: `day` (whole days since intake; it picks the phase model) is require
 the identifiers are passed through. Output: the columns of `models.scoring.output_columns` with
 the risk bands and number of reasons the model was trained with, then `model_name`,
 `model_version` and `run_id`. A request the model cannot answer (a day outside every phase, a
-non-integer day, a value of the wrong type) gets HTTP 400 with a one-line reason.
+non-integer day, a value of the wrong type, a day in a phase the training data never reached:
+`no_model_for_phase`) gets HTTP 400 with a one-line reason.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ class RelapseRiskModel(PythonModel):
         except RequestError as exc:
             raise BadRequest(str(exc)) from None
         frame = frame.with_columns(phase_expr(pl.col("day"), phases).alias("phase"))
+        scorable = {p for p, pm in self.model.bundle.phase_models.items() if pm.scorable}
+        unscorable = sorted(set(frame["phase"].drop_nulls()) - scorable)
+        if unscorable:
+            raise BadRequest(f"no model for phase(s) {unscorable}: the training data had no at-risk rows there "
+                             "(no_model_for_phase)")
         scoring = self.model.bundle.metadata["scoring"]
         scores, _ = self.model.explain(frame, scoring["reasons"], scoring["risk_bands"])
         keys = [c for c in ("patient_id", "as_of", "day", "phase") if c in frame.columns]

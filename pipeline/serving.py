@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from features.build import EXCLUSIONS as FEATURE_EXCLUSIONS
 from features.build import scoring_table
 from features.config import FeaturesConfig, Phase
 from features.registry import describe
@@ -25,6 +26,10 @@ from pipeline import tracking
 from pipeline.config import MlflowConfig
 
 KEYS = ("patient_id", "as_of", "day", "phase")
+# `no_model_for_phase`: the patient is in a phase the training data never reached (no at-risk
+# row, status `no_data`), so no model can speak for it; counted, never guessed.
+NO_MODEL = "no_model_for_phase"
+EXCLUSIONS = (*FEATURE_EXCLUSIONS, NO_MODEL)
 IDENTITY = ("model_name", "model_version", "run_id")
 
 
@@ -79,6 +84,13 @@ def score_tables(
 ) -> BatchScores:
     """Score validated tables (no `_row`) as of a date."""
     frame = scoring_table(tables, model.phases, model.features, model.spec, as_of).collect()
+    unscorable = [p for p, pm in model.bundle.phase_models.items() if not pm.scorable]
+    frame = frame.with_columns(
+        pl.when(pl.col("exclusion").is_null() & pl.col("phase").is_in(unscorable))
+        .then(pl.lit(NO_MODEL))
+        .otherwise(pl.col("exclusion"))
+        .alias("exclusion")
+    )
     excluded = dict(frame.group_by("exclusion").len().drop_nulls("exclusion").iter_rows())
     rows = frame.filter(pl.col("exclusion").is_null())
     scores, shap = model.explain(rows, n_reasons, bands)

@@ -23,8 +23,7 @@ from features.spec import FeatureSpec, fit_feature_spec
 from features.time import phase_expr
 from models.bundle import ModelBundle, PhaseModel
 from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
-from models.explain import contributions
-from models.training import PhaseFit, fit_phase
+from models.training import PhaseFit, TrainedPhases, fit_phases
 from pipeline import artifacts as names
 from pipeline import io, tracking
 from pipeline.artifacts import TrainingArtifacts
@@ -35,6 +34,7 @@ from pipeline.reports.cohort import accrual, participant_flow
 from pipeline.reports.drift import phase_profiles
 from pipeline.reports.figures import calibration_figure, shap_beeswarm_figure
 from pipeline.serving import LoadedModel
+from pipeline.weights import censoring_sensitivity, phase_data, with_censoring_weights
 
 SUBGROUP_COLUMNS = ("age_at_intake", "sex", "polysubstance", "deprivation_decile", "ethnicity")
 SHAP_SAMPLE_ROWS = 2000
@@ -42,7 +42,9 @@ PACKAGES = ("polars", "xgboost", "scikit-learn", "shap", "mlflow", "numpy")
 ORACLE = "risk_oracle"
 
 Progress = Callable[[str], None]  # called with the name of each step as it starts
-FoldProgress = Callable[[str, int, int], None]  # phase, fits done, fits in the phase (folds + final)
+# the fits as they finish: what is being fitted ("all": every phase together), fits done, fits
+# in all (the cross-validation folds and the final fit)
+FoldProgress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -53,6 +55,7 @@ class TrainSummary:
     counts: pl.DataFrame
     warnings: list[str]
     synthetic: bool
+    censoring_sensitivity: dict[str, float]
 
 
 def train(
@@ -72,37 +75,43 @@ def train(
     spec = fit_feature_spec(tables, config.features)
     landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
     truth = io.read_truth_risk(data_dir) if simulation else None
+    progress("fitting the censoring model")
+    landmarks = with_censoring_weights(landmarks, tables["outcomes"], spec, config.model, config.landmarks.horizon_days)
 
-    fits, rows = {}, {}
+    progress("fitting the shared and per-phase boosters")
+    rows, data = {}, {}
     for phase in config.phase_names:
-        progress(f"fitting phase '{phase}'")
-        rows[phase], fits[phase] = _fit_one_phase(
-            landmarks, tables["patients"], spec, phase, config, lambda done, total, p=phase: on_fold(p, done, total)
-        )
+        part, data[phase] = phase_data(landmarks, spec, phase)
+        rows[phase] = _evaluation_rows(part, tables["patients"])
+    trained = fit_phases(data, list(spec.feature_names), config.model,
+                         on_fold=lambda done, total: on_fold("all", done, total))
+    fits = trained.fits
 
     progress("evaluating out-of-fold predictions")
     oof = _with_oracle(oof_frame(rows, fits), truth)
     oracle = ORACLE if truth is not None else None
     table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle)
     counts = count_table(fits)
-    warnings = [w for fit in fits.values() for w in fit.warnings]
+    warnings = trained.warnings + [w for fit in fits.values() for w in fit.warnings]
 
     hashes = io.hash_files(paths)
-    run = _TrainingRun(landmarks, oof, fits, rows, spec, config, simulation, paths, hashes,
+    run = _TrainingRun(landmarks, oof, trained, rows, spec, config, simulation, paths, hashes,
                        tables["patients"], tables["outcomes"])
-    artifacts = training_artifacts(run, table, counts, hash_key_from_env())
+    bundle = _bundle(run)
+    artifacts = training_artifacts(run, bundle, table, counts, hash_key_from_env())
+    sensitivity = censoring_sensitivity(landmarks, truth)
     with tempfile.TemporaryDirectory(prefix="relapse-train-") as tmp:
         work = Path(tmp)
-        bundle = _bundle(run)
         bundle.save(work / "bundle")
         io.write_training_artifacts(artifacts, work / "artifacts")
-        example = _serving_example(landmarks, spec)
+        example = _serving_example(landmarks, spec, bundle)
         progress("logging the run and registering the model in MLflow")
         record = tracking.TrainingRecord(
             run_name=run_name or default_run_name(data_dir),
             params=config_as_params(config),
             tags=_tags(run),
-            metrics=mlflow_metrics(table, counts) | {"warnings": float(len(warnings))},
+            metrics=mlflow_metrics(table, counts) | sensitivity | {"warnings": float(len(warnings)),
+                                                                  "shared_trees": float(trained.shared_trees)},
             datasets=[
                 tracking.DatasetInput(name, tables[name], str(path), hashes[name]) for name, path in paths.items()
             ],
@@ -116,7 +125,8 @@ def train(
             version_tags=version_tags(run, table),
         )
         outcome = tracking.log_training(config.mlflow, record)
-    return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None)
+    return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None,
+                        sensitivity)
 
 
 @dataclass
@@ -125,7 +135,7 @@ class _TrainingRun:
 
     landmarks: pl.DataFrame
     oof: pl.DataFrame
-    fits: dict[str, PhaseFit]
+    trained: TrainedPhases
     rows: dict[str, pl.DataFrame]
     spec: FeatureSpec
     config: Config
@@ -134,6 +144,10 @@ class _TrainingRun:
     hashes: dict[str, str]  # SHA-256 of each input file, computed once
     patients: pl.DataFrame
     outcomes: pl.DataFrame
+
+    @property
+    def fits(self) -> dict[str, PhaseFit]:
+        return self.trained.fits
 
 
 def _with_oracle(oof: pl.DataFrame, truth: pl.DataFrame | None) -> pl.DataFrame:
@@ -144,31 +158,12 @@ def _with_oracle(oof: pl.DataFrame, truth: pl.DataFrame | None) -> pl.DataFrame:
     return oof.join(true_risk, on=["patient_id", "landmark_date"], how="left")
 
 
-def _fit_one_phase(
-    landmarks: pl.DataFrame,
-    patients: pl.DataFrame,
-    spec: FeatureSpec,
-    phase: str,
-    config: Config,
-    on_fold: Callable[[int, int], None],
-) -> tuple[pl.DataFrame, PhaseFit]:
-    """The phase's uncensored rows (kept for evaluation) and its fit, with IPCW sample weights."""
-    part = landmarks.filter((pl.col("phase") == phase) & ~pl.col("censored"))
-    fit = fit_phase(
-        part.select(spec.feature_names).to_numpy().astype(np.float64),
-        part["label"].to_numpy().astype(np.float64),
-        part["ipcw_weight"].to_numpy(),
-        part["patient_id"].to_numpy(),
-        list(spec.feature_names),
-        config.model,
-        phase,
-        on_fold=on_fold,
-    )
+def _evaluation_rows(part: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
+    """A phase's fitted rows as kept for evaluation: keys, label, weight and subgroup columns."""
     attributes = patients.select("patient_id", *[c for c in SUBGROUP_COLUMNS if c in patients.columns])
-    kept = part.select("patient_id", "landmark_date", "day", "label", "ipcw_weight").join(
+    return part.select("patient_id", "landmark_date", "day", "label", "ipcw_weight").join(
         attributes, on="patient_id", how="left", maintain_order="left"
     )
-    return kept, fit
 
 
 def _bundle(run: _TrainingRun) -> ModelBundle:
@@ -178,19 +173,23 @@ def _bundle(run: _TrainingRun) -> ModelBundle:
         feature_names=list(run.spec.feature_names),
         phases=list(config.phases),
         feature_spec=run.spec.to_dict(),
+        shared=run.trained.shared,
         metadata={
             "model_name": config.mlflow.registered_model,
             "synthetic": run.simulation is not None,
             "horizon_days": config.landmarks.horizon_days,
             "landmark_spacing_days": config.landmarks.spacing_days,
             "calibration": config.model.calibration,
+            "censoring_weights": config.model.censoring_weights,
             "scoring": {"reasons": config.scoring.reasons, "risk_bands": dict(config.scoring.risk_bands)},
             "data_sha256": run.hashes,
         },
     )
 
 
-def training_artifacts(run: _TrainingRun, table: pl.DataFrame, counts: pl.DataFrame, key: HashKey) -> TrainingArtifacts:
+def training_artifacts(
+    run: _TrainingRun, bundle: ModelBundle, table: pl.DataFrame, counts: pl.DataFrame, key: HashKey
+) -> TrainingArtifacts:
     """The run's artifacts as data (pure): tables, JSON documents and figures."""
     spec, oof = run.spec, run.oof
     ids = oof["patient_id"].unique()
@@ -205,11 +204,12 @@ def training_artifacts(run: _TrainingRun, table: pl.DataFrame, counts: pl.DataFr
     for phase, fit in run.fits.items():
         part = oof.filter(pl.col("phase") == phase)
         if part.height:
-            y, p, w = (part[c].to_numpy() for c in ("label", "risk", "ipcw_weight"))
-            figures[names.calibration_figure_name(phase)] = calibration_figure(y, p, w, title=f"Calibration: {phase}")
-        if fit.booster is None:
+            y, p, w, g = (part[c].to_numpy() for c in ("label", "risk", "ipcw_weight", "patient_id"))
+            figures[names.calibration_figure_name(phase)] = calibration_figure(
+                y, p, w, title=f"Calibration: {phase}", groups=g)
+        if fit.status not in ("phase_model", "shared"):
             continue
-        sample = _shap_sample(run.landmarks, run.rows[phase], fit, spec, run.config.model.seed)
+        sample = _shap_sample(run.landmarks, run.rows[phase], bundle, phase, run.config.model.seed)
         shap_frames.append(sample)
         values = sample.select([f"shap__{n}" for n in spec.feature_names]).to_numpy()
         features = sample.select(spec.feature_names).to_numpy()
@@ -228,19 +228,21 @@ def training_artifacts(run: _TrainingRun, table: pl.DataFrame, counts: pl.DataFr
     )
 
 
-def _shap_sample(landmarks, phase_rows: pl.DataFrame, fit: PhaseFit, spec: FeatureSpec, seed: int) -> pl.DataFrame:
-    """Up to SHAP_SAMPLE_ROWS of the phase's rows with feature values and exact SHAP values."""
+def _shap_sample(landmarks, phase_rows: pl.DataFrame, bundle: ModelBundle, phase: str, seed: int) -> pl.DataFrame:
+    """Up to SHAP_SAMPLE_ROWS of the phase's rows with feature values and exact SHAP values of
+    the phase's model (shared booster plus its own trees)."""
     keys = phase_rows.select("patient_id", "landmark_date")
     if keys.height > SHAP_SAMPLE_ROWS:
         keys = keys.sample(SHAP_SAMPLE_ROWS, seed=seed)
+    names_ = bundle.feature_names
     part = keys.join(landmarks, on=["patient_id", "landmark_date"], how="left", maintain_order="left")
-    X = part.select(spec.feature_names).to_numpy().astype(np.float64)
-    values, base = contributions(fit.booster, X)
-    shap = pl.DataFrame(values, schema=[f"shap__{n}" for n in spec.feature_names])
+    X = part.select(names_).to_numpy().astype(np.float64)
+    out = bundle.predict(X, np.full(part.height, phase, dtype=object), part["day"].to_numpy())
+    shap = pl.DataFrame(out["shap"], schema=[f"shap__{n}" for n in names_])
     return (
-        part.select(pl.lit(fit.phase).alias("phase"), *spec.feature_names)
+        part.select(pl.lit(phase).alias("phase"), *names_)
         .hstack(shap)
-        .with_columns(pl.Series("shap_base", base))
+        .with_columns(pl.Series("shap_base", out["base"]))
     )
 
 
@@ -264,9 +266,14 @@ def _model_card(run: _TrainingRun, counts: pl.DataFrame, id_label: str) -> dict[
         "fallback_phases": [
             {"phase": p, "rate": f.fallback_rate, "reason": "; ".join(f.warnings)}
             for p, f in run.fits.items()
-            if f.fallback is not None
+            if f.status == "constant"
         ],
         "n_features": len(run.spec.feature_names),
+        "phase_status": counts.select(
+            "phase", "status", "event_patients", "predictors", "epv", "added_trees", "fallback_rate"
+        ).to_dicts(),
+        "shared_booster_trees": run.trained.shared_trees,
+        "censoring_weights": config.model.censoring_weights,
         "phases": [p.model_dump() for p in config.phases],
         "horizon_days": config.landmarks.horizon_days,
         "landmark_spacing_days": config.landmarks.spacing_days,
@@ -283,6 +290,7 @@ def _tags(run: _TrainingRun) -> dict[str, str]:
         "synthetic_data": str(run.simulation is not None).lower(),
         "data_fingerprint": io.data_fingerprint(run.hashes),
         "feature_groups": ",".join(run.spec.groups_used),
+        **{f"phase_status.{p}": f.status for p, f in run.fits.items()},
         **{f"version.{p}": version(p) for p in PACKAGES},
         **{f"data_sha256.{name}": sha for name, sha in run.hashes.items()},
     }
@@ -329,10 +337,12 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
-    """Three rows of the REST input: patient_id, day and every feature column."""
+def _serving_example(landmarks: pl.DataFrame, spec: FeatureSpec, bundle: ModelBundle) -> pl.DataFrame:
+    """Three rows of the REST input (from phases that have a model): patient_id, day, features."""
+    scorable = [p for p, pm in bundle.phase_models.items() if pm.scorable]
     return (
-        landmarks.head(3)
+        landmarks.filter(pl.col("phase").is_in(scorable))
+        .head(3)
         .select(pl.col("patient_id"), pl.col("day"), *[pl.col(n).cast(pl.Float64) for n in spec.feature_names])
         .with_columns(pl.lit("example").alias("patient_id"))
     )

@@ -31,12 +31,13 @@ def train(
         raise fail(str(exc)) from None
     out = console()
     try:
-        with TrainingProgress(out, len(cfg.phase_names), cfg.model.n_folds + 1) as shown:
+        with TrainingProgress(out, 1, cfg.model.n_folds + 1) as shown:  # all phases are fitted together
             summary = run_training(data, cfg, progress=shown.step, on_fold=shown.fold, run_name=run_name)
     except (ContractViolation, ValueError) as exc:
         raise fail(str(exc)) from None
     for warning in summary.warnings:  # shown even with --quiet
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    _print_phases(out, summary.counts)
     _print_metrics(out, summary.metrics)
     if summary.synthetic:
         out.print("[bold]Trained on SIMULATED data: for demonstration and testing only.[/]")
@@ -86,6 +87,26 @@ class TrainingProgress:
     def _line(self, text: str) -> None:
         if not self.live:
             self.out.print(f"[{time.monotonic() - self.start:7.1f}s] {text}", highlight=False)
+
+
+STATUS_TEXT = {
+    "phase_model": "shared + own trees",
+    "shared": "shared booster only (borrows strength)",
+    "constant": "constant event rate",
+    "no_data": "no at-risk rows: not scored",
+}
+
+
+def _print_phases(out, counts) -> None:
+    from rich.table import Table
+
+    table = Table(title="Phases")
+    for header in ("phase", "status", "rows", "patients", "event patients", "predictors", "EPV", "own trees"):
+        table.add_column(header)
+    for r in counts.iter_rows(named=True):
+        table.add_row(r["phase"], STATUS_TEXT.get(r["status"], r["status"]), str(r["rows"]), str(r["patients"]),
+                      str(r["event_patients"]), str(r["predictors"]), f"{r['epv']:.2f}", str(r["added_trees"]))
+    out.print(table)
 
 
 def _print_metrics(out, metrics) -> None:

@@ -62,21 +62,42 @@ def calibration_bins(y, p, w=None, bins: int = 10) -> pl.DataFrame:
     )
 
 
-def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, bands: pl.DataFrame | None = None) -> Figure:
-    """Binned predicted vs observed (IPCW-weighted) with the diagonal, and a histogram of risk.
+def calibration_band(y, p, w=None, groups=None, bins: int = 10, n_boot: int = 100, seed: int = 0) -> np.ndarray:
+    """[2, n_bins]: the 2.5% and 97.5% points of each bin's observed rate over patient-bootstrap
+    resamples (whole patients, by `groups`; rows when None), with the bins of `calibration_bins`
+    held fixed."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    w = np.ones_like(p) if w is None else np.asarray(w, dtype=float)
+    _, patient = np.unique(np.arange(p.size) if groups is None else np.asarray(groups), return_inverse=True)
+    edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)[1:-1])) if p.size else []
+    index = np.searchsorted(edges, p, side="left")
+    n_patients = int(patient.max()) + 1 if p.size else 0
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n_patients, np.full(n_patients, 1 / max(n_patients, 1)), size=n_boot)
+    W = draws[:, patient] * w[None, :]
+    rates = []
+    for b in np.unique(index):
+        m = index == b
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates.append((W[:, m] @ y[m]) / W[:, m].sum(axis=1))
+    return np.nanquantile(np.array(rates), [0.025, 0.975], axis=1) if rates else np.empty((2, 0))
 
-    `bands` (from `intervals.calibration_bands`, the same bins) adds each bin's 95% interval.
-    """
-    table = calibration_bins(y, p, w, bins) if bands is None else bands
+
+def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, groups=None, n_boot: int = 100) -> Figure:
+    """Binned predicted vs observed (IPCW-weighted) with a 95% patient-bootstrap band and the
+    diagonal, over the whole range of predicted risk, and a histogram of risk."""
+    table = calibration_bins(y, p, w, bins)
+    band = calibration_band(y, p, w, groups, bins, n_boot)
     fig = Figure(figsize=(4.6, 4.4))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    limit = min(1.0, 1.08 * max(table["predicted"].max() or 0.05, table["observed"].max() or 0.05))
+    highest = max(float(np.max(p)) if len(p) else 0.05, table["observed"].max() or 0.05,
+                  float(np.nanmax(band)) if band.size else 0.0)
+    limit = min(1.0, 1.05 * highest)
     top.plot([0, limit], [0, limit], ls="--", color=GREY, lw=1, label="perfect calibration")
+    if band.size:
+        top.fill_between(table["predicted"], band[0], band[1], color=BLUE, alpha=0.2, lw=0,
+                         label="95% bootstrap band")
     top.plot(table["predicted"], table["observed"], "-o", color=BLUE, ms=5, label="model (binned)")
-    if bands is not None:
-        top.fill_between(bands["predicted"], bands["observed_lo"].fill_nan(None).fill_null(0.0),
-                         bands["observed_hi"].fill_nan(None).fill_null(0.0), color=BLUE, alpha=0.18,
-                         label="95% band (patient bootstrap)")
     top.set(xlim=(0, limit), ylim=(0, limit), ylabel="observed 30-day relapse rate", title=title)
     top.legend(loc="upper left", fontsize=8, frameon=False)
     bottom.hist(np.asarray(p, dtype=float), bins=40, range=(0, limit), color=GREY)

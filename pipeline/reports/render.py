@@ -151,7 +151,7 @@ def _performance(context: Mapping, phases: Sequence[str]) -> list[dict]:
             view["calibration"] = figures.to_data_uri(
                 figures.calibration_figure(
                     data["y"], data["p"], data.get("w"), f"Calibration: {phase}",
-                    bands=_frame((context.get("calibration_bands") or {}).get(phase)),
+                    groups=data.get("groups"),
                 )
             )
             if phase not in curves:

@@ -62,14 +62,14 @@ def test_labels_censoring_and_ipcw_weights_match_hand_computation():
         # p4: followed to day 40 -> uncensored while t + 30 <= 40, s = t + 30
         ("p4", 0, 0, 1.0 / 0.6),
         ("p4", 7, 0, 1.0 / 0.6),
-        *[("p4", t, None, None) for t in (14, 21, 28, 35)],
+        *[("p4", t, None, None) for t in (14, 21, 28)],
         # p5: followed to day 60 -> G(t)/G(t+29)
         ("p5", 0, 0, 1 / 0.6),
         ("p5", 7, 0, 1 / 0.6),
         ("p5", 14, 0, 0.8 / 0.3),
         ("p5", 21, 0, 0.6 / 0.3),
         ("p5", 28, 0, 0.6 / 0.3),
-        *[("p5", t, None, None) for t in (35, 42, 49, 56)],
+        # no landmark after day 30 = 60 (the longest follow-up) - 30: no window is fully seen
     ]
     want = pl.DataFrame(
         {
@@ -97,7 +97,8 @@ def test_labels_censoring_and_ipcw_weights_match_hand_computation():
     ],
 )
 def test_at_risk_and_horizon_boundaries(relapse, followup, label_at_14, last_landmark):
-    got = rows([relapse], [followup])
+    # a second patient followed for years keeps the cohort's administrative end far away
+    got = rows([relapse, None], [followup, 2000]).filter(pl.col("patient_id") == "p0")
     assert got["day"].max() == last_landmark
     at_14 = got.filter(pl.col("day") == 14)
     if label_at_14 == "absent":
@@ -133,7 +134,7 @@ def test_custom_phases_and_spacing():
 
 def test_patients_without_outcomes_and_landmark_dates():
     people = patient_index(patients(["a", "b"]).lazy())
-    out = landmark_rows(people, outcomes(["a"], [None], [20]).lazy(), DEFAULT_PHASES, WEEKLY).collect()
+    out = landmark_rows(people, outcomes(["a"], [None], [50]).lazy(), DEFAULT_PHASES, WEEKLY).collect()
     assert out["patient_id"].unique().to_list() == ["a"]
     assert out["landmark_date"].to_list() == [day(0), day(7), day(14)]
 
@@ -144,3 +145,12 @@ def test_uncensored_weights_are_at_least_one():
     got = rows(relapse, followup)
     weights = got.filter(~pl.col("censored"))["ipcw_weight"]
     assert weights.null_count() == 0 and weights.min() >= 1.0
+
+
+def test_no_landmark_whose_horizon_passes_the_cohorts_longest_follow_up():
+    # everyone followed at most 182 days (pharmacoSmoking-like): the last full window starts on
+    # day 152, so weekly landmarks stop at 147 and the late relapse (day 170) labels nothing
+    got = rows([170, None, None], [170, 182, 100])
+    assert got["day"].max() == 147
+    assert got.filter(pl.col("patient_id") == "p0")["label"].to_list() == [0] * 20 + [1] * 2
+    assert got.filter(pl.col("phase") == "maintenance").height == 0

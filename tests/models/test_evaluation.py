@@ -60,13 +60,20 @@ def test_mlflow_names(oof, fitted_phase):
 
 
 @pytest.fixture(scope="module")
-def fallback_phase(model_config):
-    from models.training import fit_phase
-    from tests.models.synthetic import synthetic_phase
+def fallback_phase(model_config, fitted_phase, phase_data):
+    """A constant-rate phase: the weighted event rate for every row, metrics in-sample."""
+    import dataclasses
 
-    d = synthetic_phase(n_patients=60, intercept=-5, seed=1)
-    fit = fit_phase(d["X"], d["y"], d["w"], d["groups"], d["feature_names"], model_config, "maintenance")
-    assert fit.fallback is not None
+    from models.metrics import evaluate
+
+    d = phase_data
+    rate = float(np.average(d["y"], weights=d["w"]))
+    oof = np.full(d["y"].shape, rate)
+    fit = dataclasses.replace(
+        fitted_phase, phase="maintenance", status="constant", booster=None, calibrator=None, fallback_rate=rate,
+        oof_model=oof, oof_raw=oof.copy(), oof_baseline=None,
+        metrics={"constant_rate": evaluate(d["y"], oof, d["w"], d["groups"], 10, 1)},
+    )
     rows = pl.DataFrame({"patient_id": d["groups"], "label": d["y"], "ipcw_weight": d["w"]})
     return fit, rows
 

@@ -13,38 +13,45 @@ from models.explain import (
     top_reasons_batch,
 )
 from models.link import sigmoid
+from models.training import with_day
 
 # shares the session fixture's one expensive build with the other tests of its group
 pytestmark = pytest.mark.xdist_group("fitted_phase")
 
 
-def test_contributions_add_up_to_the_margin(fitted_phase, phase_data):
+@pytest.fixture(scope="module")
+def phase_data(phase_data):
+    """The early phase's features with the shared booster's day column."""
+    return phase_data | {"X": with_day(phase_data["X"], np.full(phase_data["X"].shape[0], 30.0))}
+
+
+def test_contributions_add_up_to_the_margin(trained, phase_data):
     X = phase_data["X"]
-    values, base = contributions(fitted_phase.booster, X)
+    values, base = contributions(trained.shared, X)
     assert values.shape == X.shape and base.shape == (X.shape[0],)
-    margins = margin(fitted_phase.booster, X)
+    margins = margin(trained.shared, X)
     assert np.max(np.abs(values.sum(axis=1) + base - margins)) < 1e-4
     check_additivity(values, base, margins)
 
 
-def test_additivity_check_catches_a_mismatch(fitted_phase, phase_data):
-    values, base = contributions(fitted_phase.booster, phase_data["X"][:10])
+def test_additivity_check_catches_a_mismatch(trained, phase_data):
+    values, base = contributions(trained.shared, phase_data["X"][:10])
     with pytest.raises(ValueError, match="do not add up"):
-        check_additivity(values, base, margin(fitted_phase.booster, phase_data["X"][:10]) + 0.01)
+        check_additivity(values, base, margin(trained.shared, phase_data["X"][:10]) + 0.01)
 
 
-def test_contributions_equal_the_shap_library(fitted_phase, phase_data):
+def test_contributions_equal_the_shap_library(trained, phase_data):
     X = phase_data["X"][:200]
-    values, _ = contributions(fitted_phase.booster, X)
-    reference = shap.TreeExplainer(fitted_phase.booster).shap_values(X)
+    values, _ = contributions(trained.shared, X)
+    reference = shap.TreeExplainer(trained.shared).shap_values(X)
     np.testing.assert_allclose(values, reference, atol=1e-5)
 
 
-def test_missing_values_get_contributions_too(fitted_phase, phase_data):
+def test_missing_values_get_contributions_too(trained, phase_data):
     X = phase_data["X"][:50].copy()
     X[:, :] = np.nan
-    values, base = contributions(fitted_phase.booster, X)
-    check_additivity(values, base, margin(fitted_phase.booster, X))
+    values, base = contributions(trained.shared, X)
+    check_additivity(values, base, margin(trained.shared, X))
 
 
 def test_effect_on_probability_definition():

@@ -138,3 +138,15 @@ def test_bootstrap_of_100k_rows_takes_seconds():
     start = time.perf_counter()
     metrics.evaluate(y, p, w, g, n_boot=200, seed=0)
     assert time.perf_counter() - start < 30
+
+
+def test_an_undefined_estimate_has_no_interval():
+    # a constant prediction: its calibration slope is undefined on the full sample; some
+    # resamples would still fit one, but no interval is shown around a missing estimate
+    y = np.array([0, 1, 0, 0, 1, 0, 0, 0] * 10, dtype=float)
+    p = np.full(y.size, 0.25)
+    groups = np.arange(y.size).astype(str)
+    got = metrics.evaluate(y, p, None, groups, n_boot=50, seed=0)
+    assert np.isnan(got["calibration_slope"][0])
+    assert np.isnan(got["calibration_slope"][1]) and np.isnan(got["calibration_slope"][2])
+    assert np.isfinite(got["brier"]).all()

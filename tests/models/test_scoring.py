@@ -17,12 +17,14 @@ pytestmark = pytest.mark.xdist_group("fitted_phase")
 
 
 @pytest.fixture(scope="module")
-def bundle(fitted_phase, phase_data) -> ModelBundle:
+def bundle(trained, phase_data) -> ModelBundle:
     phases = [{"name": "early", "start_day": 0, "end_day": 89}, {"name": "late", "start_day": 90, "end_day": 729}]
     return ModelBundle(
-        phase_models={"early": PhaseModel.from_fit(fitted_phase), "late": PhaseModel(None, 0.02, None)},
+        phase_models={"early": PhaseModel.from_fit(trained.fits["early"]),
+                      "late": PhaseModel("constant", fallback_rate=0.02)},
         feature_names=phase_data["feature_names"],
         phases=phases,
+        shared=trained.shared,
     )
 
 
@@ -32,7 +34,7 @@ def describe(name, value, row):
 
 def rows(phase_data, phase: str, n: int = 40) -> pl.DataFrame:
     frame = pl.DataFrame(phase_data["X"][:n], schema=phase_data["feature_names"], orient="row")
-    return frame.with_columns(pl.lit(phase).alias("phase"))
+    return frame.with_columns(pl.lit(phase).alias("phase"), pl.lit(30 if phase == "early" else 200).alias("day"))
 
 
 def test_bands_use_lower_bounds_inclusively():

@@ -7,7 +7,8 @@ through the CLI in the slow tests, each with its own MLflow store.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,10 +38,6 @@ SMOKING_PHASES = {
     "early": (668, 81, 113, 38),
     "consolidation": (386, 46, 31, 10),
 }
-NO_ROWS_TODAY = (
-    "training stops with 'no rows to fit' when no patient is followed into the last phase "
-    "(maintenance, day 365+); remove this marker once an empty phase no longer stops training"
-)
 
 if TYPE_CHECKING:
     pass
@@ -162,35 +159,50 @@ def test_pharmaco_smoking_validates_trains_and_registers_a_version(tmp_path):
             events,
         )
     assert "auroc_pooled" in metrics and "logistic_auroc_pooled" in metrics
-    assert "logistic_auroc_consolidation" not in metrics  # a rate fallback has no baseline
+    # consolidation borrows strength (shared booster, pooled calibrator); the baseline is still fitted
+    assert run.data.tags["phase_status.consolidation"] == "shared" and "logistic_auroc_consolidation" in metrics
     counts = pl.read_csv(
         mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="phase_counts.csv", dst_path=str(tmp_path / "dl")
         )
     )
     assert counts["event_patients"].to_list() == [v[3] for v in SMOKING_PHASES.values()]
-    assert counts.filter(pl.col("phase") == "consolidation")["fallback_rate"].item() > 0
+    consolidation = counts.filter(pl.col("phase") == "consolidation").row(0, named=True)
+    assert consolidation["status"] == "shared" and consolidation["added_trees"] == 0
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="pharmacoSmoking under the default phases: " + NO_ROWS_TODAY
-)
 def test_pharmaco_smoking_trains_under_the_default_phases(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     extra = "features:\n  demographic:\n    extra: [" + ", ".join(PHARMACO_SMOKING_EXTRA) + "]\n"
     config = config_file(tmp_path / "default_phases.yaml", uri, None, FAST_MODEL + extra)
     ws = Workspace(tmp_path, tmp_path / "pharmacosmoking", config, uri)
     write_pharmaco_smoking(ws.data)
-    ws.run("train", "--data", str(ws.data))
-    _, mv, _ = registered(uri)
+    result = ws.run("train", "--data", str(ws.data))
+    assert "no at-risk rows: not scored" in result.output
+    _, mv, run = registered(uri)
     assert "challenger" in mv.aliases
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["phase_status.maintenance"] == "no_data" and metrics["n_rows_maintenance"] == 0
+    assert tags["phase_status.acute"] in ("phase_model", "shared")
+    # consolidation: landmarks 90..147 only (147 + 30 <= 182, the longest follow-up)
+    assert metrics["n_rows_consolidation"] == SMOKING_PHASES["consolidation"][0]
+    assert tags["phase_status.consolidation"] == "shared"  # 10 patients with an event < min_events
+    assert metrics["auroc_pooled"] > 0.5
+
+
+def score_past_follow_up(ws: Workspace, tmp_path: Path) -> tuple[pl.DataFrame, dict]:
+    """Score as of a date that puts some patients in maintenance (day 365+), beyond training."""
+    patients = pl.read_parquet(ws.data / "patients.parquet")
+    as_of = patients["intake_date"].min() + timedelta(days=400)
+    out = tmp_path / "scores.parquet"
+    ws.run("score", "--data", str(ws.data), "--as-of", as_of.isoformat(), "--out", str(out),
+           "--model", "models:/relapse-risk@challenger")
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    return pl.read_parquet(out), manifest
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="simulated cohort cut at 270 days: " + NO_ROWS_TODAY
-)
 def test_a_simulated_cohort_followed_270_days_trains(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = config_file(tmp_path / "fast.yaml", uri, None, FAST_MODEL)
@@ -201,3 +213,12 @@ def test_a_simulated_cohort_followed_270_days_trains(tmp_path):
     ws.run("train", "--data", str(ws.data))
     _, mv, run = registered(uri)
     assert "challenger" in mv.aliases and run.data.tags["synthetic_data"] == "true"
+    assert run.data.tags["phase_status.maintenance"] == "no_data"
+    assert run.data.tags["phase_status.acute"] in ("phase_model", "shared")
+
+    scores, manifest = score_past_follow_up(ws, tmp_path)
+    excluded = manifest["patients"]["excluded"]
+    assert excluded["no_model_for_phase"] > 0
+    assert scores.height + sum(excluded.values()) == manifest["patients"]["in_input"]
+    assert "maintenance" not in scores["phase"].to_list() and scores.height > 0
+    assert scores["risk_30d"].is_between(1e-4, 0.99, closed="none").all()

@@ -63,3 +63,17 @@ def test_format_value():
     assert figures.format_value(float("nan")) == "missing"
     assert figures.format_value(3.0) == "3"
     assert figures.format_value(12.3456) == "12.3"
+
+
+def test_calibration_band_brackets_each_bin_and_the_axis_covers_every_risk(arrays):
+    *_, y, p = arrays
+    groups = np.repeat(np.arange(100), 4)
+    table = figures.calibration_bins(y, p, None, 10)
+    band = figures.calibration_band(y, p, None, groups, 10, n_boot=200, seed=1)
+    assert band.shape == (2, table.height)
+    observed = table["observed"].to_numpy()
+    assert (band[0] <= observed + 1e-12).all() and (observed <= band[1] + 1e-12).all()
+    assert (band[1] - band[0] > 0).all()
+    high = np.concatenate([p, [0.93]])  # one very high risk: the x axis must reach it
+    fig = figures.calibration_figure(np.concatenate([y, [1.0]]), high, None, "cal")
+    assert fig.axes[0].get_xlim()[1] >= 0.93
