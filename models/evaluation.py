@@ -3,6 +3,12 @@ logistic baseline and (on simulated data) the oracle, pooled over phases, and ML
 
 Headline model metrics are those of the cross-fitted calibrated out-of-fold predictions: what a
 clinic receives, scored on data neither the booster nor the calibrator saw.
+
+A phase that fell back to a constant event rate (too few event patients) is reported as model
+`constant_rate` with `in_sample` true: its one number was fitted on the rows it is scored on, so
+its calibration looks perfect by construction and its AUROC/AUPRC are not applicable (null, one
+score for every row ranks nothing). Its rows are left out of the pooled metrics, which would
+otherwise mix an in-sample constant with out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -15,8 +21,15 @@ import polars as pl
 from models.metrics import evaluate
 from models.training import PhaseFit
 
-MODEL_LABELS = {"xgboost_calibrated": "xgboost", "constant_rate": "xgboost", "logistic_baseline": "logistic"}
+MODEL_LABELS = {"xgboost_calibrated": "xgboost", "constant_rate": "constant_rate", "logistic_baseline": "logistic"}
+CONSTANT_RATE = "constant_rate"
+NOT_APPLICABLE = ("auroc", "auprc")  # undefined for one constant score
 POOLED = "pooled"
+
+
+def fallback_phases(fits: Mapping[str, PhaseFit]) -> list[str]:
+    """Phases whose model is the constant-rate fallback, in fit order."""
+    return [phase for phase, fit in fits.items() if fit.status == "constant"]
 
 
 def oof_frame(rows: Mapping[str, pl.DataFrame], fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
@@ -39,8 +52,12 @@ def oof_frame(rows: Mapping[str, pl.DataFrame], fits: Mapping[str, PhaseFit]) ->
 
 
 def _rows(phase: str, model: str, metrics: Mapping[str, tuple[float, float, float]]) -> list[dict]:
+    in_sample = model == CONSTANT_RATE
     return [
-        {"phase": phase, "model": model, "metric": name, "estimate": est, "lo": lo, "hi": hi}
+        {"phase": phase, "model": model, "metric": name, "estimate": est, "lo": lo, "hi": hi, "in_sample": in_sample}
+        if not (in_sample and name in NOT_APPLICABLE)
+        else {"phase": phase, "model": model, "metric": name, "estimate": None, "lo": None, "hi": None,
+              "in_sample": True}
         for name, (est, lo, hi) in metrics.items()
     ]
 
@@ -48,8 +65,10 @@ def _rows(phase: str, model: str, metrics: Mapping[str, tuple[float, float, floa
 def metrics_table(
     fits: Mapping[str, PhaseFit], oof: pl.DataFrame, n_boot: int, seed: int, oracle_column: str | None = None
 ) -> pl.DataFrame:
-    """phase, model (xgboost | logistic | oracle), metric, estimate, lo, hi; plus pooled rows."""
+    """phase, model (xgboost | constant_rate | logistic | oracle), metric, estimate, lo, hi,
+    in_sample; plus pooled rows over the phases that have a fitted model (fallbacks left out)."""
     rows: list[dict] = []
+    pooled_rows = oof.filter(~pl.col("phase").is_in(fallback_phases(fits)))
     for phase, fit in fits.items():
         for key, label in MODEL_LABELS.items():
             if key in fit.metrics:
@@ -58,7 +77,7 @@ def metrics_table(
     if oracle_column is not None:
         scored["oracle"] = oracle_column
     for phase in [*fits, POOLED]:
-        part = oof if phase == POOLED else oof.filter(pl.col("phase") == phase)
+        part = pooled_rows if phase == POOLED else oof.filter(pl.col("phase") == phase)
         for model, column in scored.items():
             if phase != POOLED and model != "oracle":
                 continue  # per-phase model rows come from the fits themselves
@@ -86,6 +105,7 @@ def metrics_table(
             "estimate": pl.Float64,
             "lo": pl.Float64,
             "hi": pl.Float64,
+            "in_sample": pl.Boolean,
         },
     )
 
@@ -106,6 +126,7 @@ def count_table(fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
                 "epv": f.epv,
                 "fallback_rate": f.fallback_rate,
                 "added_trees": f.added_trees,
+                "model": CONSTANT_RATE if f.status == "constant" else "xgboost",
             }
             for p, f in fits.items()
         ],
@@ -118,7 +139,7 @@ def mlflow_metrics(table: pl.DataFrame, counts: pl.DataFrame) -> dict[str, float
     others, `auroc_gap_to_oracle_{phase}`, and counts `n_rows_{phase}` etc."""
     out: dict[str, float] = {}
     for r in table.iter_rows(named=True):
-        prefix = "" if r["model"] == "xgboost" else f"{r['model']}_"
+        prefix = "" if r["model"] == "xgboost" else f"{r['model']}_"  # constant_rate_… for a fallback
         name = f"{prefix}{r['metric']}_{r['phase']}"
         for suffix, value in (("", r["estimate"]), ("_lo", r["lo"]), ("_hi", r["hi"])):
             if value is not None and np.isfinite(value):

@@ -281,3 +281,93 @@ def counts(y: np.ndarray, groups: np.ndarray) -> dict[str, int]:
         "events": int(np.sum(y == 1)),
         "event_patients": int(np.unique(groups[y == 1]).size),
     }
+
+
+def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return np.nan, np.nan
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def group_metrics(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray | None, groups: np.ndarray, n_boot: int, seed: int
+) -> dict[str, tuple[float, float, float]]:
+    """Observed/expected ratio, calibration intercept and AUROC of one subgroup, each as
+    (estimate, lower, upper) with 95% percentile intervals from whole-patient resamples.
+
+    oe_ratio = Σ w·y / Σ w·p (1 is ideal; 2 means twice the events the model predicted). The
+    intervals are percentiles of the same statistic over the resamples, so the estimate lies
+    inside them unless the distribution is very skewed. AUROC and the intercept need both
+    outcomes (NaN otherwise, and resamples with one class are skipped).
+    """
+    y, p, w = _check(y, p, w)
+    s = _Sample(y, p, w)
+    _, inverse = np.unique(np.asarray(groups)[s.order], return_inverse=True)
+    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+
+    def stats(W: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
+        observed, expected = W @ s.y, W @ s.p
+        both = (observed > 0) & (W.sum(axis=1) - observed > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            oe = np.where(expected > 0, observed / expected, np.nan)
+        intercept = _newton_intercept(s.z, s.y, W, start)
+        return {"oe_ratio": oe, "calibration_intercept": np.where(both, intercept, np.nan),
+                "auroc": np.where(both, _ranking(s, W)[0], np.nan)}
+
+    point = stats(s.w[None, :], np.zeros(1))
+    start = np.nan_to_num(point["calibration_intercept"])
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[np.ndarray]] = {k: [] for k in point}
+    for first in range(0, n_boot if n_patients else 0, _CHUNK):
+        size = min(_CHUNK, n_boot - first)
+        W = _resample_weights(inverse, n_patients, rng, size) * s.w
+        for k, v in stats(W, np.broadcast_to(start, (size,))).items():
+            boots[k].append(v)
+    return {
+        k: (float(point[k][0]), *_percentile_interval(np.concatenate(v) if v else np.empty(0)))
+        for k, v in boots.items()
+    }
+
+
+def paired_differences(
+    y: np.ndarray,
+    p_a: np.ndarray,
+    p_b: np.ndarray,
+    w: np.ndarray | None,
+    groups: np.ndarray,
+    n_boot: int,
+    seed: int,
+    names: tuple[str, ...] = ("auroc", "calibration_intercept", "ece"),
+) -> dict[str, tuple[float, float, float]]:
+    """Metric of `p_a` minus metric of `p_b` on the same rows, as (estimate, lower, upper).
+
+    Both predictions are scored on the same whole-patient resamples (a paired bootstrap), so
+    the interval is of the difference itself: much narrower than comparing two separate
+    intervals when the models rank patients alike. For calibration_intercept the difference
+    is of absolute values (|a_A| − |a_B|: > 0 means A is further from calibrated).
+    """
+    y, p_a, w = _check(y, p_a, w)
+    _, p_b, _ = _check(y, p_b, w)
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    samples = [_Sample(y, p, w) for p in (p_a, p_b)]
+
+    def metric(s: _Sample, W_rows: np.ndarray, start: dict) -> dict[str, np.ndarray]:
+        out = _batch(s, W_rows[:, s.order], start)
+        out["calibration_intercept"] = np.abs(out["calibration_intercept"])
+        return out
+
+    points = [_point(s) for s in samples]
+    estimate = {k: float(np.abs(points[0][k][0]) - np.abs(points[1][k][0])) if k == "calibration_intercept"
+                else float(points[0][k][0] - points[1][k][0]) for k in names}
+    rng = np.random.default_rng(seed)
+    diffs: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for first in range(0, n_boot if n_patients else 0, _CHUNK):
+        size = min(_CHUNK, n_boot - first)
+        W = _resample_weights(inverse, n_patients, rng, size) * w  # rows in the caller's order
+        a, b = (metric(s, W, pt) for s, pt in zip(samples, points, strict=True))
+        for k in names:
+            diffs[k].append(a[k] - b[k])
+    return {k: (estimate[k], *_percentile_interval(np.concatenate(v) if v else np.empty(0))) for k, v in diffs.items()}

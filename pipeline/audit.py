@@ -5,10 +5,14 @@ read (run artifacts, scores, data) → pure analysis → render → stage beside
 to MLflow → publish (`pipeline.publish`): a failure or a signal before that leaves the old report.
 With `--scores`, `--data` must name the scored cohort's folder: drift and the per-patient
 waterfalls need the feature values, which are rebuilt as of the scores' date with the same model.
+
+Beside the HTML the stage writes `report.json` (same stem, `.json`): every number the report
+shows, in the documented format of docs/report.schema.json, logged with the HTML.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,8 +29,12 @@ from pipeline.config import Config
 from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
 from pipeline.reports.analysis import out_of_range, subgroup_table
+from pipeline.reports.document import report_document
 from pipeline.reports.drift import drift_table
+from pipeline.reports.intervals import calibration_bands, net_benefit_intervals
 from pipeline.reports.render import find_external_references, render_report
+from pipeline.reports.sample_size import phase_sample_sizes
+from pipeline.reports.tripod import tripod_checklist
 from pipeline.serving import load_model, score_tables
 
 INTENDED_USE = (
@@ -61,6 +69,7 @@ LIMITATIONS = [
 @dataclass
 class AuditResult:
     path: Path
+    json_path: Path  # report.json beside the HTML
     logged_to_run: str  # the audit's own run, in the `<experiment>-audit` experiment
     synthetic: bool
     patients: int
@@ -100,13 +109,14 @@ def audit(
     check_inputs(out, scores, data_dir)
     key = hash_key_from_env()
     tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
-    with publish.Publication([Path(out)]) as pub, tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
+    outputs = [Path(out), report_json_path(Path(out))]
+    with publish.Publication(outputs) as pub, tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
         work = Path(tmp)
         model = load_model(model_uri, work / "model", config.mlflow)
         if model.resolved.run_id is None:
             raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")
         run_dir = tracking.download_run_artifacts(config.mlflow, model.resolved.run_id, work / "run")
-        context = _training_context(model, run_dir, key.label)
+        context = _training_context(config, model, run_dir, key.label)
         reviewed = {
             "model_name": model.name or "",
             "model_version": model.resolved.version or "unregistered",
@@ -120,18 +130,24 @@ def audit(
             )
             reviewed["scoring_run_id"] = manifest.get("scoring_run_id") or "none"
             reviewed["scores_as_of"] = str(manifest.get("as_of"))
+        context["tripod"] = tripod_checklist(context)
         html = render_report(context)
         if find_external_references(html):
             raise RuntimeError("the report would load external resources; refusing to write it")
+        document = json.dumps(report_document(context), indent=1, ensure_ascii=False, allow_nan=False)
+        json_path = report_json_path(Path(out))
+        staged_json = pub.write(json_path, lambda t: t.write_text(document + "\n", encoding="utf-8"))
         staged = pub.write(Path(out), lambda t: t.write_text(html, encoding="utf-8"))
         reviewed["synthetic_data"] = str(bool(context.get("synthetic"))).lower()
         run_name = f"audit-{reviewed['model_name']}-v{reviewed['model_version']}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-        audit_run = tracking.guarded(  # logged from staging (same file name): published once MLflow holds it
-            config.mlflow, "logging the report", lambda: tracking.log_audit(config.mlflow, run_name, reviewed, staged)
+        audit_run = tracking.guarded(  # logged from staging (same file names): published once MLflow holds them
+            config.mlflow,
+            "logging the report",
+            lambda: tracking.log_audit(config.mlflow, run_name, reviewed, staged, extra=[staged_json]),
         )
         pub.commit()
     return AuditResult(
-        Path(out), audit_run, bool(context.get("synthetic")), len(context.get("patients", [])), reviewed
+        Path(out), json_path, audit_run, bool(context.get("synthetic")), len(context.get("patients", [])), reviewed
     )
 
 
@@ -145,11 +161,18 @@ def _read_manifest(scores: Path) -> dict[str, Any]:
     return manifest
 
 
-def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
+def report_json_path(html: Path) -> Path:
+    """report.json beside report.html: the same name with `.json`."""
+    return Path(html).with_suffix(".json")
+
+
+def _training_context(config: Config, model, run_dir: Path, id_label: str) -> dict[str, Any]:
     card = io.read_json(run_dir / artifacts.MODEL_CARD)
     metrics = pl.read_csv(run_dir / artifacts.METRICS)
     oof = pl.read_parquet(run_dir / artifacts.OOF_PREDICTIONS)
-    registry = feature_registry(model.spec)
+    counts = pl.read_csv(run_dir / artifacts.PHASE_COUNTS)
+    names = set(model.bundle.feature_names)  # the model's inputs, not label, weights or ids
+    registry = {n: i for n, i in feature_registry(model.spec).items() if n in names}
     r = model.resolved
     model_card = card | {
         "model_name": model.name,
@@ -172,12 +195,13 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
         "baseline: penalised logistic regression on the same features.",
     }
     phase_order = [p["name"] for p in card["phases"]]
-    parts = {ph: oof.filter(pl.col("phase") == ph) for ph in phase_order} | {"pooled": oof}
-    calibration = {
-        ph: {k: part[c].to_numpy() for k, c in (("y", "label"), ("p", "risk"), ("w", "ipcw_weight"))}
-        for ph, part in parts.items()
-        if part.height
-    }
+    fallback = [f["phase"] for f in card.get("fallback_phases") or []]
+    pooled = oof.filter(~pl.col("phase").is_in(fallback))
+    parts = {ph: oof.filter(pl.col("phase") == ph) for ph in phase_order} | {"pooled": pooled}
+    columns = (("y", "label"), ("p", "risk"), ("w", "ipcw_weight"), ("groups", "patient_id"))
+    calibration = {ph: {k: part[c].to_numpy() for k, c in columns} for ph, part in parts.items() if part.height}
+    n_boot, seed = config.model.bootstrap_samples, config.model.seed
+    thresholds = [t for t in config.scoring.risk_bands.values() if 0 < t < 1]
     return {
         "title": "Relapse-risk audit report",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -185,7 +209,16 @@ def _training_context(model, run_dir: Path, id_label: str) -> dict[str, Any]:
         "model_card": model_card,
         "metrics": metrics,
         "calibration": calibration,
-        "subgroups": subgroup_table(oof),
+        "calibration_bands": {
+            ph: calibration_bands(d["y"], d["p"], d["w"], d["groups"], n_boot=n_boot, seed=seed)
+            for ph, d in calibration.items()
+        },
+        "net_benefit": {
+            ph: net_benefit_intervals(d["y"], d["p"], d["w"], d["groups"], thresholds, n_boot, seed)
+            for ph, d in calibration.items()
+        },
+        "sample_size": phase_sample_sizes(counts.to_dicts(), len(model.bundle.feature_names)),
+        "subgroups": subgroup_table(oof, n_boot=n_boot, seed=seed),
         "shap": _shap_context(run_dir, model.spec),
         "id_note": f"keyed hash (HMAC-SHA256, {id_label})",
     }
@@ -197,11 +230,13 @@ def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:
         return {}
     sample = pl.read_parquet(path)
     names = list(spec.feature_names)
+    registry = feature_registry(spec)
+    labels = [f"{n} ({registry[n].unit})" if n in registry and registry[n].unit else n for n in names]
     return {
         phase: {
             "values": part.select([f"shap__{n}" for n in names]).to_numpy(),
             "features": part.select(names).cast(pl.Float64).to_numpy(),
-            "feature_names": names,
+            "feature_names": labels,  # with units, as the figures label them
         }
         for (phase,), part in sample.group_by("phase", maintain_order=True)
     }
@@ -235,9 +270,14 @@ def _scoring_context(
             "n_excluded": sum(manifest["patients"]["excluded"].values()),
             "run_id": manifest.get("scoring_run_id"),
         },
-        "drift": drift_table(profile, features),
+        "drift": drift_table(profile, features.with_columns(batch.scored["phase"]))
+        if "by_phase" in profile
+        else None,
         "out_of_range": out_of_range(features),
-        "patients": [_patient(batch, pid, show(pid), model.bundle.feature_names) for pid in chosen],
+        "patients": [
+            _patient(batch, pid, show(pid), model.bundle.feature_names) | {"as_of": manifest["as_of"]}
+            for pid in chosen
+        ],
         "id_note": "patient identifiers in clear (--include-ids)"
         if include_ids
         else f"keyed hash (HMAC-SHA256, {key.label})",

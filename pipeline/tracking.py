@@ -26,7 +26,6 @@ from pipeline.artifacts import BUNDLE, MODEL, SCORING_MANIFEST, WARNINGS
 from pipeline.config import MlflowConfig
 
 SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
-POOLED_AUROC = "auroc_pooled"
 
 
 def _mlflow():
@@ -236,40 +235,54 @@ def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
 
 
 class PromotionRefused(RuntimeError):
-    """The candidate is worse than the current champion and --force was not given."""
+    """The candidate is not shown to be at least as good as the champion and --force was not given."""
 
 
-def promote(cfg: MlflowConfig, version: str, force: bool = False) -> dict[str, Any]:
-    """Move alias `champion` to `version`, unless its pooled AUROC is below the champion's."""
+@dataclass
+class RegisteredVersion:
+    version: str
+    run_id: str
+    fingerprint: str | None  # the training run's `data_fingerprint` tag
+
+
+@dataclass
+class PromotionVersions:
+    name: str
+    candidate: RegisteredVersion
+    champion: RegisteredVersion | None
+
+
+def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
+    """The version to promote and the current champion (None when there is none)."""
     mlflow = connect(cfg)
     client = mlflow.MlflowClient()
     name = cfg.registered_model
-    candidate = client.get_model_version(name, str(version))
-    candidate_auroc = client.get_run(candidate.run_id).data.metrics.get(POOLED_AUROC)
+
+    def registered(mv) -> RegisteredVersion:
+        tags = client.get_run(mv.run_id).data.tags
+        return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"))
+
+    candidate = registered(client.get_model_version(name, str(version)))
     try:
-        champion = client.get_model_version_by_alias(name, "champion")
+        champion = registered(client.get_model_version_by_alias(name, "champion"))
     except mlflow.exceptions.MlflowException:
         champion = None
-    champion_auroc = client.get_run(champion.run_id).data.metrics.get(POOLED_AUROC) if champion else None
-    if (
-        champion is not None
-        and not force
-        and candidate_auroc is not None
-        and champion_auroc is not None
-        and candidate_auroc < champion_auroc
-    ):
-        raise PromotionRefused(
-            f"version {version} has pooled AUROC {candidate_auroc:.4f}, below the champion "
-            f"(version {champion.version}: {champion_auroc:.4f}); use --force to promote anyway"
-        )
-    client.set_registered_model_alias(name, "champion", str(version))
-    return {
-        "name": name,
-        "version": str(version),
-        "auroc": candidate_auroc,
-        "previous_champion": champion.version if champion else None,
-        "previous_auroc": champion_auroc,
-    }
+    return PromotionVersions(name, candidate, champion)
+
+
+def set_champion(cfg: MlflowConfig, version: str, tags: dict[str, str]) -> None:
+    """Point alias `champion` at `version` and record on that version how the decision was made."""
+    client = connect(cfg).MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(cfg.registered_model, str(version), key, value)
+    client.set_registered_model_alias(cfg.registered_model, "champion", str(version))
+
+
+def download_run_file(cfg: MlflowConfig, run_id: str, path: str, dst: Path) -> Path:
+    """One artifact of a run, downloaded into `dst`."""
+    mlflow = connect(cfg)
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
 
 
 @dataclass
@@ -300,14 +313,19 @@ def download_run_artifacts(cfg: MlflowConfig, run_id: str, dst: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="", dst_path=str(dst)))
 
 
-def log_audit(cfg: MlflowConfig, run_name: str, tags: dict[str, str], report: Path) -> str:
-    """Log an audit report to a new run of the `<experiment>-audit` experiment; returns its id.
-    The runs it reviewed are named in its tags and left untouched."""
+def log_audit(
+    cfg: MlflowConfig, run_name: str, tags: dict[str, str], report: Path, extra: list[Path] | None = None
+) -> str:
+    """Log an audit report (and `extra` files beside it, e.g. report.json) to a new run of the
+    `<experiment>-audit` experiment; returns its id. The runs it reviewed are named in its tags
+    and left untouched."""
     mlflow = connect(cfg)
     use_experiment(mlflow, cfg, f"{cfg.experiment}-audit")
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_artifact(str(report))
+        for path in extra or []:
+            mlflow.log_artifact(str(path))
         return run.info.run_id
 
 

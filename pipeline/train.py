@@ -30,7 +30,8 @@ from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
 from pipeline.registry import model_description
-from pipeline.reports.drift import training_profile
+from pipeline.reports.cohort import accrual, participant_flow
+from pipeline.reports.drift import phase_profiles
 from pipeline.reports.figures import calibration_figure, shap_beeswarm_figure
 from pipeline.serving import LoadedModel
 from pipeline.weights import censoring_sensitivity, phase_data, with_censoring_weights
@@ -95,7 +96,8 @@ def train(
     warnings = trained.warnings + [w for fit in fits.values() for w in fit.warnings]
 
     hashes = io.hash_files(paths)
-    run = _TrainingRun(landmarks, oof, trained, rows, spec, config, simulation, paths, hashes)
+    run = _TrainingRun(landmarks, oof, trained, rows, spec, config, simulation, paths, hashes,
+                       tables["patients"], tables["outcomes"])
     bundle = _bundle(run)
     artifacts = training_artifacts(run, bundle, table, counts, hash_key_from_env())
     sensitivity = censoring_sensitivity(landmarks, truth)
@@ -143,6 +145,8 @@ class _TrainingRun:
     simulation: dict[str, Any] | None
     paths: dict[str, Path]
     hashes: dict[str, str]  # SHA-256 of each input file, computed once
+    patients: pl.DataFrame
+    outcomes: pl.DataFrame
 
     @property
     def fits(self) -> dict[str, PhaseFit]:
@@ -224,7 +228,7 @@ def training_artifacts(
         phase_counts=counts,
         oof_predictions=hashed,
         feature_registry={n: vars(info) for n, info in feature_registry(spec).items()},
-        training_profile=training_profile(run.landmarks, spec.feature_names),
+        training_profile=phase_profiles(run.landmarks, spec.feature_names),
         model_card=_model_card(run, counts, key.label),
         shap_sample=pl.concat(shap_frames) if shap_frames else None,
         figures=figures,
@@ -260,8 +264,18 @@ def _model_card(run: _TrainingRun, counts: pl.DataFrame, id_label: str) -> dict[
             "date_start": str(dates.min()),
             "date_end": str(dates.max()),
             "n_patients": run.landmarks["patient_id"].n_unique(),
+            **accrual(run.patients, run.outcomes),
         },
-        "events_per_phase": counts.select("phase", "patients", "rows", "events").to_dicts(),
+        "participant_flow": participant_flow(run.patients, run.outcomes, run.landmarks, config.phase_names),
+        # `events` counts event rows (a relapse within 30 days of a landmark: ~4 rows per
+        # relapse); `event_patients` counts the independent events
+        "events_per_phase": counts.select("phase", "model", "patients", "event_patients", "rows", "events").to_dicts(),
+        "fallback_phases": [
+            {"phase": p, "rate": f.fallback_rate, "reason": "; ".join(f.warnings)}
+            for p, f in run.fits.items()
+            if f.status == "constant"
+        ],
+        "n_features": len(run.spec.feature_names),
         "phase_status": counts.select(
             "phase", "status", "event_patients", "predictors", "epv", "added_trees", "fallback_rate"
         ).to_dicts(),

@@ -14,7 +14,9 @@ from pipeline.contract import ContractViolation
 
 @app.command()
 def audit(
-    out: Path = typer.Option(..., "--out", help="Report file (.html), self-contained and readable offline."),
+    out: Path = typer.Option(
+        ..., "--out", help="Report file (.html), self-contained and readable offline; report.json is written beside it."
+    ),
     model: str = typer.Option(
         "models:/relapse-risk@champion", "--model", metavar="<uri>", help="MLflow model URI."
     ),
@@ -47,6 +49,7 @@ def audit(
     r = result.reviewed
     scoring = f", scoring run {r['scoring_run_id']}" if "scoring_run_id" in r else ""
     result_line(
-        f"wrote audit report {result.path}{note}; logged to audit run {result.logged_to_run} "
-        f"(reviewed {r['model_name']} version {r['model_version']}: training run {r['training_run_id']}{scoring})"
+        f"wrote audit report {result.path}{note} and its numbers {result.json_path}; logged to audit run "
+        f"{result.logged_to_run} (reviewed {r['model_name']} version {r['model_version']}: "
+        f"training run {r['training_run_id']}{scoring})"
     )

@@ -1,4 +1,4 @@
-"""`relapse promote`: move the `champion` alias to a registered version."""
+"""`relapse promote`: move the `champion` alias to a registered version, on evidence."""
 
 from __future__ import annotations
 
@@ -8,24 +8,40 @@ import typer
 
 from pipeline.cli.app import app, fail
 from pipeline.config import ConfigError, load_config
+from pipeline.contract import ContractViolation
 
 
 @app.command()
 def promote(
     version: str = typer.Option(..., "--version", help="Registered model version to promote."),
-    force: bool = typer.Option(False, "--force", help="Promote even if its pooled AUROC is below the champion's."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote even when the evidence refuses it; recorded on the version as a tag."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="An evaluation cohort neither version was trained on: both score its labelled rows."
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
-    """Point alias `champion` at VERSION; refuses a version worse than the current champion."""
+    """Point alias `champion` at VERSION unless, on the same labelled rows, it is worse than the
+    champion beyond the paired-bootstrap interval in AUROC or calibration in any phase with
+    enough event patients. Runs on different data are compared only on an evaluation cohort (--data)."""
     from pipeline import tracking
+    from pipeline.promote import promote as run_promote
 
     try:
         cfg = load_config(config)
-        moved = tracking.promote(cfg.mlflow, version, force=force)
-    except (ConfigError, tracking.PromotionRefused) as exc:
+        moved = run_promote(cfg, version, force=force, data_dir=data)
+    except (ConfigError, ContractViolation, tracking.PromotionRefused) as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  (registry errors: unknown version, unreachable server)
         raise fail(f"cannot promote version {version}: {exc}") from None
-    before = f" (was version {moved['previous_champion']})" if moved["previous_champion"] else ""
-    auroc = f"{moved['auroc']:.4f}" if moved["auroc"] is not None else "n/a"
-    typer.echo(f"{moved['name']} version {moved['version']} is now champion{before}; pooled AUROC {auroc}")
+    if moved.comparison is not None:
+        for r in moved.comparison.table.iter_rows(named=True):
+            judged = "" if r["judged"] else " (too few event patients to judge)"
+            typer.echo(
+                f"  {r['phase']:<14} {r['metric']:<22} challenger − champion {r['difference']:+.4f} "
+                f"(95% CI {r['lo']:+.4f} to {r['hi']:+.4f}); {r['event_patients']} event patients{judged}"
+            )
+    before = f" (was version {moved.previous_champion})" if moved.previous_champion else ""
+    forced = " FORCED despite the evidence (tag promotion.forced=true)" if moved.forced else ""
+    typer.echo(f"{moved.name} version {moved.version} is now champion{before}; compared on {moved.basis}{forced}")

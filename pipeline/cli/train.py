@@ -120,7 +120,8 @@ def _print_metrics(out, metrics) -> None:
         wide.setdefault((r["phase"], r["model"]), {})[r["metric"]] = r
     for (phase, model), m in wide.items():
         cells = [_ci(m.get(k)) for k in ("auroc", "brier", "calibration_slope")]
-        table.add_row(phase, model, *cells)
+        in_sample = any(r.get("in_sample") for r in m.values())
+        table.add_row(phase, f"{model} (in-sample)" if in_sample else model, *cells)
     out.print(table)
 
 

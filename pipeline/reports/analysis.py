@@ -14,13 +14,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
 
+from models.metrics import group_metrics
 from pipeline.reports.drift import (
     DEFAULT_RANGES,
     drift_table,
     match_ranges,
     out_of_range,
+    phase_profiles,
     psi,
     training_profile,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "drift_table",
     "match_ranges",
     "out_of_range",
+    "phase_profiles",
     "psi",
     "subgroup_table",
     "training_profile",
@@ -41,7 +43,7 @@ __all__ = [
 DEFAULT_THRESHOLDS = np.round(np.arange(0.01, 0.61, 0.01), 6)
 MISSING = "missing"
 TOO_SMALL = "too small to judge"
-FLAG = "flag: large gap"
+FLAG = "flag"
 OK = "ok"
 AGE_BANDS = ("under 18", "18–24", "25–30", "over 30")
 QUINTILES = ("Q1 (most deprived)", "Q2", "Q3", "Q4", "Q5 (least deprived)")
@@ -138,68 +140,75 @@ def _group_order(groups: list[str]) -> list[str]:
     return sorted(groups, key=lambda g: (g == MISSING, natural.get(g, len(natural)), g))
 
 
-def _group_stats(y: np.ndarray, p: np.ndarray, w: np.ndarray, min_n: int, min_events: int) -> dict:
-    n, events = len(y), int(y.sum())
+def _group_stats(part: pl.DataFrame, limits: dict) -> dict:
+    """Patient counts, observed and predicted risk, and the bootstrap metrics of one group."""
+    y, p, w = (part[c].to_numpy() for c in ("_y", "_p", "_w"))
+    ids = part["_pid"].to_numpy()
+    n_patients = int(np.unique(ids).size)
+    events = int(np.unique(ids[y == 1]).size)
     total = w.sum()
-    observed = float((w * y).sum() / total) if total > 0 else None
-    predicted = float((w * p).sum() / total) if total > 0 else None
-    judgeable = n >= min_n and events >= min_events
-    auroc = None
-    if judgeable and 0 < events < n:
-        auroc = float(roc_auc_score(y, p, sample_weight=w))
-    citl = None if observed is None else observed - predicted
-    return {
-        "n": n,
-        "events": events,
-        "auroc": auroc,
-        "mean_predicted": predicted,
-        "observed": observed,
-        "calibration_in_the_large": citl,
-        "judgeable": judgeable,
+    row = {
+        "n_patients": n_patients,
+        "n_event_patients": events,
+        "n_rows": int(y.size),
+        "mean_predicted": float((w * p).sum() / total) if total > 0 else None,
+        "observed": float((w * y).sum() / total) if total > 0 else None,
     }
+    judgeable = events >= limits["min_event_patients"] and n_patients - events >= limits["min_event_patients"]
+    metrics = group_metrics(y, p, w, ids, limits["n_boot"], limits["seed"]) if judgeable else {}
+    for name in ("oe_ratio", "calibration_intercept", "auroc"):
+        est, lo, hi = metrics.get(name, (None, None, None))
+        row |= {name: _finite_or_none(est), f"{name}_lo": _finite_or_none(lo), f"{name}_hi": _finite_or_none(hi)}
+    return row | {"judgeable": judgeable}
 
 
-def _status(row: dict, phase_auroc: float | None, limits: dict) -> tuple[str, str]:
-    """The status and a short note saying why."""
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _flag(row: dict, phase_auroc: float | None, limits: dict) -> tuple[str, str]:
+    """The flag and a short note saying why: from the intervals, never from absolute gaps."""
     if not row["judgeable"]:
-        short = [f"n {row['n']} < {limits['min_n']}"] if row["n"] < limits["min_n"] else []
-        if row["events"] < limits["min_events"]:
-            short.append(f"events {row['events']} < {limits['min_events']}")
-        return TOO_SMALL, "; ".join(short)
-    gap, auroc_gap = limits["gap"], limits["auroc_gap"]
+        need = limits["min_event_patients"]
+        return TOO_SMALL, (f"{row['n_event_patients']} event patients, "
+                           f"{row['n_patients'] - row['n_event_patients']} without (need {need} of each)")
     notes = []
-    citl = row["calibration_in_the_large"]
-    if citl is not None and abs(citl) > gap:
-        notes.append(f"observed − predicted = {citl:+.3f}")
-    if (
-        row["auroc"] is not None
-        and phase_auroc is not None
-        and row["auroc"] < phase_auroc - auroc_gap
-    ):
-        notes.append(f"AUROC {row['auroc']:.3f} vs {phase_auroc:.3f} for the phase")
+    lo, hi = row["oe_ratio_lo"], row["oe_ratio_hi"]
+    if lo is not None and hi is not None and (lo > 1 or hi < 1):
+        side = "more" if lo > 1 else "fewer"
+        notes.append(f"{side} events than predicted: O/E {row['oe_ratio']:.2f} ({lo:.2f}–{hi:.2f})")
+    if row["attribute"] != "all" and phase_auroc is not None and row["auroc_hi"] is not None \
+            and row["auroc_hi"] < phase_auroc:
+        notes.append(f"AUROC {row['auroc']:.3f} ({row['auroc_lo']:.3f}–{row['auroc_hi']:.3f}) "
+                     f"below the phase's {phase_auroc:.3f}")
     return (FLAG, "; ".join(notes)) if notes else (OK, "")
 
 
-def subgroup_table(
-    oof: pl.DataFrame,
-    min_n: int = 100,
-    min_events: int = 10,
-    gap: float = 0.10,
-    auroc_gap: float = 0.10,
-) -> pl.DataFrame:
-    """Per phase and subgroup: n, events, AUROC and calibration-in-the-large, with a status.
+SUBGROUP_SCHEMA = {
+    "phase": pl.String, "attribute": pl.String, "level": pl.String,
+    "n_patients": pl.Int64, "n_event_patients": pl.Int64, "n_rows": pl.Int64,
+    "mean_predicted": pl.Float64, "observed": pl.Float64,
+    **{f"{m}{s}": pl.Float64 for m in ("oe_ratio", "calibration_intercept", "auroc") for s in ("", "_lo", "_hi")},
+    "flag": pl.String, "note": pl.String,
+}
 
-    `oof` holds out-of-fold rows: phase, label (0/1; null = censored, left out), ipcw_weight,
-    risk (calibrated prediction) and the patient attributes (age_at_intake, sex, and optional
-    polysubstance, deprivation_decile, ethnicity). `n` counts landmark rows, not patients.
-    AUROC and mean risk are IPCW-weighted; observed is the weighted event rate and
-    calibration_in_the_large = observed − mean_predicted. Status: "too small to judge" when
-    n < min_n or events < min_events (AUROC then null); "flag: large gap" when
-    |calibration_in_the_large| > gap or AUROC is more than `auroc_gap` below the phase's
-    overall AUROC; else "ok". Within each (phase, attribute) the groups' n add up to the
-    phase's total ("missing" collects nulls).
+
+def subgroup_table(
+    oof: pl.DataFrame, min_event_patients: int = 10, n_boot: int = 200, seed: int = 0
+) -> pl.DataFrame:
+    """Per phase and subgroup: patients, event patients, O/E, calibration intercept and AUROC
+    with 95% patient-bootstrap intervals, and a flag.
+
+    `oof` holds out-of-fold rows: phase, patient_id, label (0/1; null = censored, left out),
+    ipcw_weight, risk (calibrated prediction) and the patient attributes (age_at_intake, sex,
+    and optional polysubstance, deprivation_decile, ethnicity). Counts are of patients: a
+    patient counts once per group however many weekly rows they have, and an event patient
+    has at least one row with label 1. Rates are IPCW-weighted; O/E = observed / predicted
+    events. Flag: "too small to judge" when the group has fewer than `min_event_patients`
+    patients with an event or without one (no metrics then); "flag" when the O/E interval
+    excludes 1 or the AUROC's upper bound lies below the phase's AUROC; else "ok".
     """
-    required = {"phase", "label", "ipcw_weight", "risk"}
+    required = {"phase", "patient_id", "label", "ipcw_weight", "risk"}
     if lacking := sorted(required - set(oof.columns)):
         raise ValueError(f"subgroup_table: out-of-fold frame lacks column(s) {lacking}")
     rows = oof.filter(pl.col("label").is_not_null())
@@ -208,51 +217,24 @@ def subgroup_table(
     attributes = subgroup_attributes(rows)
     labelled = rows.select(
         pl.col("phase").cast(pl.String),
+        pl.col("patient_id").cast(pl.String).alias("_pid"),
         pl.col("label").cast(pl.Float64).alias("_y"),
         pl.col("risk").cast(pl.Float64).alias("_p"),
         pl.col("ipcw_weight").cast(pl.Float64).alias("_w"),
         *[expr.alias(name) for name, expr in attributes.items()],
     )
-    limits = {"min_n": min_n, "min_events": min_events, "gap": gap, "auroc_gap": auroc_gap}
+    limits = {"min_event_patients": min_event_patients, "n_boot": n_boot, "seed": seed}
     out = []
     for phase in labelled["phase"].unique(maintain_order=True).to_list():
         part = labelled.filter(pl.col("phase") == phase)
         phase_auroc = None
         for attribute in attributes:
-            for group in _group_order(part[attribute].unique().to_list()):
-                sub = part.filter(pl.col(attribute) == group)
-                stats = _group_stats(
-                    sub["_y"].to_numpy(),
-                    sub["_p"].to_numpy(),
-                    sub["_w"].to_numpy(),
-                    min_n,
-                    min_events,
-                )
+            for level in _group_order(part[attribute].unique().to_list()):
+                row = {"phase": phase, "attribute": attribute, "level": level,
+                       **_group_stats(part.filter(pl.col(attribute) == level), limits)}
                 if attribute == "all":
-                    phase_auroc = stats["auroc"]
-                status, note = _status(stats, phase_auroc, limits)
-                stats.pop("judgeable")
-                out.append(
-                    {
-                        "phase": phase,
-                        "attribute": attribute,
-                        "group": group,
-                        **stats,
-                        "status": status,
-                        "note": note,
-                    }
-                )
-    schema = {
-        "phase": pl.String,
-        "attribute": pl.String,
-        "group": pl.String,
-        "n": pl.Int64,
-        "events": pl.Int64,
-        "auroc": pl.Float64,
-        "mean_predicted": pl.Float64,
-        "observed": pl.Float64,
-        "calibration_in_the_large": pl.Float64,
-        "status": pl.String,
-        "note": pl.String,
-    }
-    return pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
+                    phase_auroc = row["auroc"]
+                row["flag"], row["note"] = _flag(row, phase_auroc, limits)
+                row.pop("judgeable")
+                out.append(row)
+    return pl.DataFrame(out, schema=SUBGROUP_SCHEMA) if out else pl.DataFrame(schema=SUBGROUP_SCHEMA)

@@ -15,9 +15,19 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
+from scipy.stats import chi2
 
 PSI_EPSILON = 1e-4
 STABLE, MODERATE, MAJOR = "stable", "moderate shift", "major shift"
+NO_FLAG, MINOR_FLAG, MAJOR_FLAG = "none", "minor", "major"
+PSI_MINOR, PSI_MAJOR = 0.10, 0.25
+MISSING_SHIFT = 0.10
+DRIFT_MIN_N = 100
+DRIFT_SCHEMA = {
+    "phase": pl.String, "feature": pl.String, "psi": pl.Float64, "psi_noise": pl.Float64,
+    "missing_share_train": pl.Float64, "missing_share_scored": pl.Float64, "n_train": pl.Int64,
+    "n_scored": pl.Int64, "missing_shift": pl.Boolean, "flag": pl.String, "note": pl.String,
+}
 
 # Physiological plausibility by feature-name prefix (lo, hi inclusive), in the features' units.
 # A prefix applies to level features only: names containing a DERIVED_TOKENS word (slopes,
@@ -98,42 +108,101 @@ def training_profile(frame: pl.DataFrame, feature_names: Sequence[str], bins: in
     return profile
 
 
-def drift_table(profile: Mapping[str, Mapping], frame: pl.DataFrame) -> pl.DataFrame:
-    """PSI and missingness of each profiled feature in the scoring cohort `frame`.
+def phase_profiles(frame: pl.DataFrame, feature_names: Sequence[str], bins: int = 10) -> dict:
+    """The training profile per recovery phase: `{"by_phase": {phase: {"rows", "patients",
+    "features": training_profile(...)}}}`.
 
-    Status: "stable" (PSI < 0.1), "moderate shift" (< 0.25), "major shift"; "absent now" when
-    the column is missing from `frame`, "no values now" / "no training values" when a side is
-    empty (PSI null then).
+    Per phase because the training landmark table and a scoring cohort mix phases differently
+    (many weekly rows per patient in late phases, one row per patient when scoring): a pooled
+    profile flags the phase mix, not a shift. `patients` is the effective sample size, since
+    one patient's weekly rows are correlated.
+    """
+    out = {}
+    for (phase,), part in frame.group_by("phase", maintain_order=True):
+        if phase is None or part.height == 0:
+            continue
+        out[str(phase)] = {
+            "rows": part.height,
+            "patients": part["patient_id"].n_unique() if "patient_id" in part.columns else part.height,
+            "features": training_profile(part, feature_names, bins),
+        }
+    return {"by_phase": out}
+
+
+def psi_noise(n_bins: int, n_expected: int, n_actual: int) -> float:
+    """The PSI two samples of these sizes from one distribution exceed 5 % of the time.
+
+    n·PSI between two samples of one distribution is close to a chi-square with (bins − 1)
+    degrees of freedom scaled by the harmonic sample size, so PSI ≈ χ²₀.₉₅(bins − 1) ·
+    (1/n_expected + 1/n_actual). A PSI below threshold + this allowance is indistinguishable
+    from sampling noise (a PSI of 3 on 12 values says nothing).
+    """
+    if n_expected <= 0 or n_actual <= 0:
+        return math.inf
+    return float(chi2.ppf(0.95, max(n_bins - 1, 1)) * (1.0 / n_expected + 1.0 / n_actual))
+
+
+def _value_flag(value: float, noise: float) -> str:
+    excess = value - noise
+    return MAJOR_FLAG if excess >= PSI_MAJOR else MINOR_FLAG if excess >= PSI_MINOR else NO_FLAG
+
+
+def _missing_shift(train: float, now: float, n_train: int, n_now: int) -> bool:
+    """A change in the missing share beyond 0.10 and beyond twice its standard error."""
+    pooled = (train * n_train + now * n_now) / (n_train + n_now)
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n_train + 1 / n_now))
+    return abs(now - train) > max(MISSING_SHIFT, 2 * se)
+
+
+def _feature_row(phase: str, name: str, entry: Mapping, n_train: int, values: np.ndarray, n_now: int,
+                 min_n: int) -> dict:
+    missing_now = 1.0 - values.size / n_now
+    row = {"phase": phase, "feature": name, "psi": None, "psi_noise": None,
+           "missing_share_train": entry["missing_fraction"], "missing_share_scored": missing_now,
+           "n_train": round(n_train * (1.0 - entry["missing_fraction"])), "n_scored": int(values.size),
+           "missing_shift": _missing_shift(entry["missing_fraction"], missing_now, n_train, n_now),
+           "flag": NO_FLAG, "note": ""}
+    if not entry["proportions"]:
+        return {**row, "note": "no training values"}
+    if min(row["n_train"], row["n_scored"]) < min_n:
+        return {**row, "note": f"too few values to judge (training {row['n_train']}, scored {row['n_scored']}; "
+                               f"minimum {min_n})"}
+    value = psi(entry["edges"], entry["proportions"], values)
+    noise = psi_noise(len(entry["proportions"]), row["n_train"], row["n_scored"])
+    return {**row, "psi": value, "psi_noise": noise, "flag": _value_flag(value, noise)}
+
+
+def drift_table(profile: Mapping, frame: pl.DataFrame, min_n: int = DRIFT_MIN_N) -> pl.DataFrame:
+    """Per phase and feature: PSI of the scored values against that phase's training profile,
+    missingness on both sides, and a flag, most severe first.
+
+    `profile` is `phase_profiles(...)`; `frame` holds the scored rows with a `phase` column
+    (rows without a phase, e.g. excluded patients, are left out). Value shift and missingness
+    are kept apart: PSI is over present values only, and `missing_shift` says whether the
+    missing share moved (by > 0.10 and > 2 standard errors). `flag` (none / minor / major) is
+    from PSI beyond its sampling noise (`psi_noise`): minor when PSI − noise ≥ 0.10, major
+    when ≥ 0.25. Both sides need `min_n` present values (training counted in patients), else
+    flag none with a note; a feature absent from `frame` is noted, not flagged.
     """
     rows = []
-    for name, entry in profile.items():
-        row = {
-            "feature": name,
-            "psi": None,
-            "missing_fraction_train": entry["missing_fraction"],
-            "missing_fraction_now": None,
-        }
-        if name not in frame.columns:
-            rows.append({**row, "status": "absent now"})
-            continue
-        values = _finite(frame[name])
-        row["missing_fraction_now"] = 1.0 - values.size / frame.height if frame.height else None
-        if not entry["proportions"]:
-            rows.append({**row, "status": "no training values"})
-            continue
-        value = psi(entry["edges"], entry["proportions"], values)
-        if math.isnan(value):
-            rows.append({**row, "status": "no values now"})
-            continue
-        rows.append({**row, "psi": value, "status": psi_status(value)})
-    schema = {
-        "feature": pl.String,
-        "psi": pl.Float64,
-        "missing_fraction_train": pl.Float64,
-        "missing_fraction_now": pl.Float64,
-        "status": pl.String,
-    }
-    return pl.DataFrame(rows, schema=schema)
+    for phase, part in profile.get("by_phase", {}).items():
+        scored = frame.filter(pl.col("phase") == phase) if "phase" in frame.columns else frame.clear()
+        n_train = int(part["patients"])
+        for name, entry in part["features"].items():
+            if scored.height == 0 or name not in scored.columns:
+                note = "no scored patients in this phase" if scored.height == 0 else "absent from the scored data"
+                rows.append({"phase": phase, "feature": name, "psi": None, "psi_noise": None,
+                             "missing_share_train": entry["missing_fraction"], "missing_share_scored": None,
+                             "n_train": None, "n_scored": 0, "missing_shift": False, "flag": NO_FLAG, "note": note})
+                continue
+            rows.append(_feature_row(phase, name, entry, n_train, _finite(scored[name]), scored.height, min_n))
+    table = pl.DataFrame(rows, schema=DRIFT_SCHEMA)
+    severity = pl.col("flag").replace_strict({MAJOR_FLAG: 0, MINOR_FLAG: 1, NO_FLAG: 2}, return_dtype=pl.Int8)
+    return table.sort(
+        [severity, pl.col("missing_shift"), pl.col("psi").fill_null(-1.0)],
+        descending=[False, True, True],
+        maintain_order=True,
+    )
 
 
 def _is_level_feature(name: str, prefix: str) -> bool:

@@ -106,8 +106,9 @@ def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, groups=Non
     return fig
 
 
-def decision_curve_figure(curve: pl.DataFrame, title: str = "") -> Figure:
-    """Net benefit of the model against treat-all and treat-none across thresholds."""
+def decision_curve_figure(curve: pl.DataFrame, title: str = "", points: pl.DataFrame | None = None) -> Figure:
+    """Net benefit of the model against treat-all and treat-none across thresholds; `points`
+    (from `intervals.net_benefit_intervals`) marks the model's 95% interval at those thresholds."""
     fig = Figure(figsize=(4.6, 3.6))
     ax = fig.subplots()
     x = curve["threshold"].to_numpy()
@@ -117,6 +118,12 @@ def decision_curve_figure(curve: pl.DataFrame, title: str = "") -> Figure:
     ax.plot(
         x, curve["net_benefit_treat_none"].to_numpy(), color=INK, lw=1, ls=":", label="treat none"
     )
+    if points is not None and points.height:
+        est = points["net_benefit_model"].to_numpy()
+        err = np.abs(np.vstack([est - points["net_benefit_model_lo"].to_numpy(),
+                                points["net_benefit_model_hi"].to_numpy() - est]))
+        ax.errorbar(points["threshold"].to_numpy(), est, yerr=np.nan_to_num(err), fmt="o", color=BLUE,
+                    ms=4, capsize=3, label="95% CI at band thresholds")
     high = max(float(np.nanmax(model)), float(curve["net_benefit_treat_all"].max()), 0.01)
     ax.set(
         xlim=(x.min(), x.max()),

@@ -12,10 +12,13 @@ The context (all keys optional unless marked; arrays are anything `numpy.asarray
       "synthetic": bool,                  # True: a prominent synthetic-data banner
       "model_card": {                     # required
         "model_name": str, "model_version": str, "run_id": str,
+        "fallback_phases": [{"phase": str, "rate": float, "reason": str}],  # a banner each
+        "participant_flow": dict,         # from reports.cohort.participant_flow (TRIPOD 20a)
         "intended_use": str, "intended_users": str,
         "training_data": {"source": str, "fingerprint": str, "date_start": str,
                           "date_end": str, "n_patients": int},
-        "events_per_phase": [{"phase": str, "patients": int, "rows": int, "events": int}],
+        "events_per_phase": [{"phase": str, "model": str, "patients": int, "event_patients": int,
+                              "rows": int, "events": int}],  # events = event rows
         "phases": [{"name": str, "start_day": int, "end_day": int}],  # fixes the phase order
         "horizon_days": int, "landmark_spacing_days": int,
         "feature_groups_used": [str], "feature_groups_absent": [str],
@@ -35,11 +38,14 @@ The context (all keys optional unless marked; arrays are anything `numpy.asarray
                                               # calibrated risk, IPCW weight (the model's)
       "decision_curves": {phase: pl.DataFrame},  # from analysis.decision_curve; computed
                                               # from "calibration" when absent
+      "calibration_bands": {phase: pl.DataFrame},  # from intervals.calibration_bands
+      "net_benefit": {phase: pl.DataFrame},   # from intervals.net_benefit_intervals (band thresholds)
+      "sample_size": list[dict],              # from sample_size.phase_sample_sizes (TRIPOD item 10)
       "subgroups": pl.DataFrame,              # from analysis.subgroup_table
       "shap": {phase: {"values": [n, k], "features": [n, k], "feature_names": [k]}},
       "tripod": list[dict],                   # default: analysis.tripod_checklist(context)
       "scoring": {"as_of": str, "n_scored": int, "n_excluded": int, "run_id": str},
-      "drift": pl.DataFrame,                  # from analysis.drift_table (with scores)
+      "drift": pl.DataFrame,                  # from drift.drift_table, per phase (with scores)
       "out_of_range": pl.DataFrame,           # from analysis.out_of_range (with scores)
       "patients": [{"id": str,                # already hashed (pipeline.privacy.keyed_hash)
                     "risk": float, "risk_band": str, "phase": str, "day": int,
@@ -65,7 +71,7 @@ from pipeline.reports import figures
 from pipeline.reports.analysis import decision_curve, tripod_checklist
 
 TEMPLATE = "report.html.j2"
-MODEL_ORDER = ("xgboost", "logistic", "oracle")
+MODEL_ORDER = ("xgboost", "constant_rate", "logistic", "oracle")
 PHYSIOLOGICAL_PREFIXES = ("bdnf_", "hrv_")
 URL_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(//)")
 
@@ -117,9 +123,12 @@ def _metric_table(metrics: pl.DataFrame, phase: str) -> dict:
                 cells.append("—")
                 continue
             r = hit.row(0, named=True)
+            if r.get("in_sample") and r["estimate"] is None:
+                cells.append("not applicable")
+                continue
             has_ci = fmt(r.get("lo")) != "—" and fmt(r.get("hi")) != "—"
             ci = f" ({fmt(r['lo'])}–{fmt(r['hi'])})" if has_ci else ""
-            cells.append(f"{fmt(r['estimate'])}{ci}")
+            cells.append(f"{fmt(r['estimate'])}{ci}{' in-sample' if r.get('in_sample') else ''}")
         rows.append({"metric": metric, "cells": cells})
     return {"models": models, "rows": rows}
 
@@ -132,21 +141,27 @@ def _performance(context: Mapping, phases: Sequence[str]) -> list[dict]:
     in_metrics = metrics["phase"].unique(maintain_order=True).to_list() if metrics is not None else []
     extra = [p for p in in_metrics if p not in phases]
     for phase in [*phases, *extra]:  # e.g. "pooled" after the phases
-        view = {"phase": phase, "table": None, "calibration": None, "decision": None}
+        nb = _frame((context.get("net_benefit") or {}).get(phase))
+        view = {"phase": phase, "table": None, "calibration": None, "decision": None,
+                "net_benefit": nb.to_dicts() if nb is not None else None}
         if metrics is not None and phase in metrics["phase"].to_list():
             view["table"] = _metric_table(metrics, phase)
         if phase in calibration:
             data = calibration[phase]
             view["calibration"] = figures.to_data_uri(
                 figures.calibration_figure(
-                    data["y"], data["p"], data.get("w"), f"Calibration: {phase}"
+                    data["y"], data["p"], data.get("w"), f"Calibration: {phase}",
+                    groups=data.get("groups"),
                 )
             )
             if phase not in curves:
                 curves = {**curves, phase: decision_curve(data["y"], data["p"], data.get("w"))}
         if phase in curves:
             view["decision"] = figures.to_data_uri(
-                figures.decision_curve_figure(_frame(curves[phase]), f"Decision curve: {phase}")
+                figures.decision_curve_figure(
+                    _frame(curves[phase]), f"Decision curve: {phase}",
+                    points=_frame((context.get("net_benefit") or {}).get(phase)),
+                )
             )
         if view["table"] or view["calibration"] or view["decision"]:
             out.append(view)
@@ -235,6 +250,18 @@ def _patients(context: Mapping) -> list[dict]:
     return out
 
 
+DRIFT_ROWS_SHOWN = 25
+
+
+def _drift_shown(drift: pl.DataFrame | None) -> list[dict]:
+    """Every flagged row or missingness change, then the most severe others up to DRIFT_ROWS_SHOWN."""
+    if drift is None or "flag" not in drift.columns:
+        return [] if drift is None else drift.to_dicts()
+    notable = (pl.col("flag") != "none") | pl.col("missing_shift")
+    rest = drift.filter(~notable).head(max(DRIFT_ROWS_SHOWN - drift.filter(notable).height, 0))
+    return pl.concat([drift.filter(notable), rest]).to_dicts()
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(
@@ -270,6 +297,8 @@ def render_report(context: Mapping) -> str:
         "explanations": _explanations(context, phases),
         "scoring": context.get("scoring"),
         "drift": drift.to_dicts() if drift is not None else None,
+        "drift_shown": _drift_shown(drift),
+        "sample_size": context.get("sample_size"),
         "out_of_range": ranges.to_dicts() if ranges is not None else None,
         "patients": _patients(context),
         "id_note": context.get("id_note"),

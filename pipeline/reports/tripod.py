@@ -1,8 +1,16 @@
 """The TRIPOD+AI checklist (Collins et al., BMJ 2024;385:e078378) answered from the report context.
 
-Items are numbered as in the paper's 27-item checklist. An item gets a short answer and the
-report section that holds it when the context supplies the facts; otherwise its answer is
-"manual": only people (authors, the clinic, the ethics board) can answer it.
+Items are numbered as in the paper's 27-item checklist. Each gets one of three statuses with
+the report section that holds its answer:
+- "answered": the specific content the item asks for is in the report (e.g. 20a needs the
+  participant flow with censoring counts and a follow-up summary, 10 the sample-size reasoning,
+  5b accrual start and end and the end of follow-up);
+- "partial": related content is present but not what the item asks for (counts without
+  sample-size reasoning, a PSI table of an unlabelled scoring cohort for 16 and 20c, estimates
+  without intervals); the answer says what is missing;
+- "manual": nothing in the report answers it; only people (authors, the clinic, an ethics
+  board) can.
+An answer function returns None (manual), a string (answered) or a `(status, text)` pair.
 """
 
 from __future__ import annotations
@@ -11,8 +19,8 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-MANUAL = "manual"
-Answer = Callable[[Mapping, Mapping], str | None]
+MANUAL, PARTIAL, ANSWERED = "manual", "partial", "answered"
+Answer = Callable[[Mapping, Mapping], "str | tuple[str, str] | None"]
 
 
 def _card(key: str) -> Answer:
@@ -33,11 +41,24 @@ def _text(value) -> str | None:
 
 
 def _join(*answers: Answer) -> Answer:
-    def answer(card: Mapping, ctx: Mapping) -> str | None:
-        parts = [a(card, ctx) for a in answers]
-        return " ".join(p for p in parts if p) or None
+    """All the parts' texts; answered only when every part is."""
+
+    def answer(card: Mapping, ctx: Mapping):
+        found = [_status(a(card, ctx)) for a in answers]
+        texts = [text for _, text in found if text]
+        if not texts:
+            return None
+        return ANSWERED if all(st == ANSWERED for st, _ in found) else PARTIAL, " ".join(texts)
 
     return answer
+
+
+def _status(found) -> tuple[str, str | None]:
+    if found is None or found == "":
+        return MANUAL, None
+    if isinstance(found, tuple):
+        return found
+    return ANSWERED, str(found)
 
 
 def _training_data(card: Mapping, ctx: Mapping) -> str | None:
@@ -49,10 +70,15 @@ def _training_data(card: Mapping, ctx: Mapping) -> str | None:
     return "; ".join(p for p in parts if p) or None
 
 
-def _dates(card: Mapping, ctx: Mapping) -> str | None:
+def _dates(card: Mapping, ctx: Mapping):
+    """5b: start and end of accrual and the end of follow-up; landmark dates alone are partial."""
     data = card.get("training_data") or {}
+    if all(data.get(k) for k in ("accrual_start", "accrual_end", "follow_up_end")):
+        return (f"Intake (accrual) from {data['accrual_start']} to {data['accrual_end']}; "
+                f"follow-up ended {data['follow_up_end']}.")
     if data.get("date_start") or data.get("date_end"):
-        return f"Records dated {data.get('date_start', '?')} to {data.get('date_end', '?')}."
+        return PARTIAL, (f"Landmark dates {data.get('date_start', '?')} to {data.get('date_end', '?')}; "
+                         "accrual start/end and the end of follow-up are not recorded.")
     return None
 
 
@@ -82,16 +108,64 @@ def _features_defined(card: Mapping, ctx: Mapping) -> str | None:
     )
 
 
-def _events(card: Mapping, ctx: Mapping) -> str | None:
+def _events(card: Mapping, ctx: Mapping):
+    """21: participants and events per analysis; answered when events are counted in patients."""
     rows = card.get("events_per_phase")
     if not rows:
         return None
     cells = [
-        f"{r['phase']}: {r.get('patients', '?')} patients, {r.get('rows', '?')} landmark rows, "
-        f"{r.get('events', '?')} events"
+        f"{r['phase']}: {r.get('patients', '?')} patients ({r.get('event_patients', '?')} with an event), "
+        f"{r.get('rows', '?')} landmark rows ({r.get('events', '?')} event rows)"
         for r in rows
     ]
-    return "; ".join(cells) + "."
+    text = "; ".join(cells) + "."
+    if all("event_patients" in r for r in rows):
+        return text
+    return PARTIAL, text + " Events are counted in landmark rows, not patients."
+
+
+def _flow(card: Mapping, ctx: Mapping):
+    """20a: participant flow with censoring counts and a follow-up summary."""
+    flow = card.get("participant_flow") or {}
+    follow = flow.get("follow_up") or {}
+    phases = flow.get("phases") or []
+    if phases and all("censored_patients" in p for p in phases) and "median_days" in follow:
+        cells = "; ".join(
+            f"{p['phase']}: {p['patients_at_risk']} at risk, {p['censored_patients']} censored in the horizon "
+            f"({p['censored_rows']} rows), {p['analysed_patients']} analysed, {p['event_patients']} with an event"
+            for p in phases
+        )
+        return (f"{flow['patients_in_data']} patients in the data, {flow['patients_with_landmark']} with a landmark. "
+                f"{cells}. Follow-up from intake: median {follow['median_days']:.0f} days "
+                f"(IQR {follow['q1_days']:.0f}–{follow['q3_days']:.0f}); {follow['relapsed']} relapsed, "
+                f"{follow['censored_without_relapse']} censored without relapse.")
+    counted = _events(card, ctx)
+    if counted is None:
+        return None
+    return PARTIAL, _status(counted)[1] + " No participant flow with censoring counts or follow-up summary."
+
+
+def _sample_size(card: Mapping, ctx: Mapping):
+    """10: Riley et al.'s minimum sample size per phase against the analysed patients."""
+    sizes = ctx.get("sample_size") or []
+    if sizes:
+        cells = [
+            f"{r['phase']}: needs {r['required_n']} patients (criteria i/ii/iii {r['criterion_i']}/"
+            f"{r['criterion_ii']}/{r['criterion_iii']}, {r['parameters']} parameters, outcome proportion "
+            f"{r['prevalence']:.3f}), has {r['available_patients']} ({'met' if r['met'] else 'not met'})"
+            for r in sizes
+            if r.get("required_n") is not None
+        ]
+        if cells:
+            return ("Riley et al. (BMJ 2020;368:m441) minimum sample size, anticipated R²_CS = 15% of its "
+                    "maximum, counted in analysed patients: " + "; ".join(cells) + ".")
+    counted = _status(_events(card, ctx))[1]
+    text = _text(card.get("sample_size"))
+    if text and not counted:
+        return text
+    if counted:
+        return PARTIAL, f"{text + ' ' if text else ''}Counts only: {counted} No sample-size reasoning."
+    return None
 
 
 def _metrics(ctx: Mapping) -> pl.DataFrame | None:
@@ -109,18 +183,30 @@ def _measures(card: Mapping, ctx: Mapping) -> str | None:
     return f"{names} with 95% CIs; calibration curves; decision curves (net benefit)."
 
 
-def _performance(card: Mapping, ctx: Mapping) -> str | None:
+def _has_intervals(metrics: pl.DataFrame) -> bool:
+    if "lo" not in metrics.columns:
+        return False
+    applicable = metrics.filter(pl.col("estimate").is_not_null())
+    return applicable.height > 0 and applicable["lo"].fill_nan(None).null_count() < applicable.height
+
+
+def _performance(card: Mapping, ctx: Mapping):
+    """23a: estimates with CIs, including subgroups with CIs."""
     metrics = _metrics(ctx)
     if metrics is None or metrics.height == 0:
         return None
     models = ", ".join(metrics["model"].unique(maintain_order=True).to_list())
-    subgroups = (
-        " Subgroup AUROC and calibration in Subgroups." if ctx.get("subgroups") is not None else ""
-    )
-    return f"Per-phase estimates with 95% CIs for {models}.{subgroups}"
+    subgroups = ctx.get("subgroups")
+    sub = pl.DataFrame(subgroups) if subgroups is not None and len(subgroups) else None
+    sub_ci = sub is not None and "oe_ratio_lo" in sub.columns and "auroc_lo" in sub.columns
+    if _has_intervals(metrics) and sub_ci:
+        return f"Per-phase estimates with 95% CIs for {models}; subgroup O/E, intercept and AUROC with 95% CIs."
+    lacking = [] if _has_intervals(metrics) else ["confidence intervals"]
+    lacking += [] if sub_ci else ["subgroup results with intervals"]
+    return PARTIAL, f"Per-phase estimates for {models}; missing: {', '.join(lacking)}."
 
 
-def _fairness(card: Mapping, ctx: Mapping) -> str | None:
+def _fairness(card: Mapping, ctx: Mapping):
     table = ctx.get("subgroups")
     if table is None or len(table) == 0:
         return _text(card.get("fairness"))
@@ -129,7 +215,8 @@ def _fairness(card: Mapping, ctx: Mapping) -> str | None:
         for a in pl.DataFrame(table)["attribute"].unique(maintain_order=True).to_list()
         if a != "all"
     ]
-    audit = f"Performance audited per phase by {', '.join(attributes)}; gaps flagged."
+    audit = (f"Performance audited per phase by {', '.join(attributes)}, counted in patients; flags from "
+             "the O/E and AUROC intervals.")
     return f"{card['fairness']} {audit}" if card.get("fairness") else audit
 
 
@@ -143,10 +230,15 @@ def _model_object(card: Mapping, ctx: Mapping) -> str | None:
     return f"Logged model {text}." if text else None
 
 
-def _drift(card: Mapping, ctx: Mapping) -> str | None:
+def _drift(card: Mapping, ctx: Mapping):
+    """16 and 20c ask how evaluation data differ from development data. The only evaluation here
+    is internal cross-validation; a PSI table compares an unlabelled scoring cohort's predictors,
+    which is part of 20c's answer and none of 16's outcome or setting differences: partial."""
     if ctx.get("drift") is None:
         return None
-    return "Scoring cohort compared with the training profile: PSI and missingness per feature."
+    return PARTIAL, ("Scoring cohort's predictors compared with the training profile per phase (PSI, "
+                     "missingness); no labelled external evaluation cohort, so outcome and setting "
+                     "differences are not assessed.")
 
 
 def _users(card: Mapping, ctx: Mapping) -> str | None:
@@ -179,7 +271,7 @@ ITEMS: list[tuple[str, str, str, Answer]] = [
     ("9a", "Choice of initial predictors", "model-card", _feature_groups),
     ("9b", "Definition of predictors", "model-card", _features_defined),
     ("9c", "Predictor assessors (subjective predictors)", "", _manual),
-    ("10", "Sample size", "model-card", _join(_card("sample_size"), _events)),
+    ("10", "Sample size", "model-card", _sample_size),
     ("11", "Missing data", "model-card", _card("missing_data")),
     ("12a", "Use of the data (partitioning, validation)", "model-card", _card("validation")),
     ("12b", "Handling of predictors", "model-card", _card("predictor_handling")),
@@ -191,7 +283,7 @@ ITEMS: list[tuple[str, str, str, Answer]] = [
     ),
     ("12d", "Heterogeneity across clusters", "", _card("heterogeneity")),
     ("12e", "Performance measures and plots", "performance", _measures),
-    ("12f", "Model updating (e.g. recalibration)", "model-card", _card("calibration")),
+    ("12f", "Model updating (e.g. recalibration)", "model-card", _card("updating")),
     ("12g", "How predictions were calculated", "model-card", _model_object),
     ("13", "Class imbalance", "model-card", _card("class_imbalance")),
     ("14", "Fairness", "subgroups", _fairness),
@@ -205,7 +297,7 @@ ITEMS: list[tuple[str, str, str, Answer]] = [
     ("18e", "Data sharing", "", _card("data_sharing")),
     ("18f", "Code sharing", "model-card", _card("code")),
     ("19", "Patient and public involvement", "", _manual),
-    ("20a", "Participants: flow, outcomes, follow-up", "model-card", _events),
+    ("20a", "Participants: flow, outcomes, follow-up", "model-card", _flow),
     ("20b", "Participant characteristics", "subgroups", _card("characteristics")),
     ("20c", "Evaluation vs development predictor distributions", "drift", _drift),
     ("21", "Participants and events in each analysis", "model-card", _events),
@@ -222,16 +314,16 @@ ITEMS: list[tuple[str, str, str, Answer]] = [
 
 
 def tripod_checklist(context: Mapping) -> list[dict]:
-    """TRIPOD+AI items with the answer found in `context` and its section anchor, else "manual".
+    """TRIPOD+AI items: item, topic, status (answered / partial / manual), answer and the
+    section anchor holding it (empty when manual).
 
     `context` is the report context (see `pipeline.reports.render`); answers come from its
-    `model_card` plus the presence of metrics, subgroups and drift tables.
+    `model_card`, `sample_size` and the presence and content of metrics, subgroups and drift.
     """
     card = context.get("model_card") or {}
     checklist = []
     for item, topic, where, answer in ITEMS:
-        text = answer(card, context)
-        checklist.append(
-            {"item": item, "topic": topic, "answer": text or MANUAL, "where": where if text else ""}
-        )
+        status, text = _status(answer(card, context))
+        checklist.append({"item": item, "topic": topic, "status": status, "answer": text or MANUAL,
+                          "section": where if text else "", "where": where if text else ""})
     return checklist

@@ -57,3 +57,45 @@ def test_mlflow_names(oof, fitted_phase):
         assert name in names, name
     assert names["auroc_gap_to_oracle_early"] == pytest.approx(names["oracle_auroc_early"] - names["auroc_early"])
     assert names["n_rows_early"] == fitted_phase.n_rows
+
+
+@pytest.fixture(scope="module")
+def fallback_phase(model_config, fitted_phase, phase_data):
+    """A constant-rate phase: the weighted event rate for every row, metrics in-sample."""
+    import dataclasses
+
+    from models.metrics import evaluate
+
+    d = phase_data
+    rate = float(np.average(d["y"], weights=d["w"]))
+    oof = np.full(d["y"].shape, rate)
+    fit = dataclasses.replace(
+        fitted_phase, phase="maintenance", status="constant", booster=None, calibrator=None, fallback_rate=rate,
+        oof_model=oof, oof_raw=oof.copy(), oof_baseline=None,
+        metrics={"constant_rate": evaluate(d["y"], oof, d["w"], d["groups"], 10, 1)},
+    )
+    rows = pl.DataFrame({"patient_id": d["groups"], "label": d["y"], "ipcw_weight": d["w"]})
+    return fit, rows
+
+
+def test_a_fallback_phase_is_constant_rate_in_sample_and_left_out_of_pooled(oof, fitted_phase, fallback_phase):
+    fallback, fallback_rows = fallback_phase
+    fits = {"early": fitted_phase, "maintenance": fallback}
+    early_rows = oof.select("patient_id", "label", "ipcw_weight")
+    frame = oof_frame({"early": early_rows, "maintenance": fallback_rows}, fits)
+    table = metrics_table(fits, frame, n_boot=10, seed=1)
+    maintenance = table.filter(pl.col("phase") == "maintenance")
+    assert set(maintenance["model"]) == {"constant_rate"}  # never labelled xgboost
+    assert maintenance["in_sample"].all()
+    auroc = maintenance.filter(pl.col("metric").is_in(["auroc", "auprc"]))
+    assert auroc.height == 2 and auroc["estimate"].null_count() == 2  # not applicable, not 0.5
+    assert not table.filter(pl.col("model") == "xgboost")["in_sample"].any()
+    xgb_auroc = (pl.col("model") == "xgboost") & (pl.col("metric") == "auroc")
+    pooled = table.filter((pl.col("phase") == "pooled") & xgb_auroc)
+    early = table.filter((pl.col("phase") == "early") & xgb_auroc)
+    assert pooled["estimate"].item() == pytest.approx(early["estimate"].item())  # early rows only
+    counts = count_table(fits)
+    kinds = dict(zip(counts["phase"], counts["model"], strict=True))
+    assert kinds == {"early": "xgboost", "maintenance": "constant_rate"}
+    names = mlflow_metrics(table, counts)
+    assert "auroc_maintenance" not in names and "constant_rate_brier_maintenance" in names

@@ -144,19 +144,21 @@ def test_promote_refuses_a_worse_version_unless_forced(workspace, tmp_path):
     full.run("train", "--data", str(workspace.data))
     rates_only = "model:\n  min_events: 100000\n"  # every phase falls back to its event rate
     fallback = Workspace(tmp_path, workspace.data, write_config(tmp_path / "fallback.yaml", uri, rates_only), uri)
-    fallback.run("train", "--data", str(workspace.data))
+    trained = fallback.run("train", "--data", str(workspace.data))
+    assert "constant_rate (in-sample)" in trained.output
     c = client(uri)
-    auroc = {
-        v: c.get_run(c.get_model_version("relapse-risk", v).run_id).data.metrics["auroc_pooled"] for v in ("1", "2")
-    }
-    assert auroc["1"] != auroc["2"]
-    better, worse = sorted(auroc, key=auroc.get, reverse=True)
-    full.run("promote", "--version", better)
-    refused = full.run("promote", "--version", worse, expect=2)
-    assert "below the champion" in refused.output and "--force" in refused.output
-    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == better
-    full.run("promote", "--version", worse, "--force")
-    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == worse
+    rates = c.get_run(c.get_model_version("relapse-risk", "2").run_id).data.metrics
+    assert "auroc_pooled" not in rates  # no fitted phase: nothing to pool, never an in-sample 0.5
+    full.run("promote", "--version", "1")
+    refused = full.run("promote", "--version", "2", expect=2)
+    assert "worse than the champion" in refused.output and "--force" in refused.output
+    assert "phase 'acute': AUROC" in refused.output and "95% CI of the difference" in refused.output
+    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "1"
+    full.run("promote", "--version", "2", "--force")
+    assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "2"
+    tags = c.get_model_version("relapse-risk", "2").tags
+    assert tags["promotion.forced"] == "true" and "phase 'acute'" in tags["promotion.override"]
+    assert tags["promotion.basis"] == "the same out-of-fold rows (same training data)"
 
 
 def test_a_300_patient_cohort_trains_and_warns_about_events_per_predictor(workspace, tmp_path):

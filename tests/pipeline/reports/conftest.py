@@ -10,8 +10,8 @@ from pipeline.privacy import DEVELOPMENT_KEY, keyed_hash
 from pipeline.reports.analysis import (
     drift_table,
     out_of_range,
+    phase_profiles,
     subgroup_table,
-    training_profile,
 )
 
 PHASES = [
@@ -80,6 +80,7 @@ def build_context(seed: int = 7, n: int = 800, patients: int = 3) -> dict:
             pl.DataFrame(
                 {
                     "phase": phase,
+                    "patient_id": [f"P{i % (n // 4):04d}" for i in range(n)],  # four rows per patient
                     "label": y.astype(np.int8),
                     "ipcw_weight": w,
                     "risk": p,
@@ -93,13 +94,19 @@ def build_context(seed: int = 7, n: int = 800, patients: int = 3) -> dict:
         if k:
             metrics.append((phase, "xgboost", "auroc", 0.70 - 0.01 * k, 0.66, 0.74))
             metrics.append((phase, "logistic", "auroc", 0.65 - 0.01 * k, 0.61, 0.69))
-    train = pl.DataFrame(feature_matrix(rng, 2000), schema=FEATURES, orient="row")
-    now = pl.DataFrame(feature_matrix(rng, 500, shift=0.4), schema=FEATURES, orient="row")
-    profile = training_profile(train, FEATURES)
+    phase_names = [p for p, _, _ in PHASES]
+    train = pl.DataFrame(feature_matrix(rng, 2000), schema=FEATURES, orient="row").with_columns(
+        pl.Series("phase", [phase_names[i % 2] for i in range(2000)]),
+        pl.Series("patient_id", [f"P{i // 4:04d}" for i in range(2000)]),
+    )
+    now = pl.DataFrame(feature_matrix(rng, 500, shift=0.4), schema=FEATURES, orient="row").with_columns(
+        pl.Series("phase", [phase_names[i % 2] for i in range(500)])
+    )
+    profile = phase_profiles(train, FEATURES)
     patient_rows = []
     for i in range(patients):
         pid = keyed_hash(f"P{i:04d}", DEVELOPMENT_KEY)
-        x = now.row(i)
+        x = now.select(FEATURES).row(i)
         patient_rows.append(
             {
                 "id": pid,

@@ -10,9 +10,11 @@ from pipeline.reports.analysis import (
     drift_table,
     match_ranges,
     out_of_range,
+    phase_profiles,
     psi,
     training_profile,
 )
+from pipeline.reports.drift import psi_noise
 
 
 @pytest.fixture
@@ -73,34 +75,64 @@ def test_training_profile_of_an_all_missing_feature():
     }
 
 
-def test_drift_table_statuses(cohort):
-    profile = training_profile(cohort, cohort.columns)
+def _phased(frame: pl.DataFrame, rows_per_patient: int = 5) -> pl.DataFrame:
+    n = frame.height
+    return frame.with_columns(
+        pl.Series("phase", ["early" if i % 2 else "consolidation" for i in range(n)]),
+        pl.Series("patient_id", [f"P{i // (2 * rows_per_patient)}-{i % 2}" for i in range(n)]),
+    )
+
+
+def test_drift_is_per_phase_with_value_shift_and_missingness_apart(cohort):
+    train = _phased(cohort)
+    profile = phase_profiles(train, ["hrv_rmssd_mean_28d", "bdnf_last_ng_ml", "flag"])
+    assert set(profile["by_phase"]) == {"early", "consolidation"}
+    assert profile["by_phase"]["early"]["patients"] == 500 and profile["by_phase"]["early"]["rows"] == 2500
+    json.dumps(profile)
     rng = np.random.default_rng(5)
     now = pl.DataFrame(
         {
-            "hrv_rmssd_mean_28d": rng.lognormal(4.3, 0.5, 800),  # major shift
-            "bdnf_last_ng_ml": [None] * 800,  # no values now
+            "phase": ["early"] * 400 + ["consolidation"] * 400,
+            "hrv_rmssd_mean_28d": np.r_[rng.lognormal(4.3, 0.5, 400), rng.lognormal(3.6, 0.5, 400)],
+            "bdnf_last_ng_ml": [None] * 400 + rng.lognormal(3.0, 0.4, 400).tolist(),
         },
-        schema={"hrv_rmssd_mean_28d": pl.Float64, "bdnf_last_ng_ml": pl.Float64},
     )
     table = drift_table(profile, now)
-    assert table.columns == [
-        "feature",
-        "psi",
-        "missing_fraction_train",
-        "missing_fraction_now",
-        "status",
-    ]
-    status = dict(zip(table["feature"], table["status"], strict=True))
-    assert status == {
-        "hrv_rmssd_mean_28d": "major shift",
-        "bdnf_last_ng_ml": "no values now",
-        "flag": "absent now",
-    }
-    row = table.filter(pl.col("feature") == "bdnf_last_ng_ml").row(0, named=True)
-    assert row["missing_fraction_now"] == 1.0 and row["psi"] is None
-    same = drift_table(profile, cohort)
-    assert (same["status"] == "stable").all()
+    assert table.columns[:6] == ["phase", "feature", "psi", "psi_noise", "missing_share_train", "missing_share_scored"]
+    by = {(r["phase"], r["feature"]): r for r in table.to_dicts()}
+    assert by[("early", "hrv_rmssd_mean_28d")]["flag"] == "major"  # shifted only in early
+    assert by[("consolidation", "hrv_rmssd_mean_28d")]["flag"] == "none"
+    bdnf = by[("early", "bdnf_last_ng_ml")]
+    assert bdnf["missing_share_scored"] == 1.0 and bdnf["missing_shift"] and bdnf["psi"] is None
+    assert bdnf["flag"] == "none" and "too few values" in bdnf["note"]
+    assert by[("early", "flag")]["note"] == "absent from the scored data"
+    assert table.row(0, named=True)["flag"] == "major"  # most severe first
+    assert table["flag"].is_in(["none", "minor", "major"]).all()
+
+
+def test_a_few_values_are_not_judged_however_large_their_psi(cohort):
+    profile = phase_profiles(_phased(cohort), ["hrv_rmssd_mean_28d"])
+    now = pl.DataFrame({"phase": ["early"] * 12, "hrv_rmssd_mean_28d": np.full(12, 500.0)})
+    row = drift_table(profile, now, min_n=100).filter(pl.col("phase") == "early").row(0, named=True)
+    assert row["flag"] == "none" and row["psi"] is None and "too few values" in row["note"]
+    judged = drift_table(profile, now, min_n=10).filter(pl.col("phase") == "early").row(0, named=True)
+    assert judged["psi"] > 3 and judged["flag"] == "major"
+
+
+def test_resamples_of_the_training_rows_raise_no_flag(cohort):
+    train = _phased(cohort)
+    features = ["hrv_rmssd_mean_28d", "bdnf_last_ng_ml", "flag"]
+    profile = phase_profiles(train, features)
+    flags = 0
+    for seed in range(5):
+        now = train.sample(300, seed=seed)
+        flags += drift_table(profile, now)["flag"].is_in(["minor", "major"]).sum()
+    assert flags == 0
+
+
+def test_psi_noise_shrinks_with_the_sample_sizes():
+    assert psi_noise(10, 100, 100) > psi_noise(10, 1000, 1000) > 0
+    assert psi_noise(10, 0, 50) == math.inf
 
 
 def test_match_ranges_prefers_exact_names_and_skips_derived_features():

@@ -35,11 +35,12 @@ def test_subgroup_numbers_and_statuses_appear(sample_html, sample_context):
     table = sample_context["subgroups"]
     assert "too small to judge" in sample_html
     for row in table.filter(pl.col("phase") == "acute").iter_rows(named=True):
-        assert f'<td class="num">{row["n"]}</td>' in sample_html
+        assert f'<td class="num">{row["n_patients"]}</td>' in sample_html
     all_acute = table.filter((pl.col("phase") == "acute") & (pl.col("attribute") == "all")).row(
         0, named=True
     )
-    assert f"{all_acute['auroc']:.3f}" in sample_html
+    assert f"{all_acute['auroc']:.3f} ({all_acute['auroc_lo']:.3f}–{all_acute['auroc_hi']:.3f})" in sample_html
+    assert f"{all_acute['oe_ratio']:.2f} ({all_acute['oe_ratio_lo']:.2f}–{all_acute['oe_ratio_hi']:.2f})" in sample_html
 
 
 def test_drift_patients_and_model_card_content(sample_html, sample_context):
@@ -47,7 +48,9 @@ def test_drift_patients_and_model_card_content(sample_html, sample_context):
         assert f"Patient {patient['id']}" in sample_html
         for reason in patient["reasons"]:
             assert reason in sample_html
-    assert "major shift" in sample_html and "Values outside physiological ranges" in sample_html
+    assert "Feature drift per phase" in sample_html and "Values outside physiological ranges" in sample_html
+    major = sample_context["drift"].filter(pl.col("flag") == "major")
+    assert major.height and f"<code>{major['feature'][0]}</code>" in sample_html
     card = sample_context["model_card"]
     for text in (card["intended_use"], card["calibration"], card["training_data"]["fingerprint"]):
         assert text in sample_html

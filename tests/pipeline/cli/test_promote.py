@@ -1,0 +1,90 @@
+"""`relapse promote` end to end: two runs on different cohorts are never compared naively, the
+same cohort is compared on the same out-of-fold rows, an evaluation cohort must be new to both
+models, and --force is recorded on the version."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.pipeline.cli.conftest import Workspace, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+
+def _client(store):
+    from mlflow import MlflowClient
+
+    return MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+def _latest_version(store) -> str:
+    versions = _client(store).search_model_versions("name = 'relapse-risk'")
+    return str(max(int(v.version) for v in versions))
+
+
+@pytest.fixture(scope="module")
+def store(workspace, tmp_path_factory) -> Workspace:
+    """A registry of its own (the shared one's version numbers are other tests' business): version 1
+    trained on the shared cohort and promoted to champion."""
+    root = tmp_path_factory.mktemp("promote")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    ws = Workspace(root, workspace.data, write_config(root / "fast.yaml", uri), uri)
+    ws.run("train", "--data", str(workspace.data))
+    ws.run("promote", "--version", "1")
+    return ws
+
+
+@pytest.fixture(scope="module")
+def other_cohort(store):
+    data = store.root / "other"
+    store.run("simulate", "--patients", "500", "--seed", "23", "--out", str(data))
+    store.run("train", "--data", str(data))
+    return data, _latest_version(store)
+
+
+def test_runs_on_different_cohorts_are_not_compared_without_an_evaluation_cohort(other_cohort, store):
+    _, version = other_cohort
+    champion = _client(store).get_model_version_by_alias("relapse-risk", "champion").version
+    result = store.run("promote", "--version", version, expect=2)
+    assert "different data" in result.output and "--data" in result.output and "--force" in result.output
+    assert _client(store).get_model_version_by_alias("relapse-risk", "champion").version == champion
+
+
+def test_an_evaluation_cohort_that_trained_either_model_is_refused(other_cohort, store):
+    data, version = other_cohort
+    result = store.run("promote", "--version", version, "--data", str(data), expect=2)
+    assert f"training data of version {version}" in result.output
+
+
+def test_force_over_different_cohorts_is_recorded_as_a_tag(other_cohort, store):
+    _, version = other_cohort
+    result = store.run("promote", "--version", version, "--force")
+    assert "FORCED" in result.output
+    tags = _client(store).get_model_version("relapse-risk", version).tags
+    assert tags["promotion.forced"] == "true" and "different data" in tags["promotion.override"]
+
+
+def test_a_retrain_on_the_same_data_is_compared_on_the_same_out_of_fold_rows(other_cohort, store):
+    data, first = other_cohort  # the champion now (forced above)
+    assert str(_client(store).get_model_version_by_alias("relapse-risk", "champion").version) == first
+    store.run("train", "--data", str(data))
+    again = _latest_version(store)
+    result = store.run("promote", "--version", again)
+    assert "same out-of-fold rows" in result.output
+    assert "+0.0000 (95% CI +0.0000 to +0.0000)" in result.output  # deterministic retrain: no difference
+    tags = _client(store).get_model_version("relapse-risk", again).tags
+    assert tags["promotion.compared_with"] == first and tags["promotion.forced"] == "false"
+
+
+def test_an_evaluation_cohort_compares_both_models_per_phase(other_cohort, store):
+    version = "1"  # the first cohort's model, against the champion trained on the other cohort
+    fresh = store.root / "evaluation"
+    store.run("simulate", "--patients", "400", "--seed", "31", "--out", str(fresh))
+    result = store.run("promote", "--version", version, "--data", str(fresh), "--force")
+    assert "challenger − champion" in result.output and "auroc" in result.output
+    assert "evaluation cohort" in result.output
+    tags = _client(store).get_model_version("relapse-risk", version).tags
+    assert tags["promotion.basis"].startswith("evaluation cohort")
+    assert tags["promotion.forced"] in ("true", "false")  # true only if the evidence refused it
+    if tags["promotion.forced"] == "true":
+        assert "phase '" in tags["promotion.override"]
