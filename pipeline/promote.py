@@ -138,9 +138,11 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
 def _score_landmarks(model: LoadedModel, tables, config: Config, column: str) -> pl.DataFrame:
     """The cohort's uncensored landmark rows, built with the model's own feature settings, scored by it."""
     frame = landmark_table(tables, model.phases, config.landmarks, model.features, model.spec).collect()
-    frame = frame.filter(~pl.col("censored"))
+    scorable = [name for name, pm in model.bundle.phase_models.items() if pm.scorable]
+    frame = frame.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
     names = model.bundle.feature_names
-    risk = model.bundle.predict(frame.select(names).to_numpy().astype(np.float64), frame["phase"].to_numpy())["risk"]
+    X = frame.select(names).to_numpy().astype(np.float64)
+    risk = model.bundle.predict(X, frame["phase"].to_numpy(), frame["day"].to_numpy())["risk"]
     return frame.select("patient_id", "landmark_date", "phase", "label", "ipcw_weight").with_columns(
         pl.Series(column, risk, pl.Float64)
     )

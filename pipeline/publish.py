@@ -20,6 +20,7 @@ the marker is then absent, which says the set is incomplete.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -165,7 +166,17 @@ def _guard(path: Path, action: Callable[[], Any]) -> Any:
         return action()
     except (OSError, _writer_errors()) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        if errno.ENOSPC != getattr(exc, "errno", None) and _disk_full(Path(path).parent):
+            reason = f"No space left on device ({reason})"  # a writer that hides the OS error behind its own
         raise OutputError(f"cannot write {path}: {reason}; nothing was published") from None
+
+
+def _disk_full(folder: Path, spare_bytes: int = 1 << 16) -> bool:
+    """Whether the file system holding `folder` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(folder).free < spare_bytes
+    except OSError:
+        return False
 
 
 def _writer_errors() -> type[Exception]:

@@ -187,7 +187,8 @@ def test_pharmaco_smoking_trains_under_the_default_phases(tmp_path):
     assert tags["phase_status.acute"] in ("phase_model", "shared")
     # consolidation: landmarks 90..147 only (147 + 30 <= 182, the longest follow-up)
     assert metrics["n_rows_consolidation"] == SMOKING_PHASES["consolidation"][0]
-    assert tags["phase_status.consolidation"] == "shared"  # 10 patients with an event < min_events
+    # 10 patients with an event: the phase keeps its own trees only where cross-validation favoured them
+    assert tags["phase_status.consolidation"] in ("phase_model", "shared")
     assert metrics["auroc_pooled"] > 0.5
 
 

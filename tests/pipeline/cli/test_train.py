@@ -103,7 +103,7 @@ def test_registered_model_is_described_and_each_version_tagged(trained, workspac
 def test_piped_training_prints_one_line_per_step_and_no_mlflow_info(trained):
     lines = trained.output.splitlines()
     steps = [line for line in lines if line.startswith("[") and "s] " in line]
-    for step in ("validating input tables", "phase 'acute': fold 1 of 3 done", "phase 'maintenance': final fit done",
+    for step in ("validating input tables", "phase 'all': fold 1 of 3 done", "phase 'all': final fit done",
                  "evaluating out-of-fold predictions", "logging the run and registering the model in MLflow"):
         assert sum(step in line for line in steps) == 1, step
     assert not [line for line in lines if " INFO " in line or "Successfully registered" in line]
