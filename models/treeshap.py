@@ -47,37 +47,12 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost
 
+from models.tree_dump import ParsedTree, UnsupportedBooster, base_margin, parse_tree
+
 MAX_UNIT_NODES = 8  # nodes a table is indexed by (256 rows at most; patterns are uint8, so <= 8)
 MAX_LEAF_PATH = 5  # longest path covered: its leaf's Shapley values enumerate 4^nodes subsets
 _ROW_BLOCK_ELEMENTS = 1 << 19  # rows per block x (tree, feature) pairs: bounds the temporaries
 VERIFY_TOLERANCE = 1e-4  # relative to the largest value: far above float32 rounding, far below a wrong split
-
-_LOGIT_OBJECTIVES = {"binary:logistic", "reg:logistic"}
-_IDENTITY_OBJECTIVES = {"reg:squarederror", "reg:pseudohubererror", "reg:absoluteerror"}
-_LOG_OBJECTIVES = {"count:poisson", "reg:gamma", "reg:tweedie"}
-
-
-class UnsupportedBooster(ValueError):
-    """The booster has a tree or setting this kernel does not cover; use `pred_contribs`.
-
-    `unexpected` is True when the tables were built but disagreed with XGBoost on probe rows:
-    a bug or a model-format change rather than a known limit, worth a warning.
-    """
-
-    def __init__(self, message: str, unexpected: bool = False) -> None:
-        super().__init__(message)
-        self.unexpected = unexpected
-
-
-@dataclass
-class _Tree:
-    """One parsed tree: internal nodes renumbered 0..n-1 in the order reached from the root."""
-
-    feature: np.ndarray  # [n] int
-    threshold: np.ndarray  # [n] float32
-    default_left: np.ndarray  # [n] bool
-    leaves: list[tuple[float, list[tuple[int, bool, float]]]]  # (value, [(node, went_left, cover ratio)])
-
 
 @dataclass
 class _Leaf:
@@ -89,62 +64,6 @@ class _Leaf:
     went_left: list[bool]
     features: list[int]  # feature of each node on the path
     ratios: list[float]  # cover(child on the path) / cover(node)
-
-
-def _base_margin(learner: dict) -> float:
-    """The margin every row starts from (the objective's link applied to base_score), as XGBoost
-    computes it in float32."""
-    params = learner["learner_model_param"]
-    if int(params.get("num_class", "0")) > 1 or int(params.get("num_target", "1")) != 1:
-        raise UnsupportedBooster("the booster has more than one output")
-    scores = params["base_score"].strip("[]").split(",")
-    if len(scores) != 1:
-        raise UnsupportedBooster("the booster has more than one base score")
-    score = np.float32(float(scores[0]))
-    objective = learner["objective"]["name"]
-    one = np.float32(1.0)
-    if objective in _LOGIT_OBJECTIVES:
-        return float(np.float32(-np.log(one / score - one)))
-    if objective in _IDENTITY_OBJECTIVES:
-        return float(score)
-    if objective in _LOG_OBJECTIVES:
-        return float(np.float32(np.log(score)))
-    raise UnsupportedBooster(f"objective {objective!r} is not covered")
-
-
-def _parse_tree(tree: dict) -> _Tree:
-    """Internal nodes and leaf paths of one tree from `save_raw("json")`, checked for what the
-    kernel assumes (numeric splits, scalar leaves, positive cover, finite thresholds)."""
-    if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
-        raise UnsupportedBooster("vector-leaf trees are not covered")
-    left, right = tree["left_children"], tree["right_children"]
-    split_index, condition = tree["split_indices"], tree["split_conditions"]
-    default_left, cover, split_type = tree["default_left"], tree["sum_hessian"], tree["split_type"]
-    features, thresholds, defaults = [], [], []  # of internal node k, numbered as reached from the root
-    leaves: list[tuple[float, list[tuple[int, bool, float]]]] = []
-    stack: list[tuple[int, list[tuple[int, bool, float]]]] = [(0, [])]
-    while stack:
-        nid, path = stack.pop()
-        if left[nid] == -1:
-            leaves.append((float(np.float32(condition[nid])), path))
-            continue
-        if split_type[nid] != 0:
-            raise UnsupportedBooster("categorical splits are not covered")
-        threshold = np.float32(condition[nid])
-        if not np.isfinite(threshold):
-            raise UnsupportedBooster("a split condition is not finite")
-        parent_cover = float(np.float32(cover[nid]))
-        if not parent_cover > 0:
-            raise UnsupportedBooster("a node has no cover")
-        k = len(features)
-        features.append(int(split_index[nid]))
-        thresholds.append(threshold)
-        defaults.append(bool(default_left[nid]))
-        for child, went_left in ((right[nid], False), (left[nid], True)):
-            ratio = float(np.float32(cover[child])) / parent_cover
-            stack.append((child, [*path, (k, went_left, ratio)]))
-    return _Tree(np.array(features, dtype=np.intp), np.array(thresholds, dtype=np.float32),
-                 np.array(defaults, dtype=bool), leaves)
 
 
 def _units(leaves: list[tuple[float, list[tuple[int, bool, float]]]]) -> list[tuple[list[int], list]]:
@@ -203,7 +122,7 @@ class ShallowTreeExplainer:
     `pred_contribs`, in float64.
     """
 
-    def __init__(self, trees: list[_Tree], base_margin: float, n_features: int) -> None:
+    def __init__(self, trees: list[ParsedTree], base_margin: float, n_features: int) -> None:
         self.n_features = n_features
         self._tree_base = base_margin
         self._build(trees)
@@ -268,11 +187,11 @@ class ShallowTreeExplainer:
             if begin != 0 or not 0 < end <= len(indptr) - 1:
                 raise ValueError(f"iteration_range {iteration_range} must be (0, end) with 0 < end <= "
                                  f"{len(indptr) - 1} (pred_contribs supports no other)")
-        trees = [_parse_tree(t) for t in forest["trees"][: indptr[end]]]
+        trees = [parse_tree(t) for t in forest["trees"][: indptr[end]]]
         n_features = int(learner["learner_model_param"]["num_feature"])
-        return cls(trees, _base_margin(learner), n_features)
+        return cls(trees, base_margin(learner), n_features)
 
-    def _build(self, trees: list[_Tree]) -> None:
+    def _build(self, trees: list[ParsedTree]) -> None:
         """Turn the trees into the arrays the kernel reads: node comparisons, units and the
         (unit, feature) pairs' tables, sorted by feature for a segmented sum."""
         node_feature, node_threshold, node_default = [], [], []
@@ -455,3 +374,5 @@ class _Workspace:
             if zeroed and shape[-1] != self._block:  # a shorter block: the zeros moved
                 view[...] = 0
         return view
+
+__all__ = ["MAX_LEAF_PATH", "MAX_UNIT_NODES", "ShallowTreeExplainer", "UnsupportedBooster"]
