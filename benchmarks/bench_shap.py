@@ -4,7 +4,7 @@ Targets (performance issue, TreeSHAP kernel): on one thread, `explain.contributi
 kernel) at most 3x a plain `predict(output_margin=True)` for depth-2 boosters and 6x for
 depth 3, equal to `pred_contribs` (up to XGBoost's float32 rounding).
 
-Boosters are trained like the project's (models.phase_model.make_classifier with the defaults in
+Boosters are trained like the project's (models.phase_model.fit_booster with the defaults in
 configs/default.yaml, depth overridden, a fixed number of rounds in place of early stopping) on
 synthetic rows with --features features, ~40% missing. Each repeat times the three side by side
 on the same rows; the median is reported. XGBoost gets a fresh DMatrix per call (outside the
@@ -24,7 +24,7 @@ import numpy as np
 import xgboost
 
 from models.explain import contributions, shallow_explainer
-from models.phase_model import N_JOBS, make_classifier
+from models.phase_model import N_JOBS, Rows, fit_booster
 from pipeline.config import load_config
 
 TARGETS = {2: 3.0, 3: 6.0}
@@ -63,9 +63,8 @@ def timed(fn) -> tuple[float, object]:
 
 def bench_depth(depth: int, args: argparse.Namespace, X_train, y_train, X) -> float:
     params = load_config().model.xgboost.model_copy(update={"max_depth": depth})
-    clf = make_classifier(params, seed=0, early_stopping=False, n_estimators=args.trees)
-    seconds, _ = timed(lambda: clf.fit(X_train, y_train))
-    booster = clf.get_booster()
+    rows = Rows(X_train, y_train, np.ones_like(y_train))
+    seconds, (booster, _) = timed(lambda: fit_booster(params, 0, rows, rounds=args.trees))
     booster.set_param({"nthread": N_JOBS})
     build, explainer = timed(lambda: shallow_explainer(booster))
     assert explainer is not None, "the kernel does not cover this booster"

@@ -19,7 +19,7 @@ import xgboost
 from models.config import XGBoostParams
 from models.folds import grouped_validation_split
 from models.link import sigmoid
-from models.phase_model import make_classifier
+from models.phase_model import Rows, fit_booster
 
 # Shrinkage for few events per predictor: regularisation grows as target_epv / epv, capped.
 MAX_SHRINK = 20.0
@@ -63,13 +63,10 @@ def fit_shared(X, y, w, groups, params: XGBoostParams, seed: int, validation_fra
                ) -> tuple[xgboost.Booster, int]:
     """Early-stop on a patient-grouped validation split, then refit all rows with best+1 rounds."""
     val = grouped_validation_split(groups, validation_fraction, seed, events=y)
-    stopper = make_classifier(params, seed, early_stopping=True)
-    stopper.fit(X[~val], y[~val], sample_weight=w[~val], eval_set=[(X[val], y[val])],
-                sample_weight_eval_set=[w[val]], verbose=False)
-    best = int(stopper.best_iteration)
-    final = make_classifier(params, seed, early_stopping=False, n_estimators=best + 1)
-    final.fit(X, y, sample_weight=w)
-    return final.get_booster(), best + 1
+    _, history = fit_booster(params, seed, Rows(X[~val], y[~val], w[~val]), validation=Rows(X[val], y[val], w[val]))
+    rounds = int(np.argmin(history)) + 1
+    final, _ = fit_booster(params, seed, Rows(X, y, w), rounds=rounds)
+    return final, rounds
 
 
 def fit_continuation(X, y, w, groups, base_margin, params: XGBoostParams, seed: int,
@@ -83,15 +80,11 @@ def fit_continuation(X, y, w, groups, base_margin, params: XGBoostParams, seed: 
     val = grouped_validation_split(groups, validation_fraction, seed, events=y)
     if y[~val].min() == y[~val].max() or y[val].min() == y[val].max():
         return None, 0
-    stopper = make_classifier(params, seed, early_stopping=True, base_score=0.5)
-    stopper.fit(X[~val], y[~val], sample_weight=w[~val], base_margin=base_margin[~val],
-                eval_set=[(X[val], y[val])], sample_weight_eval_set=[w[val]],
-                base_margin_eval_set=[base_margin[val]], verbose=False)
-    history = np.asarray(stopper.evals_result()["validation_0"]["logloss"])
+    _, history = fit_booster(params, seed, Rows(X[~val], y[~val], w[~val], base_margin[~val]),
+                             validation=Rows(X[val], y[val], w[val], base_margin[val]), base_score=0.5)
     no_trees = weighted_logloss(y[val], base_margin[val], w[val])
     best = int(np.argmin(history))
     if not history[best] < no_trees - 1e-9:
         return None, 0
-    final = make_classifier(params, seed, early_stopping=False, n_estimators=best + 1, base_score=0.5)
-    final.fit(X, y, sample_weight=w, base_margin=base_margin)
-    return final.get_booster(), best + 1
+    final, _ = fit_booster(params, seed, Rows(X, y, w, base_margin), rounds=best + 1, base_score=0.5)
+    return final, best + 1

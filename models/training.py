@@ -65,8 +65,9 @@ class PhaseFit:
     events, which `min_events` and `epv` use; `n_predictors` counts informative candidate
     predictors (not all-missing, not constant) in the phase's rows. `oof_model` holds
     cross-fitted calibrated out-of-fold risks, `oof_margin` the raw out-of-fold log-odds;
-    `metrics` maps model name (xgboost_raw, xgboost_calibrated, logistic_baseline) to metric
-    to (estimate, 95% lower, 95% upper). `booster` is the phase's own booster (None when it
+    `metrics` maps model name (xgboost_calibrated, logistic_baseline) to metric to (estimate,
+    95% lower, 95% upper): the calibrated risks are what a clinic reads (raw margins are not
+    reported, so their intervals are not computed). `booster` is the phase's own booster (None when it
     adds no tree); `added_trees` its number of trees.
     """
 
@@ -276,7 +277,7 @@ def _finish_phase(phase, d: PhaseData, shared, params, grow, oof_margin, oof_bas
     if 0 < c["events"] < c["rows"]:
         def ev(p):
             return evaluate(d.y, p, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)
-        metrics = {"xgboost_raw": ev(oof_raw), "xgboost_calibrated": ev(oof_model), "logistic_baseline": ev(oof_base)}
+        metrics = {"xgboost_calibrated": ev(oof_model), "logistic_baseline": ev(oof_base)}
     return PhaseFit(**common, status="phase_model" if booster is not None else "shared", oof_model=oof_model,
                     oof_raw=oof_raw, oof_baseline=oof_base, metrics=metrics, booster=booster,
                     calibrator=calibrator, fallback_rate=None, added_trees=trees, fold_added_trees=fold_trees,

@@ -25,7 +25,7 @@ def test_fit_reports_counts_status_predictions_and_metrics(trained, phases_data)
     assert fit.epv == pytest.approx(fit.n_event_patients / 6)
     for oof in (fit.oof_model, fit.oof_raw, fit.oof_baseline):
         assert oof.shape == (early.y.size,) and np.all((oof > 0) & (oof < 1))
-    assert set(fit.metrics) == {"xgboost_raw", "xgboost_calibrated", "logistic_baseline"}
+    assert set(fit.metrics) == {"xgboost_calibrated", "logistic_baseline"}
     assert trained.shared is not None and trained.shared.num_boosted_rounds() == trained.shared_trees
     assert [f.status for f in trained.fits.values()] in (["phase_model", "phase_model", "no_data"],
                                                          ["phase_model", "shared", "no_data"])
