@@ -36,5 +36,6 @@ class ModelConfig(Strict):
     min_events: int = Field(ge=1)
     low_epv_warning: float = Field(ge=0)
     validation_fraction: float = Field(gt=0, lt=1)
+    workers: int = Field(default=1, ge=1)
     xgboost: XGBoostParams
     logistic: LogisticParams

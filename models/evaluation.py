@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from models.metrics import evaluate
+from models.parallel import parallel_map
 from models.training import PhaseFit
 
 MODEL_LABELS = {"xgboost_calibrated": "xgboost", "constant_rate": "constant_rate", "logistic_baseline": "logistic"}
@@ -51,6 +52,12 @@ def oof_frame(rows: Mapping[str, pl.DataFrame], fits: Mapping[str, PhaseFit]) ->
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+def _bootstrap(settings: tuple[int, int], arrays: tuple) -> dict[str, tuple[float, float, float]]:
+    n_boot, seed = settings
+    y, p, w, groups = arrays
+    return evaluate(y, p, w, groups, n_boot, seed)
+
+
 def _rows(phase: str, model: str, metrics: Mapping[str, tuple[float, float, float]]) -> list[dict]:
     in_sample = model == CONSTANT_RATE
     return [
@@ -63,10 +70,12 @@ def _rows(phase: str, model: str, metrics: Mapping[str, tuple[float, float, floa
 
 
 def metrics_table(
-    fits: Mapping[str, PhaseFit], oof: pl.DataFrame, n_boot: int, seed: int, oracle_column: str | None = None
+    fits: Mapping[str, PhaseFit], oof: pl.DataFrame, n_boot: int, seed: int, oracle_column: str | None = None,
+    workers: int = 1,
 ) -> pl.DataFrame:
     """phase, model (xgboost | constant_rate | logistic | oracle), metric, estimate, lo, hi,
-    in_sample; plus pooled rows over the phases that have a fitted model (fallbacks left out)."""
+    in_sample; plus pooled rows over the phases that have a fitted model (fallbacks left out).
+    The bootstraps not already in the fits run in up to `workers` processes (same results)."""
     rows: list[dict] = []
     pooled_rows = oof.filter(~pl.col("phase").is_in(fallback_phases(fits)))
     for phase, fit in fits.items():
@@ -76,6 +85,7 @@ def metrics_table(
     scored = {"xgboost": "risk", "logistic": "risk_logistic"}
     if oracle_column is not None:
         scored["oracle"] = oracle_column
+    tasks = []
     for phase in [*fits, POOLED]:
         part = pooled_rows if phase == POOLED else oof.filter(pl.col("phase") == phase)
         for model, column in scored.items():
@@ -84,18 +94,11 @@ def metrics_table(
             known = part.filter(pl.col(column).is_not_null())
             if known.height == 0 or known["label"].n_unique() < 2:
                 continue
-            rows += _rows(
-                phase,
-                model,
-                evaluate(
-                    known["label"].to_numpy(),
-                    known[column].to_numpy(),
-                    known["ipcw_weight"].to_numpy(),
-                    known["patient_id"].to_numpy(),
-                    n_boot,
-                    seed,
-                ),
-            )
+            arrays = tuple(known[c].to_numpy() for c in ("label", column, "ipcw_weight", "patient_id"))
+            tasks.append((phase, model, arrays))
+    results = parallel_map(_bootstrap, [arrays for _, _, arrays in tasks], (n_boot, seed), workers)
+    for (phase, model, _), metrics in zip(tasks, results, strict=True):
+        rows += _rows(phase, model, metrics)
     return pl.DataFrame(
         rows,
         schema={

@@ -40,6 +40,7 @@ from models.explain import margin
 from models.folds import grouped_folds
 from models.link import sigmoid
 from models.metrics import counts, evaluate
+from models.parallel import parallel_map
 
 Metric = tuple[float, float, float]
 STATUSES = ("phase_model", "shared", "constant", "no_data")
@@ -150,7 +151,10 @@ def fit_phases(data: Mapping[str, PhaseData], feature_names: list[str], cfg: Mod
     a valid but thin cohort: phases without rows, with one class or few events get a status.
 
     `on_fold(done, total)`, when given, is called after each of the `n_folds` CV fits and the
-    final fit (total = n_folds + 1; when no booster can be trained, once with 1, 1).
+    final fit of the shared booster (total = n_folds + 1; when no booster can be trained, once
+    with 1, 1). With `cfg.workers` > 1 the folds and the final fit run side by side in worker
+    processes (models/parallel.py), then the phases are finished side by side; results are
+    identical for any worker count, since every fit draws its randomness from `cfg.seed` alone.
     """
     report = on_fold or (lambda done, total: None)
     k = len(feature_names)
@@ -162,34 +166,102 @@ def fit_phases(data: Mapping[str, PhaseData], feature_names: list[str], cfg: Mod
         return _constant_only(data, cfg, f"all phases together: {reason}")
     plan = _plan(data, cfg)
     folds = grouped_folds(groups, cfg.n_folds, cfg.seed, events=y)
+    total = cfg.n_folds + 1
+    stacked = _Stacked(X, y, w, groups, index, folds, plan, k, cfg)
+    done = parallel_map(_fold_task, [*range(cfg.n_folds), FINAL], stacked, cfg.workers,
+                        on_done=lambda n: report(n, total))
+    shared, shared_trees = done[-1]
     oof_margin, oof_shared, oof_base = np.empty(y.size), np.empty(y.size), np.empty(y.size)
     fold_trees: dict[str, list[int]] = {p: [] for p in data}
-    for f in range(cfg.n_folds):
-        train, test = folds != f, folds == f
-        shared, _ = fit_shared(X[train], y[train], w[train], groups[train], cfg.xgboost, cfg.seed,
-                               cfg.validation_fraction)
-        oof_margin[test] = oof_shared[test] = margin(shared, X[test])
-        for i, phase in enumerate(data):
-            tr, te = train & (index == i), test & (index == i)
-            if plan[phase] is not None and te.any():
-                booster, trees = _continue(shared, X[tr], y[tr], w[tr], groups[tr], plan[phase], cfg)
-                fold_trees[phase].append(trees)
-                if booster is not None:
-                    oof_margin[te] += margin(booster, X[te])
-            if te.any():
-                oof_base[te] = _baseline(X[tr, :k], y[tr], w[tr], X[te, :k], cfg)
-        report(f + 1, cfg.n_folds + 1)
+    for f, fold in enumerate(done[:-1]):
+        test = folds == f
+        oof_shared[test], oof_margin[test], oof_base[test] = fold.shared, fold.margin, fold.baseline
+        for phase, trees in fold.trees.items():
+            fold_trees[phase].append(trees)
     grow = _keep_own_trees(plan, index, y, w, oof_shared, oof_margin)
-    shared, shared_trees = fit_shared(X, y, w, groups, cfg.xgboost, cfg.seed, cfg.validation_fraction)
     pooled = Calibrator(cfg.calibration).fit(sigmoid(oof_margin), y, w)
     pooled_oof = _cross_fitted(sigmoid(oof_margin), y, w, folds, cfg.calibration, pooled)
-    fits = {}
+    tasks = []
     for i, phase in enumerate(data):
         rows = index == i
-        fits[phase] = _finish_phase(phase, data[phase], shared, plan[phase], grow[phase], oof_margin[rows],
-                                    oof_base[rows], folds[rows], fold_trees[phase], pooled, pooled_oof[rows], cfg)
-    report(cfg.n_folds + 1, cfg.n_folds + 1)
+        tasks.append(_PhaseTask(phase, data[phase], plan[phase], grow[phase], oof_margin[rows], oof_base[rows],
+                                folds[rows], fold_trees[phase], pooled_oof[rows]))
+    finished = parallel_map(_finish_task, tasks, (shared, pooled, cfg), cfg.workers)
+    fits = {task.phase: fit for task, fit in zip(tasks, finished, strict=True)}
     return TrainedPhases(shared, shared_trees, fits)
+
+
+FINAL = -1  # the task that fits the shipped shared booster on every row, beside the folds' tasks
+
+
+@dataclass(frozen=True)
+class _Stacked:
+    """Every phase's rows stacked (features with the day column), their phase index, folds and
+    plan: what each fold task reads (sent to a worker process once)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    groups: np.ndarray
+    index: np.ndarray
+    folds: np.ndarray
+    plan: dict
+    n_features: int
+    cfg: ModelConfig
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """One fold's out-of-fold margins (shared booster alone, and with each phase's own trees),
+    logistic-baseline risks for its test rows, and each phase's number of own trees."""
+
+    shared: np.ndarray
+    margin: np.ndarray
+    baseline: np.ndarray
+    trees: dict[str, int]
+
+
+def _fold_task(s: _Stacked, f: int):
+    """Fold f's `_Fold`, or for FINAL the shared booster fitted on every row and its trees.
+    Module-level, so worker processes can run it; its randomness comes from cfg.seed alone."""
+    cfg = s.cfg
+    if f == FINAL:
+        return fit_shared(s.X, s.y, s.w, s.groups, cfg.xgboost, cfg.seed, cfg.validation_fraction)
+    train, test = s.folds != f, s.folds == f
+    shared, _ = fit_shared(s.X[train], s.y[train], s.w[train], s.groups[train], cfg.xgboost, cfg.seed,
+                           cfg.validation_fraction)
+    X_test, test_index = s.X[test], s.index[test]
+    shared_margin = margin(shared, X_test)
+    out, baseline, trees = shared_margin.copy(), np.empty(shared_margin.size), {}
+    for i, phase in enumerate(s.plan):
+        tr, te = train & (s.index == i), test_index == i
+        if not te.any():
+            continue
+        if s.plan[phase] is not None:
+            booster, trees[phase] = _continue(shared, s.X[tr], s.y[tr], s.w[tr], s.groups[tr], s.plan[phase], cfg)
+            if booster is not None:
+                out[te] += margin(booster, X_test[te])
+        baseline[te] = _baseline(s.X[tr, :s.n_features], s.y[tr], s.w[tr], X_test[te, :s.n_features], cfg)
+    return _Fold(shared_margin, out, baseline, trees)
+
+
+@dataclass(frozen=True)
+class _PhaseTask:
+    phase: str
+    d: PhaseData
+    params: object
+    grow: bool
+    oof_margin: np.ndarray
+    oof_base: np.ndarray
+    folds: np.ndarray
+    fold_trees: list[int]
+    pooled_oof: np.ndarray
+
+
+def _finish_task(shared_args: tuple, t: _PhaseTask) -> PhaseFit:
+    shared, pooled, cfg = shared_args
+    return _finish_phase(t.phase, t.d, shared, t.params, t.grow, t.oof_margin, t.oof_base, t.folds, t.fold_trees,
+                         pooled, t.pooled_oof, cfg)
 
 
 def _keep_own_trees(plan, index, y, w, oof_shared, oof_margin) -> dict[str, bool]:

@@ -91,7 +91,7 @@ def train(
     progress("evaluating out-of-fold predictions")
     oof = _with_oracle(oof_frame(rows, fits), truth)
     oracle = ORACLE if truth is not None else None
-    table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle)
+    table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle, config.model.workers)
     counts = count_table(fits)
     warnings = trained.warnings + [w for fit in fits.values() for w in fit.warnings]
 
