@@ -28,6 +28,7 @@ class LogisticParams(Strict):
 
 class ModelConfig(Strict):
     seed: int
+    workers: int = Field(ge=1)  # processes for the folds (models.parallel); results do not depend on it
     n_folds: int = Field(ge=2)
     bootstrap_samples: int = Field(ge=0)
     calibration: Literal["isotonic", "platt"]

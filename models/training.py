@@ -27,6 +27,7 @@ from models.explain import margin
 from models.folds import grouped_folds, grouped_validation_split
 from models.link import sigmoid
 from models.metrics import counts, evaluate
+from models.parallel import parallel_map
 from models.phase_model import ConstantRisk, make_classifier
 
 Metric = tuple[float, float, float]
@@ -107,6 +108,22 @@ def _fit_booster(X, y, w, groups, cfg: ModelConfig) -> tuple[xgboost.Booster, in
     return final.get_booster(), best
 
 
+FINAL = -1  # the task that fits the shipped booster on every row, beside the folds' tasks
+
+
+def _fold_task(shared: tuple, k: int) -> tuple:
+    """Fold k's out-of-fold XGBoost and logistic predictions and best round, or, for FINAL, the
+    booster fitted on every row and its best round. Module-level so worker processes can run it."""
+    X, y, w, groups, folds, cfg = shared
+    if k == FINAL:
+        return _fit_booster(X, y, w, groups, cfg)
+    test, train = folds == k, folds != k
+    booster, best = _fit_booster(X[train], y[train], w[train], groups[train], cfg)
+    baseline = make_logistic(cfg.logistic, cfg.seed)
+    baseline.fit(X[train], y[train], logisticregression__sample_weight=w[train])
+    return sigmoid(margin(booster, X[test])), baseline.predict_proba(X[test])[:, 1], best
+
+
 def _cross_fitted_calibration(oof_raw, y, w, folds, method) -> np.ndarray:
     calibrated = np.empty_like(oof_raw)
     for k in np.unique(folds):
@@ -148,7 +165,8 @@ def fit_phase(
     X: float features (NaN = unknown); y: 0/1 labels; w: IPCW weights (> 0); groups: patient
     ids. Few events give a `ConstantRisk` fallback and a warning, never an exception.
     `on_fold(done, total)`, when given, is called after each of the `n_folds` CV fits and the
-    final fit (total = n_folds + 1; a fallback calls it once with 1, 1), for progress reports.
+    final fit (total = n_folds + 1; a fallback calls it once with 1, 1), for progress reports;
+    with `cfg.workers` > 1 the fits run side by side and `done` counts those finished so far.
     """
     report = on_fold or (lambda done, total: None)
     X, y, w, groups = _validate(X, y, w, groups, feature_names)
@@ -166,19 +184,16 @@ def fit_phase(
             "be unstable")
     folds = grouped_folds(groups, cfg.n_folds, cfg.seed, events=y)
     oof_raw, oof_baseline = np.empty(y.shape), np.empty(y.shape)
+    # the final fit first: the largest task starts first, so the workers finish together
+    total = cfg.n_folds + 1
+    done = parallel_map(_fold_task, [FINAL, *range(cfg.n_folds)], (X, y, w, groups, folds, cfg), cfg.workers,
+                        on_done=lambda n: report(n, total))
+    booster, best = done[0]
     fold_best = []
-    for k in range(cfg.n_folds):
-        test, train = folds == k, folds != k
-        booster, best = _fit_booster(X[train], y[train], w[train], groups[train], cfg)
-        fold_best.append(best)
-        oof_raw[test] = sigmoid(margin(booster, X[test]))
-        baseline = make_logistic(cfg.logistic, cfg.seed)
-        baseline.fit(X[train], y[train], logisticregression__sample_weight=w[train])
-        oof_baseline[test] = baseline.predict_proba(X[test])[:, 1]
-        report(k + 1, cfg.n_folds + 1)
+    for k, (raw, baseline, fold_best_iteration) in enumerate(done[1:]):
+        oof_raw[folds == k], oof_baseline[folds == k] = raw, baseline
+        fold_best.append(fold_best_iteration)
     oof_model = _cross_fitted_calibration(oof_raw, y, w, folds, cfg.calibration)
-    booster, best = _fit_booster(X, y, w, groups, cfg)
-    report(cfg.n_folds + 1, cfg.n_folds + 1)
 
     def ev(p: np.ndarray) -> dict[str, Metric]:
         return evaluate(y, p, w, groups, cfg.bootstrap_samples, cfg.seed)

@@ -31,7 +31,7 @@ def synthetic_phase(
 def small_model_config(**overrides: object) -> ModelConfig:
     """Like configs/default.yaml, but small enough for unit tests."""
     settings = dict(
-        seed=42, n_folds=3, bootstrap_samples=20, calibration="isotonic", min_events=20,
+        seed=42, workers=1, n_folds=3, bootstrap_samples=20, calibration="isotonic", min_events=20,
         low_epv_warning=1, validation_fraction=0.2,
         xgboost=XGBoostParams(
             n_estimators=60, learning_rate=0.1, max_depth=3, min_child_weight=5.0,

@@ -1,0 +1,61 @@
+"""Run independent, deterministic tasks (cross-validation folds, phases) in worker processes.
+
+`parallel_map(task, items, shared, workers)` returns `[task(shared, item) for item in items]`,
+in order, computed by up to `workers` processes. Every task draws its randomness from its own
+seed in `shared` or `item`, never from shared state, and XGBoost fits with one thread
+(`phase_model.N_JOBS`), so which process runs a task, and in what order, cannot change its
+result: boosters are byte-identical for any worker count.
+
+`shared` (the phase's arrays) goes to each worker once, at start-up, rather than with every
+task. Workers are started with `spawn`: a fresh interpreter, never a `fork` of a process whose
+Polars or OpenMP threads may hold locks. A start-up costs a second or two, so one worker, or a
+single task, runs in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+_shared: Any = None
+
+
+def _keep(shared: Any) -> None:
+    global _shared
+    _shared = shared
+
+
+def _call[T, R](task: Callable[[Any, T], R], item: T) -> R:
+    return task(_shared, item)
+
+
+def parallel_map[S, T, R](
+    task: Callable[[S, T], R],
+    items: Sequence[T],
+    shared: S,
+    workers: int,
+    on_done: Callable[[int], None] | None = None,
+) -> list[R]:
+    """`[task(shared, item) for item in items]`, in up to `workers` processes (see module doc).
+
+    `task` must be a module-level function (it is pickled by name) and `shared` picklable.
+    `on_done(n)`, when given, is called here as each task finishes, with n = tasks finished so far.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    report = on_done or (lambda n: None)
+    if workers == 1 or len(items) <= 1:
+        results = []
+        for item in items:
+            results.append(task(shared, item))
+            report(len(results))
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_keep,
+                             initargs=(shared,)) as pool:
+        futures = [pool.submit(_call, task, item) for item in items]
+        for n, _ in enumerate(as_completed(futures), start=1):
+            report(n)
+        return [future.result() for future in futures]
