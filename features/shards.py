@@ -17,7 +17,8 @@ them anyway (they have no intake date).
 The per-shard step is `features.build.landmark_table(shard, ..., censoring=cohort curve)` or
 `scoring_table(shard, ...)`: frames in, a lazy frame out, no files, so a distributed engine can
 run it on shards it holds. `pipeline.io.split_by_patient` writes the shards to disk for the
-bounded-memory CLI path; the functions here do the same in memory.
+bounded-memory CLI path, which writes the output range of patient_ids by range
+(`key_ranges`); the functions here do the same in memory.
 """
 
 from __future__ import annotations
@@ -104,25 +105,31 @@ def scoring_table_sharded(
     return pl.concat(parts).sort("patient_id")
 
 
-def merge_shards(parts: Sequence[pl.LazyFrame], keys: Sequence[str] = ("patient_id", "day")) -> pl.LazyFrame:
-    """Shard outputs (each sorted by `keys`, patients disjoint) as one frame in `keys` order.
+def key_ranges(patient_ids: pl.Series, ranges: int) -> list[str]:
+    """The first patient_id of each of `ranges` consecutive, about equal runs of the sorted ids.
 
-    A balanced tree of sorted merges on patient_id: a patient's rows come from one shard, already
-    in order, so the merge keeps them as they are and a streaming sink never holds the whole table.
+    Shards are hash-based, so each holds patients from all over the id order; writing the whole
+    table in patient order goes range by range instead (each range gathered from every shard),
+    so only about one shard's worth of rows is ever in memory.
     """
-    if not parts:
-        raise ValueError("no shards to merge")
-    level = list(parts)
-    while len(level) > 1:
-        merged = [a.merge_sorted(b, key=keys[0]) for a, b in zip(level[::2], level[1::2], strict=False)]
-        level = merged + ([level[-1]] if len(level) % 2 else [])
-    return level[0]
+    ids = patient_ids.cast(pl.String).drop_nulls().unique().sort()
+    if ids.len() == 0:
+        return []
+    step = -(-ids.len() // max(1, ranges))
+    return ids.gather(list(range(0, ids.len(), step))).to_list()
+
+
+def in_range(bounds: Sequence[str], index: int) -> pl.Expr:
+    """Rows whose patient_id falls in range `index` of `key_ranges` bounds."""
+    inside = pl.col("patient_id") >= bounds[index]
+    return inside & (pl.col("patient_id") < bounds[index + 1]) if index + 1 < len(bounds) else inside
 
 
 __all__ = [
     "SHARD",
     "landmark_table_sharded",
-    "merge_shards",
+    "in_range",
+    "key_ranges",
     "n_shards",
     "scoring_table_sharded",
     "shard_keys",

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
-from features.shards import SHARD, n_shards, shard_keys
+from features.shards import SHARD, in_range, n_shards, shard_keys
 from features.tables import ROW, SPECS, TABLES
 from pipeline import artifacts as names
 from pipeline.artifacts import TrainingArtifacts
@@ -215,15 +216,48 @@ def scan_shard_tables(folder: Path) -> dict[str, pl.LazyFrame]:
     return {table.name: pl.scan_parquet(table / "*.parquet") for table in sorted(Path(folder).iterdir())}
 
 
-def sink_frame(plan: pl.LazyFrame, path: Path) -> None:
-    """Stream a lazy frame into a file atomically, as Parquet or CSV by the extension."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        atomic_write(path, lambda tmp: plan.sink_parquet(tmp, statistics=False, engine="streaming"))
-    elif path.suffix == ".csv":
-        atomic_write(path, lambda tmp: plan.sink_csv(tmp, engine="streaming"))
-    else:
-        raise ValueError(f"{path}: output must end in .parquet or .csv")
+def write_shard_output(frame: pl.DataFrame, folder: Path, shard: int) -> Path:
+    """One shard's feature rows as `<folder>/<shard>.parquet`, in row groups small enough for a
+    patient_id range read (`write_in_order`) to skip most of them by their statistics."""
+    path = Path(folder) / f"{shard}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, statistics=True, row_group_size=50_000)
+    return path
+
+
+def write_in_order(parts: list[Path], bounds: list[str], keys: tuple[str, ...], out: Path) -> None:
+    """Write shard files (patients disjoint) as one file sorted by `keys`, atomically.
+
+    Range by range of patient_id (`features.shards.key_ranges` bounds): each range is read from
+    every shard, sorted and appended, so memory holds one range, never the whole table.
+    """
+    out = Path(out)
+    if out.suffix not in SUFFIXES:
+        raise ValueError(f"{out}: output must end in .parquet or .csv")
+    scan = pl.scan_parquet(parts)
+
+    def chunks():
+        for index in range(len(bounds)):
+            yield scan.filter(in_range(bounds, index)).sort(*keys).collect()
+
+    atomic_write(out, lambda tmp: _append_all(chunks(), tmp, out.suffix))
+
+
+def _append_all(chunks, path: Path, suffix: str) -> None:
+    if suffix == ".csv":
+        with open(path, "w") as handle:
+            for index, chunk in enumerate(chunks):
+                chunk.write_csv(handle, include_header=index == 0)
+        return
+    writer = None
+    try:
+        for chunk in chunks:
+            table = chunk.to_arrow()
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def drop_row_index(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

@@ -5,7 +5,8 @@ shards on disk (the partitioner scoring uses), each shard is validated on its ow
 rows, in every table, share a shard, so per-patient and cross-table checks hold), the feature
 spec is fitted over all shards' validated tables, the censoring curve over all patients, and
 `features.build` runs on one shard at a time, its rows written as one Parquet file per shard.
-The result is a lazy merge of those files in patient order, which `io.sink_frame` streams out.
+`io.write_in_order` then writes the output one range of patient_ids at a time (gathered from
+every shard file and sorted), so no step holds more than about a shard's rows.
 Problems are gathered from every shard and raised together, as in one pass.
 """
 
@@ -20,7 +21,7 @@ import polars as pl
 from features.build import landmark_table, scoring_table
 from features.config import Phase
 from features.landmarks import cohort_censoring
-from features.shards import merge_shards
+from features.shards import key_ranges
 from features.spec import FeatureSpec, fit_feature_spec
 from pipeline import io
 from pipeline.config import Config
@@ -32,7 +33,12 @@ class ShardedFeatures:
     spec: FeatureSpec
     n_shards: int
     rows: int
-    plan: pl.LazyFrame  # the whole table, merged lazily from the shard files in patient order
+    parts: list[Path]  # one Parquet file per non-empty shard, each sorted by `keys`
+    bounds: list[str]  # `key_ranges` over every patient: the order the output is written in
+    keys: tuple[str, ...]
+
+    def write(self, out: Path) -> None:
+        io.write_in_order(self.parts, self.bounds, self.keys, out)
 
 
 def validated_shards(data_dir: Path, patients_per_shard: int, work: Path, required: tuple[str, ...]) -> int:
@@ -74,13 +80,11 @@ def build_sharded(
         if tables["patients"].height == 0:
             continue
         frame = _build(tables, config.phases, config, spec, as_of, censoring).collect()
-        path = work / "features" / f"{shard}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(path)
+        parts.append(io.write_shard_output(frame, work / "features", shard))
         rows += frame.height
-        parts.append(pl.scan_parquet(path))
     keys = ("patient_id",) if as_of is not None else ("patient_id", "day")
-    return ShardedFeatures(spec, shards, rows, merge_shards(parts, keys))
+    patients = everything["patients"].select("patient_id").collect().to_series()
+    return ShardedFeatures(spec, shards, rows, parts, key_ranges(patients, shards), keys)
 
 
 def _build(tables, phases: list[Phase], config: Config, spec: FeatureSpec, as_of, censoring) -> pl.LazyFrame:

@@ -13,8 +13,9 @@ from polars.testing import assert_frame_equal
 from features.build import landmark_table, scoring_table
 from features.shards import (
     SHARD,
+    in_range,
+    key_ranges,
     landmark_table_sharded,
-    merge_shards,
     n_shards,
     scoring_table_sharded,
     shard_keys,
@@ -91,9 +92,11 @@ def test_sharded_scoring_table_is_the_unsharded_one(config):
     assert_frame_equal(sharded, whole)
 
 
-def test_merge_puts_disjoint_sorted_shards_back_in_patient_order():
-    frame = pl.DataFrame({"patient_id": ["a", "a", "b", "c", "c", "d"], "day": [0, 7, 0, 0, 7, 0]})
-    parts = [frame.filter(pl.col("patient_id").is_in(ids)).lazy() for ids in (["b", "d"], ["a"], ["c"])]
-    assert_frame_equal(merge_shards(parts).collect(engine="streaming"), frame)
-    with pytest.raises(ValueError):
-        merge_shards([])
+def test_key_ranges_cover_every_patient_once_in_order():
+    ids = pl.Series([f"p{i}" for i in (5, 1, 9, 3, 7, 2, 8)])
+    bounds = key_ranges(ids, 3)
+    assert bounds == sorted(bounds) and len(bounds) == 3
+    frame = pl.DataFrame({"patient_id": ids})
+    pieces = [frame.filter(in_range(bounds, k))["patient_id"].sort().to_list() for k in range(3)]
+    assert sum(pieces, []) == sorted(ids.to_list()) and all(pieces)
+    assert key_ranges(pl.Series([], dtype=pl.String), 3) == []
