@@ -49,12 +49,14 @@ def run_training(data: Path, root: Path, workers: int) -> dict:
         data, config, progress=lambda msg: print(f"  [{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr)
     )
     seconds = time.perf_counter() - started
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     model = load_model(f"models:/bench/{summary.version}", root / f"model-{summary.version}", config.mlflow)
     manifest = json.loads((model.resolved.bundle_dir / "manifest.json").read_text())
     summary.metrics.write_parquet(root / f"metrics-{workers}.parquet")
     return {
         "workers": workers,
         "seconds": seconds,
+        "cpu_seconds": sum(u.ru_utime + u.ru_stime for u in used),  # with the worker processes
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "bundle": manifest,
         "metrics": str(root / f"metrics-{workers}.parquet"),
@@ -92,8 +94,8 @@ def main() -> int:
         runs = [] if args.skip_baseline else [measure(data, root, 1)]
         runs.append(measure(data, root, default_workers))
         for run in runs:
-            print(f"workers {run['workers']}: {run['seconds']:7.1f} s, peak RSS {run['peak_rss'] / 2**30:.2f} GB "
-                  "(parent process)", flush=True)
+            print(f"workers {run['workers']}: {run['seconds']:7.1f} s wall, {run['cpu_seconds']:7.1f} s CPU, "
+                  f"peak RSS {run['peak_rss'] / 2**30:.2f} GB (parent process)", flush=True)
         m = pl.read_parquet(runs[-1]["metrics"])
         if len(runs) == 2:
             same = runs[0]["bundle"] == runs[1]["bundle"] and pl.read_parquet(runs[0]["metrics"]).equals(m)
