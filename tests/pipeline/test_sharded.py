@@ -56,3 +56,14 @@ def test_problems_of_every_shard_are_reported_together(data, tmp_path):
         build_sharded(data, _config(1), tmp_path / "work")
     (problem,) = [p for p in caught.value.problems if p.column == "bdnf_ng_ml"]
     assert problem.rows == [1, 2, 3]
+
+
+def test_training_builds_its_landmark_table_in_shards_past_the_shard_size():
+    from pipeline.train import build_landmarks
+
+    tables = cohort()
+    config = _config(1)
+    spec = fit_feature_spec(tables, config.features)
+    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    assert_frame_equal(build_landmarks(tables, spec, config), whole)
+    assert_frame_equal(build_landmarks(tables, spec, _config(10)), whole)
