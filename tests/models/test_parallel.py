@@ -13,15 +13,19 @@ def scaled(shared: int, item: int) -> tuple[int, int]:
     return item, shared * item
 
 
-def test_in_process_map_keeps_order_and_rejects_no_workers():
-    assert parallel_map(scaled, [3, 1, 2], 10, workers=1) == [(3, 30), (1, 10), (2, 20)]
+def test_in_process_map_keeps_order_reports_progress_and_rejects_no_workers():
+    seen = []
+    assert parallel_map(scaled, [3, 1, 2], 10, workers=1, on_done=seen.append) == [(3, 30), (1, 10), (2, 20)]
+    assert seen == [1, 2, 3]
     with pytest.raises(ValueError):
         parallel_map(scaled, [1], 10, workers=0)
 
 
 @pytest.mark.slow
 def test_worker_processes_return_results_in_order():
-    assert parallel_map(scaled, list(range(7)), 3, workers=2) == [(i, 3 * i) for i in range(7)]
+    seen = []
+    assert parallel_map(scaled, list(range(7)), 3, workers=2, on_done=seen.append) == [(i, 3 * i) for i in range(7)]
+    assert seen == list(range(1, 8))
 
 
 @pytest.mark.slow
