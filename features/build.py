@@ -37,17 +37,21 @@ def landmark_table(
     landmarks: LandmarkConfig,
     features: FeaturesConfig,
     spec: FeatureSpec,
+    censoring: pl.LazyFrame | pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per patient per at-risk landmark: keys, label, censored, IPCW weight, features.
 
-    Needs `patients` and `outcomes`; sorted by patient_id and day.
+    Needs `patients` and `outcomes`; sorted by patient_id and day. When `tables` hold one shard
+    of a cohort, `censoring` is the cohort's censoring curve (`landmarks.cohort_censoring`), the
+    only input of a row that depends on other patients; see `features.shards`.
     """
     check_config(spec, features)
     lazy = _lazy(tables)
     if "outcomes" not in lazy:
         raise ValueError("the outcomes table is required to build the landmark table")
     people = _people(lazy, spec)
-    rows = landmark_rows(people, lazy["outcomes"], phases, landmarks)
+    km = None if censoring is None else censoring.lazy()
+    rows = landmark_rows(people, lazy["outcomes"], phases, landmarks, km)
     rows = _add_time_varying(rows, lazy, people, phases, features, spec)
     return rows.select(*LANDMARK_KEYS, *spec.feature_names)
 

@@ -88,12 +88,19 @@ def survival_by_day(km: pl.LazyFrame, upto: int) -> pl.LazyFrame:
 
 
 def landmark_rows(
-    people: pl.LazyFrame, outcomes: pl.LazyFrame, phases: Sequence[Phase], landmarks: LandmarkConfig
+    people: pl.LazyFrame,
+    outcomes: pl.LazyFrame,
+    phases: Sequence[Phase],
+    landmarks: LandmarkConfig,
+    censoring: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per patient per at-risk landmark, with label, censored flag and IPCW weight.
 
     `people` is sorted by `_pidx` and carries `patient_id`, `intake_date` and whatever per-patient
-    columns should follow each row; the result is sorted by (`_pidx`, `day`).
+    columns should follow each row; the result is sorted by (`_pidx`, `day`). `censoring` is the
+    Kaplan–Meier Ĝ of `censoring_survival`; by default it is estimated from `people` themselves.
+    A shard of a cohort must pass the whole cohort's (`cohort_censoring`), or its weights would
+    come from a different, smaller sample than the unsharded table's.
     """
     h, end = landmarks.horizon_days, last_day(phases)
     days = outcome_days(people, outcomes)
@@ -122,7 +129,8 @@ def landmark_rows(
         date_plus_days(pl.col("intake_date"), t).alias("landmark_date"),
         phase_expr(t, phases).alias("phase"),
     )
-    survival = survival_by_day(censoring_survival(days), end + h)
+    km = censoring_survival(days) if censoring is None else censoring.lazy()
+    survival = survival_by_day(km, end + h)
     at_t = survival.select(pl.col(DAY), pl.col("survival").alias("_g_t"))
     before_s = survival.select((pl.col(DAY) + 1).alias("_seen_through"), pl.col("survival").alias("_g_s"))
     rows = (
@@ -133,8 +141,19 @@ def landmark_rows(
     return rows.drop("_seen_through", "_g_t", "_g_s", "relapse_day", "followup_day")
 
 
+def cohort_censoring(patients: pl.LazyFrame, outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Ĝ of the censoring time over every patient of `patients` with an outcomes row.
+
+    One row per patient goes in, so the whole cohort's curve is cheap even when its features are
+    built shard by shard.
+    """
+    people = patients.select("patient_id", "intake_date")
+    return censoring_survival(outcome_days(people, outcomes))
+
+
 __all__ = [
     "LANDMARK_KEYS",
+    "cohort_censoring",
     "PIDX",
     "censoring_survival",
     "landmark_rows",

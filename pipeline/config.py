@@ -2,7 +2,7 @@
 
 Each pure package owns the sections it consumes (`features.config`: phases, landmarks, feature
 groups; `models.config`: the model section); this module adds the stage sections (scoring,
-MLflow), composes them into `Config` and loads it. Validated once at the CLI boundary; each
+shards, MLflow), composes them into `Config` and loads it. Validated once at the CLI boundary; each
 stage receives only its own section. Unknown keys and wrong types are rejected with the key
 path and the file that set it.
 """
@@ -53,6 +53,14 @@ class ScoringConfig(Strict):
         return self
 
 
+class ShardsConfig(Strict):
+    """Cohorts with more patients than `patients_per_shard` get their feature tables built in
+    ceil(patients / patients_per_shard) patient shards (`pipeline.sharded`, `features.shards`):
+    the same table, with peak memory set by the shard instead of the cohort."""
+
+    patients_per_shard: int = Field(gt=0)
+
+
 class MlflowConfig(Strict):
     experiment: str
     registered_model: str
@@ -65,6 +73,7 @@ class Config(Strict):
     features: FeaturesConfig
     model: ModelConfig
     scoring: ScoringConfig
+    shards: ShardsConfig
     mlflow: MlflowConfig
 
     @model_validator(mode="after")

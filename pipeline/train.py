@@ -19,6 +19,7 @@ import polars as pl
 
 from features.build import landmark_table
 from features.registry import feature_registry
+from features.shards import landmark_table_sharded
 from features.spec import FeatureSpec, fit_feature_spec
 from features.time import phase_expr
 from models.bundle import ModelBundle, PhaseModel
@@ -74,7 +75,7 @@ def train(
 
     progress("building the landmark table")
     spec = fit_feature_spec(tables, config.features)
-    landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    landmarks = build_landmarks(tables, spec, config)
     truth = io.read_truth_risk(data_dir) if simulation else None
     progress("fitting the censoring model")
     landmarks = with_censoring_weights(landmarks, tables["outcomes"], spec, config.model, config.landmarks.horizon_days)
@@ -130,6 +131,16 @@ def train(
         )
     return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None,
                         sensitivity)
+
+
+def build_landmarks(tables: dict[str, pl.DataFrame], spec: FeatureSpec, config: Config) -> pl.DataFrame:
+    """The landmark table, once; shard by shard (the same frame) when the cohort has more
+    patients than `shards.patients_per_shard`, so building it never holds the whole cohort's
+    intermediate frames at once."""
+    size = config.shards.patients_per_shard
+    if tables["patients"].height > size:
+        return landmark_table_sharded(tables, config.phases, config.landmarks, config.features, spec, size)
+    return landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
 
 
 @dataclass

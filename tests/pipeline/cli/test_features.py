@@ -92,3 +92,28 @@ def test_contract_violation(data, tmp_path):
     result = runner.invoke(app, ["features", "--data", str(data), "--out", str(out)])
     assert result.exit_code == 2 and "bdnf.bdnf_ng_ml" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("as_of", [None, "2024-02-15"])
+def test_a_cohort_larger_than_a_shard_gives_the_same_file(data, tmp_path, as_of):
+    config = tmp_path / "shards.yaml"
+    config.write_text("shards:\n  patients_per_shard: 1\n")
+    extra = [] if as_of is None else ["--as-of", as_of]
+    outs = []
+    for name, options in (("whole", []), ("sharded", ["--config", str(config)])):
+        outs.append(tmp_path / f"{name}.csv")
+        result = runner.invoke(app, ["features", "--data", str(data), "--out", str(outs[-1]), *extra, *options])
+        assert result.exit_code == 0, result.output
+    assert outs[0].read_text() == outs[1].read_text()
+    assert pl.read_csv(outs[1]).height >= 4
+
+
+def test_a_sharded_contract_violation_writes_nothing(data, tmp_path):
+    config = tmp_path / "shards.yaml"
+    config.write_text("shards:\n  patients_per_shard: 1\n")
+    bdnf = pl.read_csv(data / "bdnf.csv").with_columns(pl.lit(-1.0).alias("bdnf_ng_ml"))
+    bdnf.write_csv(data / "bdnf.csv")
+    out = tmp_path / "landmarks.parquet"
+    result = runner.invoke(app, ["features", "--data", str(data), "--out", str(out), "--config", str(config)])
+    assert result.exit_code == 2 and "bdnf.bdnf_ng_ml" in result.output
+    assert not out.exists()
