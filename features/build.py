@@ -19,7 +19,7 @@ from features.bdnf import add_bdnf_features
 from features.config import FeaturesConfig, LandmarkConfig, Phase
 from features.demographic import demographic_features
 from features.hrv import add_hrv_features, hrv_recordings
-from features.landmarks import LANDMARK_KEYS, landmark_rows
+from features.landmarks import LANDMARK_KEYS, Cohort, landmark_rows
 from features.spec import FeatureSpec, check_config
 from features.tables import SPECS
 from features.therapy import PHASE_START, add_therapy_features
@@ -37,21 +37,21 @@ def landmark_table(
     landmarks: LandmarkConfig,
     features: FeaturesConfig,
     spec: FeatureSpec,
-    censoring: pl.LazyFrame | pl.DataFrame | None = None,
+    cohort: Cohort | None = None,
 ) -> pl.LazyFrame:
     """One row per patient per at-risk landmark: keys, label, censored, IPCW weight, features.
 
     Needs `patients` and `outcomes`; sorted by patient_id and day. When `tables` hold one shard
-    of a cohort, `censoring` is the cohort's censoring curve (`landmarks.cohort_censoring`), the
-    only input of a row that depends on other patients; see `features.shards`.
+    of a cohort, `cohort` holds the whole cohort's censoring curve and end of follow-up
+    (`landmarks.cohort_terms`), the only inputs of a row that depend on other patients; see
+    `features.shards`.
     """
     check_config(spec, features)
     lazy = _lazy(tables)
     if "outcomes" not in lazy:
         raise ValueError("the outcomes table is required to build the landmark table")
     people = _people(lazy, spec)
-    km = None if censoring is None else censoring.lazy()
-    rows = landmark_rows(people, lazy["outcomes"], phases, landmarks, km)
+    rows = landmark_rows(people, lazy["outcomes"], phases, landmarks, cohort)
     rows = _add_time_varying(rows, lazy, people, phases, features, spec)
     return rows.select(*LANDMARK_KEYS, *spec.feature_names)
 

@@ -31,6 +31,7 @@ the inverse probability of staying uncensored through the row's window. Censored
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -92,24 +93,26 @@ def landmark_rows(
     outcomes: pl.LazyFrame,
     phases: Sequence[Phase],
     landmarks: LandmarkConfig,
-    censoring: pl.LazyFrame | None = None,
+    cohort: Cohort | None = None,
 ) -> pl.LazyFrame:
     """One row per patient per at-risk landmark, with label, censored flag and IPCW weight.
 
     `people` is sorted by `_pidx` and carries `patient_id`, `intake_date` and whatever per-patient
-    columns should follow each row; the result is sorted by (`_pidx`, `day`). `censoring` is the
-    Kaplan–Meier Ĝ of `censoring_survival`; by default it is estimated from `people` themselves.
-    A shard of a cohort must pass the whole cohort's (`cohort_censoring`), or its weights would
-    come from a different, smaller sample than the unsharded table's.
+    columns should follow each row; the result is sorted by (`_pidx`, `day`). `cohort` holds the
+    two cross-patient inputs (the Kaplan–Meier Ĝ of censoring and the administrative end of
+    follow-up); by default they are estimated from `people` themselves. A shard of a cohort must
+    pass the whole cohort's (`cohort_terms`), or its rows would come from a different, smaller
+    sample than the unsharded table's.
     """
     h, end = landmarks.horizon_days, last_day(phases)
     days = outcome_days(people, outcomes)
+    admin_end = pl.col("followup_day").max() if cohort is None else pl.lit(cohort.admin_end, dtype=pl.Int64)
     # landmarks t with t < relapse_day, t < followup_day and t <= the last phase's end
     stop = pl.min_horizontal(pl.lit(end + 1, dtype=pl.Int64), pl.col("relapse_day"), pl.col("followup_day"))
     rows = (
         days.with_columns(
             pl.int_ranges(0, pl.max_horizontal(stop, 0), landmarks.spacing_days, dtype=pl.Int64).alias(DAY),
-            pl.col("followup_day").max().alias("_admin_end"),
+            admin_end.alias("_admin_end"),
         )
         .explode(DAY)
         .filter(pl.col(DAY).is_not_null() & (pl.col(DAY) + h <= pl.col("_admin_end")))
@@ -129,7 +132,7 @@ def landmark_rows(
         date_plus_days(pl.col("intake_date"), t).alias("landmark_date"),
         phase_expr(t, phases).alias("phase"),
     )
-    km = censoring_survival(days) if censoring is None else censoring.lazy()
+    km = censoring_survival(days) if cohort is None else cohort.censoring.lazy()
     survival = survival_by_day(km, end + h)
     at_t = survival.select(pl.col(DAY), pl.col("survival").alias("_g_t"))
     before_s = survival.select((pl.col(DAY) + 1).alias("_seen_through"), pl.col("survival").alias("_g_s"))
@@ -141,19 +144,30 @@ def landmark_rows(
     return rows.drop("_seen_through", "_g_t", "_g_s", "relapse_day", "followup_day")
 
 
-def cohort_censoring(patients: pl.LazyFrame, outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Ĝ of the censoring time over every patient of `patients` with an outcomes row.
+@dataclass(frozen=True)
+class Cohort:
+    """What a patient's landmark rows take from the rest of the cohort: the censoring curve Ĝ
+    (`censoring_survival`) behind the IPCW weights, and the administrative end of follow-up (the
+    longest follow-up, in days since intake; null for a cohort without outcomes)."""
 
-    One row per patient goes in, so the whole cohort's curve is cheap even when its features are
-    built shard by shard.
+    censoring: pl.DataFrame
+    admin_end: int | None
+
+
+def cohort_terms(patients: pl.LazyFrame, outcomes: pl.LazyFrame) -> Cohort:
+    """The `Cohort` of every patient of `patients` with an outcomes row.
+
+    One row per patient goes in, so it is cheap even when the features are built shard by shard.
     """
-    people = patients.select("patient_id", "intake_date")
-    return censoring_survival(outcome_days(people, outcomes))
+    days = outcome_days(patients.select("patient_id", "intake_date"), outcomes)
+    censoring, end = pl.collect_all([censoring_survival(days), days.select(pl.col("followup_day").max())])
+    return Cohort(censoring, end.item())
 
 
 __all__ = [
     "LANDMARK_KEYS",
-    "cohort_censoring",
+    "Cohort",
+    "cohort_terms",
     "PIDX",
     "censoring_survival",
     "landmark_rows",

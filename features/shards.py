@@ -1,9 +1,10 @@
 """Patient shards: the landmark and scoring tables built a slice of the cohort at a time.
 
 Every feature of a row is computed from its own patient's records, so a cohort can be split by
-patient and each shard built on its own; the one cohort-wide input is the Kaplan–Meier curve of
-censoring behind the IPCW weights, estimated once from every patient (`cohort_censoring`: one
-row per patient, cheap) and handed to each shard. The shards' rows, put back in patient_id and
+patient and each shard built on its own; the cohort-wide inputs are the Kaplan–Meier curve of
+censoring behind the IPCW weights and the administrative end of follow-up (the longest
+follow-up, past which no landmark can be labelled), estimated once from every patient
+(`cohort_terms`: one row per patient, cheap) and handed to each shard. The shards' rows, put back in patient_id and
 day order, are then exactly the unsharded table, and peak memory follows the shard, not the
 cohort.
 
@@ -14,7 +15,7 @@ promised stable across releases), so shards written by one process, or engine, c
 another. Records of patients absent from `patients` belong to no shard: the builders ignore
 them anyway (they have no intake date).
 
-The per-shard step is `features.build.landmark_table(shard, ..., censoring=cohort curve)` or
+The per-shard step is `features.build.landmark_table(shard, ..., cohort=cohort_terms(...))` or
 `scoring_table(shard, ...)`: frames in, a lazy frame out, no files, so a distributed engine can
 run it on shards it holds. `pipeline.io.split_by_patient` writes the shards to disk for the
 bounded-memory CLI path, which writes the output range of patient_ids by range
@@ -31,7 +32,7 @@ import polars as pl
 
 from features.build import Tables, landmark_table, scoring_table
 from features.config import FeaturesConfig, LandmarkConfig, Phase
-from features.landmarks import cohort_censoring
+from features.landmarks import cohort_terms
 from features.spec import FeatureSpec
 
 SHARD = "_shard"
@@ -81,9 +82,9 @@ def landmark_table_sharded(
     """`landmark_table(...).collect()`, built shard by shard: the same frame, row for row."""
     if "patients" not in tables or "outcomes" not in tables:
         raise ValueError("the patients and outcomes tables are required to build the landmark table")
-    censoring = cohort_censoring(tables["patients"].lazy(), tables["outcomes"].lazy()).collect()
+    cohort = cohort_terms(tables["patients"].lazy(), tables["outcomes"].lazy())
     parts = [
-        landmark_table(shard, phases, landmarks, features, spec, censoring).collect()
+        landmark_table(shard, phases, landmarks, features, spec, cohort).collect()
         for shard in _shards(tables, patients_per_shard)
     ]
     return pl.concat(parts).sort("patient_id", "day")

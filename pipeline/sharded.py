@@ -3,7 +3,8 @@
 Memory stays bounded by the shard: `io.split_by_patient` streams every input table into patient
 shards on disk (the partitioner scoring uses), each shard is validated on its own (a patient's
 rows, in every table, share a shard, so per-patient and cross-table checks hold), the feature
-spec is fitted over all shards' validated tables, the censoring curve over all patients, and
+spec is fitted over all shards' validated tables, the censoring curve and end of follow-up over
+all patients, and
 `features.build` runs on one shard at a time, its rows written as one Parquet file per shard.
 `io.write_in_order` then writes the output one range of patient_ids at a time (gathered from
 every shard file and sorted), so no step holds more than about a shard's rows.
@@ -20,7 +21,7 @@ import polars as pl
 
 from features.build import landmark_table, scoring_table
 from features.config import Phase
-from features.landmarks import cohort_censoring
+from features.landmarks import cohort_terms
 from features.shards import key_ranges
 from features.spec import FeatureSpec, fit_feature_spec
 from pipeline import io
@@ -71,15 +72,13 @@ def build_sharded(
     shards = validated_shards(data_dir, config.shards.patients_per_shard, work, required)
     everything = io.scan_shard_tables(work / "valid")
     spec = spec or fit_feature_spec(everything, config.features)
-    censoring = None
-    if as_of is None:
-        censoring = cohort_censoring(everything["patients"], everything["outcomes"]).collect()
+    cohort = cohort_terms(everything["patients"], everything["outcomes"]) if as_of is None else None
     parts, rows = [], 0
     for shard in range(shards):
         tables = io.read_shard_tables(work / "valid", shard)
         if tables["patients"].height == 0:
             continue
-        frame = _build(tables, config.phases, config, spec, as_of, censoring).collect()
+        frame = _build(tables, config.phases, config, spec, as_of, cohort).collect()
         parts.append(io.write_shard_output(frame, work / "features", shard))
         rows += frame.height
     keys = ("patient_id",) if as_of is not None else ("patient_id", "day")
@@ -87,7 +86,7 @@ def build_sharded(
     return ShardedFeatures(spec, shards, rows, parts, key_ranges(patients, shards), keys)
 
 
-def _build(tables, phases: list[Phase], config: Config, spec: FeatureSpec, as_of, censoring) -> pl.LazyFrame:
+def _build(tables, phases: list[Phase], config: Config, spec: FeatureSpec, as_of, cohort) -> pl.LazyFrame:
     if as_of is None:
-        return landmark_table(tables, phases, config.landmarks, config.features, spec, censoring)
+        return landmark_table(tables, phases, config.landmarks, config.features, spec, cohort)
     return scoring_table(tables, phases, config.features, spec, as_of)
