@@ -4,7 +4,7 @@ The native API rather than the scikit-learn wrapper, for speed: the wrapper buil
 validation set as a `QuantileDMatrix`, and XGBoost then re-predicts that set through every tree
 at every boosting round; with a plain `DMatrix` the round's evaluation is incremental. Early
 stopping on the validation set made fitting about three times slower through the wrapper in our
-measurements (README, "Performance").
+measurements (README, "Measured performance").
 """
 
 from __future__ import annotations
