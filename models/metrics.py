@@ -27,7 +27,7 @@ import numpy as np
 from models.link import logit, sigmoid
 
 METRICS = (
-    "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece",
+    "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio",
 )
 ECE_BINS = 10
 _CHUNK = 25  # resamples per vectorised block: bounds memory to a few (25 x n) float arrays
@@ -150,9 +150,10 @@ def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str,
             "calibration_intercept": intercept,
             "calibration_slope": slope,
             "ece": np.abs(W @ s.bin_residual).sum(axis=1) / total,
+            "oe_ratio": pos / (W @ s.p),
             "_line_a": line_a,
         }
-    defined = {k: (total > 0) if k in ("brier", "ece") else both_classes for k in out}
+    defined = {k: (total > 0) if k in ("brier", "ece", "oe_ratio") else both_classes for k in out}
     return {k: np.where(defined[k], v, np.nan) for k, v in out.items()}
 
 
