@@ -430,3 +430,75 @@ def delete_version_quietly(client, name: str, version: str) -> None:
         client.delete_model_version(name, version)
     except Exception:  # noqa: BLE001, S110
         pass
+
+
+@dataclass
+class EvaluationRecord:
+    """Everything an evaluation run logs; built by the evaluate stage, logged here in one go."""
+
+    run_name: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    artifact_dir: Path  # every file below it is logged as a run artifact
+
+
+def log_evaluation(cfg: MlflowConfig, record: EvaluationRecord) -> str:
+    """Log one evaluation as a run of the `<experiment>-evaluation` experiment; returns its id."""
+    mlflow = connect(cfg)
+    use_experiment(mlflow, cfg, f"{cfg.experiment}-evaluation")
+    with mlflow.start_run(run_name=record.run_name) as run:
+        mlflow.log_params(record.params)
+        mlflow.set_tags(record.tags)
+        mlflow.log_metrics(record.metrics)
+        mlflow.log_artifacts(str(record.artifact_dir))
+        return run.info.run_id
+
+
+@dataclass
+class RecalibrationRecord:
+    """A recalibrated model to register: the new bundle, its lineage, and what was measured."""
+
+    run_name: str
+    parent_version: str
+    parent_run_id: str | None
+    tags: dict[str, str]  # run and model-version tags (parent_version, recalibration_<phase>, ...)
+    description: str
+    metrics: dict[str, float]  # evaluation before and after on the local cohort
+    artifact_dir: Path
+    bundle_dir: Path
+    input_example: pl.DataFrame
+    output_example: pl.DataFrame
+    feature_names: list[str]
+
+
+def register_recalibrated(cfg: MlflowConfig, record: RecalibrationRecord) -> TrainingOutcome:
+    """Log the recalibrated bundle as the served pyfunc (the same way as training) in a run of
+    the main experiment, register it as a new version with the record's tags and a version
+    description naming its parent (the registered model's own description is left alone), and
+    give it alias `challenger`. The parent run's artifacts (metrics, model card, profile) are
+    copied into the new run so the audit finds the training evidence."""
+    mlflow = connect(cfg)
+    experiment = use_experiment(mlflow, cfg, cfg.experiment)
+    with mlflow.start_run(run_name=record.run_name) as run:
+        mlflow.set_tags(record.tags)
+        mlflow.log_metrics(record.metrics)
+        if record.parent_run_id:
+            with tempfile.TemporaryDirectory(prefix="relapse-parent-") as tmp:
+                parent = download_run_artifacts(cfg, record.parent_run_id, Path(tmp))
+                for item in parent.iterdir():
+                    if item.name == MODEL:
+                        continue
+                    if item.is_dir():
+                        mlflow.log_artifacts(str(item), item.name)
+                    else:
+                        mlflow.log_artifact(str(item))
+        mlflow.log_artifacts(str(record.artifact_dir))
+        info = _log_served_model(mlflow, cfg, record)
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        for key, value in (record.tags | {"training_run": run.info.run_id}).items():
+            client.set_model_version_tag(cfg.registered_model, version, key, value)
+        client.update_model_version(cfg.registered_model, version, description=record.description)
+        client.set_registered_model_alias(cfg.registered_model, "challenger", version)
+        return TrainingOutcome(run.info.run_id, info.model_uri, version, experiment.experiment_id)

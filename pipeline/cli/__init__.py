@@ -8,6 +8,7 @@ import sys
 
 from pipeline.cli import (
     audit,  # noqa: F401  (registers commands)
+    evaluate,  # noqa: F401
     features,  # noqa: F401
     promote,  # noqa: F401
     score,  # noqa: F401

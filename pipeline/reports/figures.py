@@ -106,6 +106,25 @@ def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, groups=Non
     return fig
 
 
+def calibration_curve_figure(curve: pl.DataFrame, p, title: str = "") -> Figure:
+    """Binned predicted vs observed with the observed rate's bootstrap band (columns
+    predicted, observed, lo, hi of `pipeline.reports.validation.calibration_curve`), the
+    diagonal, and a histogram of the predicted risks `p`."""
+    fig = Figure(figsize=(4.6, 4.4))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    high = np.nanmax(np.r_[curve["predicted"].to_numpy(), curve["hi"].fill_nan(None).fill_null(0).to_numpy(), 0.05])
+    limit = min(1.0, 1.08 * float(high))
+    top.plot([0, limit], [0, limit], ls="--", color=GREY, lw=1, label="perfect calibration")
+    top.fill_between(curve["predicted"], curve["lo"], curve["hi"], color=BLUE, alpha=0.2, label="95% band")
+    top.plot(curve["predicted"], curve["observed"], "-o", color=BLUE, ms=5, label="model (binned)")
+    top.set(xlim=(0, limit), ylim=(0, limit), ylabel="observed 30-day relapse rate", title=title)
+    top.legend(loc="upper left", fontsize=8, frameon=False)
+    bottom.hist(np.asarray(p, dtype=float), bins=40, range=(0, limit), color=GREY)
+    bottom.set(xlabel="predicted risk", ylabel="rows")
+    fig.align_ylabels()
+    return fig
+
+
 def decision_curve_figure(curve: pl.DataFrame, title: str = "", points: pl.DataFrame | None = None) -> Figure:
     """Net benefit of the model against treat-all and treat-none across thresholds; `points`
     (from `intervals.net_benefit_intervals`) marks the model's 95% interval at those thresholds."""
