@@ -39,14 +39,19 @@ class EvaluateSummary:
     synthetic: bool
 
 
-def labelled_rows(model: LoadedModel, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """The cohort's uncensored landmark rows (as in training) with the model's risk and the
-    patient attributes the subgroup table uses."""
+def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The cohort's uncensored landmark rows inside the model's phases, built as in training
+    (keys, label, IPCW weight from this cohort's censoring, the model's feature columns)."""
     landmarks = landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
     rows = landmarks.filter(~pl.col("censored") & pl.col("phase").is_in(list(model.bundle.phase_models)))
     if rows.height == 0:
         raise ValueError("the cohort has no uncensored landmark rows inside the model's phases: nothing to evaluate")
-    patients = tables["patients"]
+    return rows
+
+
+def labelled_rows(model: LoadedModel, rows: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
+    """Landmark rows reduced to keys, label and weight, with the model's risk and the patient
+    attributes the subgroup table uses."""
     attributes = patients.select("patient_id", *[c for c in SUBGROUP_COLUMNS if c in patients.columns])
     return (
         rows.select("patient_id", "landmark_date", "day", "phase", "label", "ipcw_weight")
@@ -94,7 +99,7 @@ def evaluate(
         progress("loading the model")
         model = load_model(model_uri, work / "model", config.mlflow)
         progress("building landmark rows and scoring them")
-        rows = labelled_rows(model, tables)
+        rows = labelled_rows(model, landmark_rows(model, tables), tables["patients"])
         progress("computing metrics with patient-bootstrap intervals")
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
                                    config.model.seed, validation)

@@ -11,6 +11,7 @@ from pipeline.cli import (
     evaluate,  # noqa: F401
     features,  # noqa: F401
     promote,  # noqa: F401
+    recalibrate,  # noqa: F401
     score,  # noqa: F401
     simulate,  # noqa: F401
     train,  # noqa: F401
