@@ -49,6 +49,12 @@ def evaluation_figure_names(phase: str) -> tuple[str, str]:
     return f"calibration_{phase}.png", f"decision_curve_{phase}.png"
 
 
+# Feature-group ablation run artifacts (`relapse ablate`)
+ABLATION = "ablation.csv"  # phase, group, metric (delta_…), estimate, lo, hi, n_dropped
+ABLATION_FIGURE = "ablation_auroc.png"  # ΔAUROC with paired CIs per phase and group
+ABLATION_NOTES = "ablation_notes.json"  # phases left out and why
+
+
 # Scoring outputs, beside the scores file FILE
 SCORING_MANIFEST = "manifest.json"  # the manifest as logged to the scoring run
 

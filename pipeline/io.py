@@ -394,6 +394,11 @@ def write_training_artifacts(artifacts: TrainingArtifacts, out: Path) -> None:
         figure.savefig(out / name, dpi=100, bbox_inches="tight")
 
 
+def write_figure(figure: Any, path: Path) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+
+
 def write_evaluation_artifacts(artifacts: EvaluationArtifacts, out: Path) -> None:
     """Write an evaluation run's artifacts into `out` (created), named by `pipeline.artifacts`."""
     out.mkdir(parents=True)

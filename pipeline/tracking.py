@@ -443,10 +443,11 @@ class EvaluationRecord:
     artifact_dir: Path  # every file below it is logged as a run artifact
 
 
-def log_evaluation(cfg: MlflowConfig, record: EvaluationRecord) -> str:
-    """Log one evaluation as a run of the `<experiment>-evaluation` experiment; returns its id."""
+def log_evaluation(cfg: MlflowConfig, record: EvaluationRecord, kind: str = "evaluation") -> str:
+    """Log one evaluation as a run of the `<experiment>-<kind>` experiment (evaluation, or
+    ablation for the feature-group comparison); returns its id."""
     mlflow = connect(cfg)
-    use_experiment(mlflow, cfg, f"{cfg.experiment}-evaluation")
+    use_experiment(mlflow, cfg, f"{cfg.experiment}-{kind}")
     with mlflow.start_run(run_name=record.run_name) as run:
         mlflow.log_params(record.params)
         mlflow.set_tags(record.tags)

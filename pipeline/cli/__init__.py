@@ -7,7 +7,8 @@ import os
 import sys
 
 from pipeline.cli import (
-    audit,  # noqa: F401  (registers commands)
+    ablate,  # noqa: F401  (registers commands)
+    audit,  # noqa: F401
     evaluate,  # noqa: F401
     features,  # noqa: F401
     promote,  # noqa: F401

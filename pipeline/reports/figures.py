@@ -155,6 +155,22 @@ def decision_curve_figure(curve: pl.DataFrame, title: str = "", points: pl.DataF
     return fig
 
 
+def ablation_figure(table: pl.DataFrame, metric: str = "delta_auroc", title: str = "") -> Figure:
+    """A forest plot of `metric` (with CIs) per phase and feature group: below 0 (for ΔAUROC)
+    means the model is worse without the group."""
+    rows = table.filter(pl.col("metric") == metric)
+    fig = Figure(figsize=(5.6, 0.32 * max(rows.height, 4) + 1.2))
+    ax = fig.subplots()
+    labels = [f"{r['phase']}: without {r['group']}" for r in rows.iter_rows(named=True)]
+    y = np.arange(rows.height)[::-1]
+    est, lo, hi = (rows[c].to_numpy() for c in ("estimate", "lo", "hi"))
+    ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", color=BLUE, ms=4, capsize=2)
+    ax.axvline(0, color=GREY, ls="--", lw=1)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set(xlabel=f"{metric} (without − full, 95% paired CI)", title=title)
+    return fig
+
+
 def top_features(values: np.ndarray, feature_names: Sequence[str], top: int) -> list[int]:
     """Column indices of the `top` features by mean |SHAP|, largest first."""
     importance = np.abs(np.asarray(values, dtype=float)).mean(axis=0)
