@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.cli.conftest import Workspace, write_config
+from tests.pipeline.cli.conftest import FAST_MODEL, Workspace
 from tests.pipeline.cli.test_train import client, download_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -28,10 +28,13 @@ def doubled_rates(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def own_store(workspace, tmp_path_factory):
     """A model store of its own (recalibrate moves alias challenger), version 1 trained on the
-    shared cohort, and a shifted cohort."""
+    shared cohort with temporal validation, and a shifted cohort."""
     root = tmp_path_factory.mktemp("recal")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    ws = Workspace(root, workspace.data, write_config(root / "fast.yaml", uri), uri)
+    config = root / "fast.yaml"
+    temporal = "  validation: temporal\n  temporal_share: 0.25\n"
+    config.write_text(FAST_MODEL + temporal + f"mlflow:\n  tracking_uri: {uri}\n")
+    ws = Workspace(root, workspace.data, config, uri)
     ws.run("train", "--data", str(ws.data))
     shifted = root / "shifted"
     ws.run("simulate", "--patients", "500", "--seed", "13", "--out", str(shifted),
@@ -63,6 +66,19 @@ def test_recalibration_registers_a_child_version_with_the_same_boosters(own_stor
     assert abs(metrics["after_oe_ratio_pooled"] - 1) < abs(metrics["before_oe_ratio_pooled"] - 1)
     artifacts = {a.path for a in c.list_artifacts(mv.run_id)}
     assert {"recalibration.json", "evaluation_metrics.csv", "metrics.csv", "model_card.json"} <= artifacts
+
+
+def test_temporal_validation_reports_the_latest_intakes_beside_cross_validation(own_store):
+    ws, _ = own_store
+    c = client(ws.tracking_uri)
+    run = c.get_run(c.get_model_version("relapse-risk", "1").run_id)
+    metrics = run.data.metrics
+    assert run.data.params["model.validation"] == "temporal"
+    for name in ("auroc_pooled", "temporal_auroc_pooled", "temporal_oe_ratio_pooled_lo", "temporal_brier_early"):
+        assert name in metrics
+    assert 0.5 < metrics["temporal_auroc_pooled"] <= 1
+    # held-out patients are not in the development set: fewer patients than the cohort's 800
+    assert sum(metrics[f"n_patients_{p}"] for p in ("acute",)) < 800
 
 
 def test_a_model_folder_without_a_version_is_refused(own_store, tmp_path):

@@ -1,0 +1,46 @@
+"""`relapse ablate` end to end: a feature group made signal-free gives intervals around 0."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import polars as pl
+import pytest
+
+from tests.pipeline.cli.test_train import client
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+
+@pytest.fixture(scope="module")
+def shuffled(workspace, tmp_path_factory):
+    """The shared cohort with every assessment score shuffled across patients (per instrument)."""
+    out = tmp_path_factory.mktemp("shuffled") / "data"
+    shutil.copytree(workspace.data, out)
+    path = out / "assessments.parquet"
+    scores = pl.read_parquet(path)
+    scores = scores.with_columns(pl.col("score").shuffle(seed=7).over("instrument"))
+    scores.write_parquet(path)
+    return out
+
+
+def test_a_group_without_signal_has_intervals_including_zero(workspace, shuffled):
+    result = workspace.run("ablate", "--data", str(shuffled), "--groups", "assessments")
+    run_id = re.search(r"ablation run ([0-9a-f]{32})", result.output).group(1)
+    c = client(workspace.tracking_uri)
+    run = c.get_run(run_id)
+    assert c.get_experiment(run.info.experiment_id).name == "relapse-risk-ablation"
+    metrics = run.data.metrics
+    all_phases = ("acute", "early", "consolidation", "maintenance")
+    phases = [p for p in all_phases if f"delta_auroc_assessments_{p}" in metrics]
+    assert phases  # at least one phase had a model to ablate
+    for phase in phases:
+        assert metrics[f"delta_auroc_assessments_{phase}_lo"] <= 0 <= metrics[f"delta_auroc_assessments_{phase}_hi"]
+        assert f"delta_net_benefit_0.1_assessments_{phase}" in metrics
+    assert {"ablation.csv", "ablation_auroc.png"} <= {a.path for a in c.list_artifacts(run_id)}
+
+
+def test_unknown_group_is_a_clear_error(workspace):
+    result = workspace.run("ablate", "--data", str(workspace.data), "--groups", "genome", expect=2)
+    assert "genome" in result.output and "Traceback" not in result.output
