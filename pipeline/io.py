@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import csv
 import hashlib
@@ -392,6 +393,11 @@ def write_training_artifacts(artifacts: TrainingArtifacts, out: Path) -> None:
         artifacts.shap_sample.write_parquet(out / names.SHAP_SAMPLE)
     for name, figure in artifacts.figures.items():
         figure.savefig(out / name, dpi=100, bbox_inches="tight")
+
+
+def png_data_uri(path: Path) -> str:
+    """A PNG file as a data URI, for self-contained HTML."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def write_figure(figure: Any, path: Path) -> None:

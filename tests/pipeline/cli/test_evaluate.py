@@ -67,3 +67,14 @@ def test_bad_input_is_a_clear_error_and_logs_nothing(trained, workspace, second_
     assert "cannot load model" in missing.output
     experiment = c.get_experiment_by_name("relapse-risk-evaluation")
     assert (len(c.search_runs([experiment.experiment_id])) if experiment else 0) == before
+
+
+def test_audit_takes_an_evaluation_run(trained, workspace, second_cohort, tmp_path):
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort))
+    evaluation = run_id(result.output)
+    report = tmp_path / "audit.html"
+    workspace.run("audit", "--out", str(report), "--evaluation", evaluation)
+    html = report.read_text()
+    assert 'id="evaluation"' in html and evaluation in html and "oe_ratio" in html
+    bad = workspace.run("audit", "--out", str(tmp_path / "bad.html"), "--evaluation", "0" * 32, expect=2)
+    assert "not an evaluation run" in bad.output and not (tmp_path / "bad.html").exists()
