@@ -121,6 +121,7 @@ def recalibrate(
             bundle_dir=work / "bundle",
             input_example=example,
             output_example=_example_output(new.bundle, example, config),
+            feature_names=list(model.bundle.feature_names),
         )
         outcome = tracking.register_recalibrated(config.mlflow, record)
     return RecalibrateSummary(outcome.run_id, outcome.version, parent, tests, before, after, synthetic)
