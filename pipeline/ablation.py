@@ -1,14 +1,16 @@
 """`relapse ablate`: what each feature group adds, phase by phase.
 
-read → landmark table (as `relapse train`) → per phase, the full model's cross-validated fit
-and, for every feature group present (demographic, bdnf, hrv, therapy, assessments), a refit
-without that group's columns on the same patient folds (`fit_phase` deals folds from the
-patient ids, labels and seed alone, and this is checked) → paired patient-bootstrap ΔAUROC,
-ΔBrier and Δnet benefit at the risk-band thresholds (`models.ablation`) on the cross-fitted
-calibrated out-of-fold predictions → one run in `<experiment>-ablation` with the table and a
-figure. A separate command rather than a train flag: it refits 1 + groups models per phase,
-several times the cost of training, and registers nothing. Phases whose full model falls back
-to a constant rate have nothing to ablate and are left out (named in the notes).
+read → landmark table and censoring weights (as `relapse train`) → the full cross-validated
+fit of all phases (`fit_phases`: the shared booster and the phases' own trees) and, for every
+feature group present (demographic, bdnf, hrv, therapy, assessments), a refit of all phases
+without that group's columns on the same patient folds (`fit_phases` deals folds from the
+stacked patient ids, labels and seed alone; dropping columns changes none of them, and this is
+checked) → per phase, paired patient-bootstrap ΔAUROC, ΔBrier and Δnet benefit at the
+risk-band thresholds (`models.ablation`) on the cross-fitted calibrated out-of-fold predictions
+→ one run in `<experiment>-ablation` with the table and a figure. A separate command rather
+than a train flag: it refits the whole model once per group, several times the cost of
+training, and registers nothing. Phases whose full model is a constant rate or has no data have
+nothing to ablate and are left out (named in the notes).
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from features.registry import feature_registry
 from features.spec import GROUPS, fit_feature_spec
 from models.ablation import group_columns, paired_deltas
 from models.config import ModelConfig
-from models.training import PhaseFit, fit_phase
+from models.folds import grouped_folds
+from models.training import PhaseData, TrainedPhases, fit_phases
 from pipeline import artifacts as names
 from pipeline import io, tracking
 from pipeline.config import Config
 from pipeline.reports.figures import ablation_figure
+from pipeline.weights import phase_data, with_censoring_weights
 
 Progress = Callable[[str], None]
 SCHEMA = {"phase": pl.String, "group": pl.String, "metric": pl.String, "estimate": pl.Float64,
@@ -50,32 +54,48 @@ def band_thresholds(bands: dict[str, float]) -> list[float]:
     return sorted(t for t in bands.values() if 0 < t < 1)
 
 
-def _fit(part: pl.DataFrame, columns: Sequence[str], cfg: ModelConfig, phase: str) -> PhaseFit:
-    return fit_phase(
-        part.select(columns).to_numpy().astype(np.float64), part["label"].to_numpy().astype(np.float64),
-        part["ipcw_weight"].to_numpy(), part["patient_id"].to_numpy(), list(columns), cfg, phase,
-    )
+def without(data: dict[str, PhaseData], features: Sequence[str], dropped: Sequence[str]) -> dict[str, PhaseData]:
+    """Every phase's arrays with the `dropped` feature columns removed (rows unchanged)."""
+    keep = [i for i, f in enumerate(features) if f not in set(dropped)]
+    return {p: PhaseData(d.X[:, keep], d.y, d.w, d.groups, d.day) for p, d in data.items()}
 
 
-def ablate_phase(part: pl.DataFrame, columns: dict[str, list[str]], features: Sequence[str], cfg: ModelConfig,
-                 phase: str, thresholds: Sequence[float]) -> tuple[list[dict], str | None]:
-    """Rows of the ablation table for one phase, or a note saying why it has none."""
-    full = _fit(part, features, cfg, phase)
-    if full.booster is None:
-        return [], f"phase '{phase}': the full model is a constant-rate fallback; nothing to ablate"
-    y = part["label"].to_numpy().astype(np.float64)
-    w, ids = part["ipcw_weight"].to_numpy(), part["patient_id"].to_numpy()
+def _folds(data: dict[str, PhaseData], cfg: ModelConfig) -> np.ndarray:
+    """The folds `fit_phases` deals for these phases: from the stacked ids, labels and seed."""
+    groups = np.concatenate([np.asarray(d.groups) for d in data.values()])
+    y = np.concatenate([np.asarray(d.y, dtype=np.float64) for d in data.values()])
+    return grouped_folds(groups, cfg.n_folds, cfg.seed, events=y)
+
+
+def ablate_phases(data: dict[str, PhaseData], columns: dict[str, list[str]], features: Sequence[str],
+                  cfg: ModelConfig, thresholds: Sequence[float],
+                  progress: Progress = lambda _: None) -> tuple[list[dict], list[str]]:
+    """Rows of the ablation table for every phase with a booster, and notes on those without."""
+    progress("the full model")
+    full = fit_phases(data, list(features), cfg)
+    phases = [p for p, f in full.fits.items() if f.status in ("phase_model", "shared")]
+    notes = [f"phase '{p}': the full model is {f.status} (no booster); nothing to ablate"
+             for p, f in full.fits.items() if p not in phases]
+    if not phases:
+        return [], notes
+    folds = _folds(data, cfg)
     rows = []
     for group, dropped in columns.items():
+        progress(f"the refit without {group}")
+        reduced_data = without(data, features, dropped)
+        if not np.array_equal(_folds(reduced_data, cfg), folds):
+            raise RuntimeError(f"the refit without {group} would use different folds")
         kept = [f for f in features if f not in set(dropped)]
-        reduced = _fit(part, kept, cfg, phase)
-        if reduced.folds is not None and not np.array_equal(reduced.folds, full.folds):
-            raise RuntimeError(f"phase '{phase}': the refit without {group} used different folds")
-        deltas = paired_deltas(y, full.oof_model, reduced.oof_model, w, ids, thresholds,
-                               cfg.bootstrap_samples, cfg.seed)
-        rows += [{"phase": phase, "group": group, "metric": k, "estimate": e, "lo": lo, "hi": hi,
-                  "n_dropped": len(dropped)} for k, (e, lo, hi) in deltas.items()]
-    return rows, None
+        reduced: TrainedPhases = fit_phases(reduced_data, kept, cfg)
+        for phase in phases:
+            d = data[phase]
+            deltas = paired_deltas(d.y, full.fits[phase].oof_model, reduced.fits[phase].oof_model, d.w, d.groups,
+                                   thresholds, cfg.bootstrap_samples, cfg.seed)
+            rows += [{"phase": phase, "group": group, "metric": k, "estimate": e, "lo": lo, "hi": hi,
+                      "n_dropped": len(dropped)} for k, (e, lo, hi) in deltas.items()]
+    order = {p: i for i, p in enumerate(data)}
+    rows.sort(key=lambda r: order[r["phase"]])
+    return rows, notes
 
 
 def ablate(data_dir: Path, config: Config, groups: Sequence[str] | None = None,
@@ -92,14 +112,12 @@ def ablate(data_dir: Path, config: Config, groups: Sequence[str] | None = None,
     columns = {g: columns[g] for g in wanted}
     progress("building the landmark table")
     landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    progress("fitting the censoring model")
+    landmarks = with_censoring_weights(landmarks, tables["outcomes"], spec, config.model, config.landmarks.horizon_days)
+    data = {phase: phase_data(landmarks, spec, phase)[1] for phase in config.phase_names}
     thresholds = band_thresholds(dict(config.scoring.risk_bands))
-    rows, notes = [], []
-    for phase in config.phase_names:
-        progress(f"phase '{phase}': full model and {len(columns)} refits")
-        part = landmarks.filter((pl.col("phase") == phase) & ~pl.col("censored"))
-        found, note = ablate_phase(part, columns, spec.feature_names, config.model, phase, thresholds)
-        rows += found
-        notes += [note] if note else []
+    rows, notes = ablate_phases(data, columns, spec.feature_names, config.model, thresholds,
+                                lambda what: progress(f"fitting all phases: {what} ({len(columns)} refits)"))
     table = pl.DataFrame(rows, schema=SCHEMA)
     hashes = io.hash_files(paths)
     synthetic = io.read_simulation_metadata(data_dir) is not None

@@ -1,7 +1,8 @@
 """`relapse evaluate`: measure a registered model on a labelled cohort it was not trained on.
 
 read → landmark rows built as in training (the model's FeatureSpec, phases, spacing and
-horizon; the IPCW weights re-estimated from this cohort's own censoring) → the model's final
+horizon; the IPCW weights re-estimated from this cohort's own censoring, KM or censoring
+model as the model was trained with) → the model's final
 risk (`serving.LoadedModel.risk`) → `pipeline.reports.validation` (metrics with
 patient-bootstrap CIs, calibration curves with bands, decision curves, subgroups) → one run in
 the MLflow experiment `<experiment>-evaluation`. Nothing is written before every step has
@@ -19,12 +20,14 @@ from typing import Literal
 import polars as pl
 
 from features.build import landmark_table
+from models.config import ModelConfig
 from pipeline import io, tracking
 from pipeline.artifacts import EvaluationArtifacts
 from pipeline.config import Config
 from pipeline.reports.validation import ValidationResult, metric_names, summary, validation_result
 from pipeline.serving import LoadedModel, load_model
 from pipeline.train import SUBGROUP_COLUMNS
+from pipeline.weights import with_censoring_weights
 
 Validation = Literal["external", "temporal"]
 Progress = Callable[[str], None]
@@ -39,11 +42,18 @@ class EvaluateSummary:
     synthetic: bool
 
 
-def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """The cohort's uncensored landmark rows inside the model's phases, built as in training
-    (keys, label, IPCW weight from this cohort's censoring, the model's feature columns)."""
+def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame], cfg: ModelConfig) -> pl.DataFrame:
+    """The cohort's uncensored landmark rows inside the model's scorable phases, built as in
+    training (keys, label, the model's feature columns, and the IPCW weight re-estimated from
+    this cohort's censoring with the weighting the model was trained with; `cfg` gives the
+    censoring model's settings)."""
     landmarks = landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
-    rows = landmarks.filter(~pl.col("censored") & pl.col("phase").is_in(list(model.bundle.phase_models)))
+    method = model.bundle.metadata.get("censoring_weights", cfg.censoring_weights)
+    landmarks = with_censoring_weights(landmarks, tables["outcomes"], model.spec,
+                                       cfg.model_copy(update={"censoring_weights": method}),
+                                       model.landmarks.horizon_days)
+    scorable = [p for p, pm in model.bundle.phase_models.items() if pm.scorable]
+    rows = landmarks.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
     if rows.height == 0:
         raise ValueError("the cohort has no uncensored landmark rows inside the model's phases: nothing to evaluate")
     return rows
@@ -99,7 +109,7 @@ def evaluate(
         progress("loading the model")
         model = load_model(model_uri, work / "model", config.mlflow)
         progress("building landmark rows and scoring them")
-        rows = labelled_rows(model, landmark_rows(model, tables), tables["patients"])
+        rows = labelled_rows(model, landmark_rows(model, tables, config.model), tables["patients"])
         progress("computing metrics with patient-bootstrap intervals")
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
                                    config.model.seed, validation)

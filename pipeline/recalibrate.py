@@ -87,7 +87,7 @@ def recalibrate(
         if parent is None:
             raise ValueError(f"{model_uri}: not a registered model version; recalibrate needs models:/NAME/N or @alias")
         progress("building landmark rows and testing each phase")
-        landmarks = landmark_rows(model, tables)
+        landmarks = landmark_rows(model, tables, config.model)
         phases = [p.name for p in model.phases]
         before_rows = labelled_rows(model, landmarks, tables["patients"])
         tests = phase_tests(before_rows, phases)
@@ -102,7 +102,7 @@ def recalibrate(
         io.write_json({p: t.to_dict() for p, t in tests.items()}, artifacts / RECALIBRATION)
         io.write_frame(before.with_columns(pl.lit("before").alias("stage")).vstack(
             after.with_columns(pl.lit("after").alias("stage"))), artifacts / EVALUATION_METRICS)
-        example = _serving_example(landmarks, model.spec)
+        example = _serving_example(landmarks, model.spec, new.bundle)
         tags = {
             "parent_version": parent,
             "parent_run_id": str(model.resolved.run_id),

@@ -82,7 +82,7 @@ class LoadedModel:
         """The final risk (calibrated, then site-recalibrated) for rows holding `phase` and the
         feature columns: the number `explain` reports, without the reasons."""
         X = rows.select(self.bundle.feature_names).to_numpy().astype(np.float64)
-        return self.bundle.predict(X, rows["phase"].to_numpy())["risk"]
+        return self.bundle.predict(X, rows["phase"].to_numpy(), rows["day"].to_numpy())["risk"]
 
     @property
     def landmarks(self) -> LandmarkConfig:

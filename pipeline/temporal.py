@@ -6,19 +6,20 @@ cross-validated on the earlier patients as usual, and the final models (boosters
 calibrators as shipped) are then scored on the held-out patients' uncensored landmark rows.
 Their metrics appear beside the cross-validated ones as model `temporal` (MLflow names
 `temporal_auroc_<phase>`, `temporal_oe_ratio_pooled_lo`, …), showing how the model ages on
-later intakes. The IPCW weights of the held-out rows come from the whole cohort's censoring.
+later intakes. The IPCW weights of the held-out rows come from the whole cohort's censoring
+(KM or censoring model, as configured), computed before the split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import polars as pl
 
 from features.config import Phase
 from models.bundle import ModelBundle, PhaseModel
 from models.config import ModelConfig
-from models.training import PhaseFit
+from models.training import TrainedPhases
 from pipeline.reports.validation import validation_metrics
 
 MODEL = "temporal"
@@ -41,18 +42,21 @@ def split(
 
 
 def held_out_metrics(
-    fits: Mapping[str, PhaseFit], held_out: pl.DataFrame, feature_names: Sequence[str], phases: Sequence[Phase],
+    trained: TrainedPhases, held_out: pl.DataFrame, feature_names: Sequence[str], phases: Sequence[Phase],
     cfg: ModelConfig,
 ) -> pl.DataFrame:
     """The final models' metrics on the held-out rows, in the training metrics table's form
-    (phase, model = "temporal", metric, estimate, lo, hi), per phase and pooled."""
-    bundle = ModelBundle({p: PhaseModel.from_fit(f) for p, f in fits.items()}, list(feature_names), list(phases))
-    rows = held_out.filter(~pl.col("censored") & pl.col("phase").is_in(list(fits)))
+    (phase, model = "temporal", metric, estimate, lo, hi), per phase and pooled; rows of a
+    phase without a model (`no_data`) are left out."""
+    bundle = ModelBundle({p: PhaseModel.from_fit(f) for p, f in trained.fits.items()}, list(feature_names),
+                         list(phases), shared=trained.shared)
+    scorable = [p for p, pm in bundle.phase_models.items() if pm.scorable]
+    rows = held_out.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
     if rows.height == 0 or rows["label"].n_unique() < 2:
         return pl.DataFrame(schema={"phase": pl.String, "model": pl.String, "metric": pl.String,
                                     "estimate": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
-    X = rows.select(feature_names).to_numpy()
-    scored = rows.select("patient_id", "phase", "label", "ipcw_weight").with_columns(
-        pl.Series("risk", bundle.predict(X, rows["phase"].to_numpy())["risk"]))
+    X = rows.select(feature_names).to_numpy().astype("float64")
+    risk = bundle.predict(X, rows["phase"].to_numpy(), rows["day"].to_numpy())["risk"]
+    scored = rows.select("patient_id", "phase", "label", "ipcw_weight").with_columns(pl.Series("risk", risk))
     table = validation_metrics(scored, [p.name for p in phases], cfg.bootstrap_samples, cfg.seed)
     return table.select("phase", pl.lit(MODEL).alias("model"), "metric", "estimate", "lo", "hi")

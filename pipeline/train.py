@@ -76,10 +76,10 @@ def train(
     progress("building the landmark table")
     spec = fit_feature_spec(tables, config.features)
     landmarks = build_landmarks(tables, spec, config)
-    landmarks, held_out = temporal.split(landmarks, tables["patients"], config.model)
     truth = io.read_truth_risk(data_dir) if simulation else None
     progress("fitting the censoring model")
     landmarks = with_censoring_weights(landmarks, tables["outcomes"], spec, config.model, config.landmarks.horizon_days)
+    landmarks, held_out = temporal.split(landmarks, tables["patients"], config.model)
 
     progress("fitting the shared and per-phase boosters")
     rows, data = {}, {}
@@ -96,8 +96,8 @@ def train(
     table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle, config.model.workers)
     if held_out is not None:
         progress("scoring the held-out latest intakes (temporal validation)")
-        table = pl.concat([table, temporal.held_out_metrics(fits, held_out, spec.feature_names, config.phases,
-                                                            config.model)])
+        table = pl.concat([table, temporal.held_out_metrics(trained, held_out, spec.feature_names,
+                                                            config.phases, config.model)])
     counts = count_table(fits)
     warnings = trained.warnings + [w for fit in fits.values() for w in fit.warnings]
 

@@ -59,8 +59,9 @@ def test_recalibration_registers_a_child_version_with_the_same_boosters(own_stor
     assert len(mv.tags["recalibration_data_fingerprint"]) == 64 and "version 1" in mv.description
     parent, child = (download_model(c, v, tmp_path / v) / "artifacts" / "bundle" for v in ("1", version))
     parent_manifest, child_manifest = (json.loads((b / "manifest.json").read_text()) for b in (parent, child))
-    boosters = {k for k in parent_manifest if k.startswith("phases/")} | {"calibrators.json"}
-    assert boosters and {k: child_manifest[k] for k in boosters} == {k: parent_manifest[k] for k in boosters}
+    boosters = {k for k in parent_manifest if k.startswith("phases/") or k == "shared.ubj"} | {"calibrators.json"}
+    assert "shared.ubj" in boosters
+    assert {k: child_manifest[k] for k in boosters} == {k: parent_manifest[k] for k in boosters}
     assert "recalibration.json" in child_manifest and "recalibration.json" not in parent_manifest
     metrics = c.get_run(mv.run_id).data.metrics
     assert abs(metrics["after_oe_ratio_pooled"] - 1) < abs(metrics["before_oe_ratio_pooled"] - 1)
