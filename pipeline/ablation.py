@@ -31,7 +31,7 @@ from models.config import ModelConfig
 from models.folds import grouped_folds
 from models.training import PhaseData, TrainedPhases, fit_phases
 from pipeline import artifacts as names
-from pipeline import io, tracking
+from pipeline import io, tracking, tracking_eval
 from pipeline.config import Config
 from pipeline.reports.figures import ablation_figure
 from pipeline.weights import phase_data, with_censoring_weights
@@ -100,6 +100,7 @@ def ablate_phases(data: dict[str, PhaseData], columns: dict[str, list[str]], fea
 
 def ablate(data_dir: Path, config: Config, groups: Sequence[str] | None = None,
            progress: Progress = lambda _: None) -> AblationSummary:
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     progress("validating input tables")
     validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
     tables = io.drop_row_index(validated.tables)
@@ -138,7 +139,7 @@ def _log(config: Config, table: pl.DataFrame, notes: list[str], hashes: dict[str
         io.write_frame(table, out / names.ABLATION)
         io.write_figure(ablation_figure(table, title="Without each feature group"), out / names.ABLATION_FIGURE)
         io.write_json({"notes": notes}, out / names.ABLATION_NOTES)
-        record = tracking.EvaluationRecord(
+        record = tracking_eval.EvaluationRecord(
             run_name="ablate-groups",
             params={"data_dir": str(data_dir), "groups": ",".join(sorted(table["group"].unique().to_list())),
                     "bootstrap_samples": config.model.bootstrap_samples, "n_folds": config.model.n_folds},
@@ -146,4 +147,5 @@ def _log(config: Config, table: pl.DataFrame, notes: list[str], hashes: dict[str
             metrics=metrics,
             artifact_dir=out,
         )
-        return tracking.log_evaluation(config.mlflow, record, kind="ablation")
+        return tracking.guarded(config.mlflow, "logging the ablation run",
+                                lambda: tracking_eval.log_evaluation(config.mlflow, record, kind="ablation"))

@@ -21,7 +21,7 @@ import polars as pl
 
 from features.build import landmark_table
 from models.config import ModelConfig
-from pipeline import io, tracking
+from pipeline import io, tracking, tracking_eval
 from pipeline.artifacts import EvaluationArtifacts
 from pipeline.config import Config
 from pipeline.reports.validation import ValidationResult, metric_names, summary, validation_result
@@ -102,6 +102,7 @@ def evaluate(
     `validation` only labels the run ("external": another site or population; "temporal":
     later patients of the development site); the computation is the same.
     """
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     progress("validating input tables")
     tables, hashes, synthetic = read_cohort(data_dir)
     with tempfile.TemporaryDirectory(prefix="relapse-evaluate-") as tmp:
@@ -115,7 +116,7 @@ def evaluate(
                                    config.model.seed, validation)
         tags = evaluation_tags(model, hashes, validation, synthetic)
         io.write_evaluation_artifacts(_artifacts(result, tags), work / "artifacts")
-        record = tracking.EvaluationRecord(
+        record = tracking_eval.EvaluationRecord(
             run_name=f"evaluate-{validation}-v{tags['model_version']}",
             params={"model_uri": model_uri, "data_dir": str(data_dir), "validation": validation,
                     "bootstrap_samples": config.model.bootstrap_samples},
@@ -123,7 +124,9 @@ def evaluate(
             metrics=metric_names(result.metrics, result.counts),
             artifact_dir=work / "artifacts",
         )
-        run_id = tracking.log_evaluation(config.mlflow, record)
+        progress("logging the evaluation run in MLflow")
+        run_id = tracking.guarded(config.mlflow, "logging the evaluation run",
+                                  lambda: tracking_eval.log_evaluation(config.mlflow, record))
     return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from models.recalibration import ALPHA, ClosedTest, Recalibration, closed_test
-from pipeline import io, tracking
+from pipeline import io, tracking, tracking_eval
 from pipeline.artifacts import EVALUATION_METRICS, RECALIBRATION
 from pipeline.config import Config
 from pipeline.evaluate import labelled_rows, landmark_rows, read_cohort
@@ -77,6 +77,7 @@ def description(name: str | None, parent: str, fingerprint: str, tests: dict[str
 def recalibrate(
     data_dir: Path, model_uri: str, config: Config, progress: Progress = lambda _: None
 ) -> RecalibrateSummary:
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     progress("validating input tables")
     tables, hashes, synthetic = read_cohort(data_dir)
     fingerprint = io.data_fingerprint(hashes)
@@ -110,7 +111,7 @@ def recalibrate(
             "synthetic_data": str(synthetic).lower(),
             **{f"recalibration_{p}": t.chosen.method for p, t in tests.items()},
         }
-        record = tracking.RecalibrationRecord(
+        record = tracking_eval.RecalibrationRecord(
             run_name=f"recalibrate-v{parent}",
             parent_version=parent,
             parent_run_id=model.resolved.run_id,
@@ -123,5 +124,7 @@ def recalibrate(
             output_example=_example_output(new.bundle, example, config),
             feature_names=list(model.bundle.feature_names),
         )
-        outcome = tracking.register_recalibrated(config.mlflow, record)
+        progress("logging the run and registering the recalibrated version in MLflow")
+        outcome = tracking.guarded(config.mlflow, "registering the recalibrated version",
+                                   lambda: tracking_eval.register_recalibrated(config.mlflow, record))
     return RecalibrateSummary(outcome.run_id, outcome.version, parent, tests, before, after, synthetic)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, console, fail, result
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 
@@ -38,7 +38,7 @@ def ablate(
         out.print(f"[yellow]note:[/] {note}")
     if summary.synthetic:
         out.print("[bold]Ablation on SIMULATED data: for demonstration and testing only.[/]")
-    out.print(f"ablation run {summary.run_id}")
+    result(f"ablation run {summary.run_id}")
 
 
 def _print(out, table) -> None:

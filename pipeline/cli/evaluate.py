@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, console, fail, result
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 
@@ -41,7 +41,7 @@ def evaluate(
     print_metrics(out, summary.result.metrics, f"{summary.model_name} version {summary.model_version} on {data}")
     if summary.synthetic:
         out.print("[bold]Evaluated on SIMULATED data: for demonstration and testing only.[/]")
-    out.print(f"evaluation run {summary.run_id}")
+    result(f"evaluation run {summary.run_id}")
 
 
 def print_metrics(out, metrics, title: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, console, fail, result
 from pipeline.cli.evaluate import print_metrics
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
@@ -42,7 +42,7 @@ def recalibrate(
     print_metrics(out, summary.after, "after, on the same cohort (in-sample)")
     if summary.synthetic:
         out.print("[bold]Recalibrated on SIMULATED data: for demonstration and testing only.[/]")
-    out.print(
+    result(
         f"run {summary.run_id}; registered {cfg.mlflow.registered_model} version {summary.version} "
         f"(parent version {summary.parent_version}, alias challenger)"
     )
