@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
 from tests.pipeline.cli.test_train import client
+from tests.schema_check import errors
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 PHASES = ("acute", "early", "consolidation")
+SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "report.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -76,5 +80,12 @@ def test_audit_takes_an_evaluation_run(trained, workspace, second_cohort, tmp_pa
     workspace.run("audit", "--out", str(report), "--evaluation", evaluation)
     html = report.read_text()
     assert 'id="evaluation"' in html and evaluation in html and "oe_ratio" in html
+    document = json.loads(report.with_suffix(".json").read_text())
+    assert errors(document, SCHEMA) == []
+    section = document["evaluation"]
+    assert section["run_id"] == evaluation and section["model_version"] == "1"
+    logged = client(workspace.tracking_uri).get_run(evaluation).data.metrics
+    assert section["phases"]["pooled"]["auroc"]["estimate"] == pytest.approx(logged["auroc_pooled"])
+    assert section["phases"]["acute"]["oe_ratio"]["lo"] == pytest.approx(logged["oe_ratio_acute_lo"])
     bad = workspace.run("audit", "--out", str(tmp_path / "bad.html"), "--evaluation", "0" * 32, expect=2)
     assert "not an evaluation run" in bad.output and not (tmp_path / "bad.html").exists()
