@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.ablation import ablate_phases, without
+from pipeline.ablation import ablate_phases, deterministic_fit, without
 from tests.models.synthetic import small_model_config, synthetic_phases
 
 
@@ -30,3 +30,15 @@ def test_dropping_the_signal_column_lowers_auroc_in_the_phases_with_a_booster():
         signal = got[(phase, "signal", "delta_auroc")]
         assert signal["estimate"] < 0 and signal["hi"] < 0
         assert got[(phase, "signal", "delta_brier")]["estimate"] > 0
+        noise = got[(phase, "noise", "delta_auroc")]
+        assert noise["lo"] <= 0 <= noise["hi"], (phase, noise)
+
+
+def test_both_arms_are_fitted_without_subsampling_and_otherwise_as_configured():
+    cfg = small_model_config()
+    fit = deterministic_fit(cfg)
+    assert fit.xgboost.subsample == 1.0 and fit.xgboost.colsample_bytree == 1.0
+    assert cfg.xgboost.subsample == 0.8  # the caller's config is left alone
+    assert fit.xgboost.model_dump(exclude={"subsample", "colsample_bytree"}) == \
+        cfg.xgboost.model_dump(exclude={"subsample", "colsample_bytree"})
+    assert fit.model_dump(exclude={"xgboost"}) == cfg.model_dump(exclude={"xgboost"})
