@@ -23,6 +23,8 @@ from models.training import TrainedPhases
 from pipeline.reports.validation import validation_metrics
 
 MODEL = "temporal"
+SCHEMA = {"phase": pl.String, "model": pl.String, "metric": pl.String, "estimate": pl.Float64, "lo": pl.Float64,
+          "hi": pl.Float64, "in_sample": pl.Boolean}  # that of `models.evaluation.metrics_table`
 
 
 def latest_intakes(patients: pl.DataFrame, share: float) -> pl.Series:
@@ -46,17 +48,18 @@ def held_out_metrics(
     cfg: ModelConfig,
 ) -> pl.DataFrame:
     """The final models' metrics on the held-out rows, in the training metrics table's form
-    (phase, model = "temporal", metric, estimate, lo, hi), per phase and pooled; rows of a
-    phase without a model (`no_data`) are left out."""
+    (phase, model = "temporal", metric, estimate, lo, hi, in_sample = false: the held-out
+    patients were never fitted on), per phase and pooled; rows of a phase without a model
+    (`no_data`) are left out."""
     bundle = ModelBundle({p: PhaseModel.from_fit(f) for p, f in trained.fits.items()}, list(feature_names),
                          list(phases), shared=trained.shared)
     scorable = [p for p, pm in bundle.phase_models.items() if pm.scorable]
     rows = held_out.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
     if rows.height == 0 or rows["label"].n_unique() < 2:
-        return pl.DataFrame(schema={"phase": pl.String, "model": pl.String, "metric": pl.String,
-                                    "estimate": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
+        return pl.DataFrame(schema=SCHEMA)
     X = rows.select(feature_names).to_numpy().astype("float64")
     risk = bundle.predict(X, rows["phase"].to_numpy(), rows["day"].to_numpy())["risk"]
     scored = rows.select("patient_id", "phase", "label", "ipcw_weight").with_columns(pl.Series("risk", risk))
     table = validation_metrics(scored, [p.name for p in phases], cfg.bootstrap_samples, cfg.seed)
-    return table.select("phase", pl.lit(MODEL).alias("model"), "metric", "estimate", "lo", "hi")
+    return table.select("phase", pl.lit(MODEL).alias("model"), "metric", "estimate", "lo", "hi",
+                        pl.lit(False).alias("in_sample")).cast(SCHEMA)

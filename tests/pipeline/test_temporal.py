@@ -4,7 +4,8 @@ from datetime import date
 
 import polars as pl
 
-from pipeline.temporal import latest_intakes, split
+from models.evaluation import metrics_table
+from pipeline.temporal import SCHEMA, latest_intakes, split
 from tests.models.synthetic import small_model_config
 
 
@@ -26,3 +27,10 @@ def test_split_keeps_every_landmark_row_of_a_patient_on_one_side():
     assert set(held["patient_id"]) == {"P08", "P09"} and dev.height + held.height == 40
     assert not set(dev["patient_id"]) & set(held["patient_id"])
     assert split(landmarks, patients(), small_model_config())[1] is None
+
+
+def test_held_out_rows_have_the_training_metrics_table_columns():
+    # train.py stacks the two tables: the held-out rows must have the same columns and types
+    oof = pl.DataFrame(schema={"patient_id": pl.String, "phase": pl.String, "label": pl.Float64,
+                               "ipcw_weight": pl.Float64, "risk": pl.Float64, "risk_logistic": pl.Float64})
+    assert metrics_table({}, oof, 1, 0).schema == pl.Schema(SCHEMA)

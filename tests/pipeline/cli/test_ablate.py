@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 @pytest.fixture(scope="module")
 def shuffled(workspace, tmp_path_factory):
     """The shared cohort with every patient's whole assessment history given to another patient
-    (a fixed permutation), each record kept at its day since intake. Shuffling the scores alone
+    (a fixed permutation), each record kept at its day since intake and dropped past the
+    receiver's last follow-up (no landmark reads it there). Shuffling the scores alone
     would leave each patient's own visit schedule in the measurement-age columns; moved whole,
     scores, schedule and missingness all belong to someone else, so the group has no signal."""
     out = tmp_path_factory.mktemp("shuffled") / "data"
@@ -26,6 +27,7 @@ def shuffled(workspace, tmp_path_factory):
     path = out / "assessments.parquet"
     scores = pl.read_parquet(path)
     intake = pl.read_parquet(out / "patients.parquet").select("patient_id", "intake_date")
+    follow_up = pl.read_parquet(out / "outcomes.parquet").select("patient_id", "last_followup_date")
     donors = pl.DataFrame({"patient_id": intake["patient_id"].shuffle(seed=7), "receiver": intake["patient_id"]})
     moved = (
         scores.join(intake, on="patient_id")
@@ -35,9 +37,10 @@ def shuffled(workspace, tmp_path_factory):
         .rename({"receiver": "patient_id"})
         .join(intake, on="patient_id")
         .with_columns((pl.col("intake_date") + pl.col("offset")).alias("assessed_on"))
+        .join(follow_up, on="patient_id")
+        .filter(pl.col("assessed_on") <= pl.col("last_followup_date"))  # as recorded data would be
         .select(scores.columns)
     )
-    assert moved.height == scores.height
     moved.write_parquet(path)
     return out
 
