@@ -40,16 +40,19 @@ def log_evaluation(cfg: MlflowConfig, record: EvaluationRecord, kind: str = "eva
     logging fails or is interrupted is deleted."""
     mlflow = connect(cfg)
     use_experiment(mlflow, cfg, f"{cfg.experiment}-{kind}")
-    with mlflow.start_run(run_name=record.run_name) as run:
-        try:
+    run_id = None
+    try:
+        with mlflow.start_run(run_name=record.run_name) as run:
+            run_id = run.info.run_id
             mlflow.log_params(record.params)
             mlflow.set_tags(record.tags)
             mlflow.log_metrics(record.metrics)
             mlflow.log_artifacts(str(record.artifact_dir))
-        except BaseException:
-            _delete_run_quietly(mlflow, run.info.run_id)
-            raise
-        return run.info.run_id
+    except BaseException:
+        if run_id is not None:  # ended (as failed) by leaving the `with`, then removed
+            _delete_run_quietly(mlflow, run_id)
+        raise
+    return run_id
 
 
 def _delete_run_quietly(mlflow, run_id: str) -> None:
