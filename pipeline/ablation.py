@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.build import landmark_table
 from features.registry import feature_registry
 from features.spec import GROUPS, fit_feature_spec
 from models.ablation import group_columns, paired_deltas
@@ -42,6 +41,7 @@ from pipeline import artifacts as names
 from pipeline import io, tracking, tracking_eval
 from pipeline.config import Config
 from pipeline.reports.figures import ablation_figure
+from pipeline.train import build_landmarks
 from pipeline.weights import phase_data, with_censoring_weights
 
 Progress = Callable[[str], None]
@@ -129,7 +129,7 @@ def ablate(data_dir: Path, config: Config, groups: Sequence[str] | None = None,
         raise ValueError(f"--groups: {unknown} not among the feature groups present {sorted(columns)}")
     columns = {g: columns[g] for g in wanted}
     progress("building the landmark table")
-    landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    landmarks = build_landmarks(tables, spec, config)  # as train builds it (in shards for large cohorts)
     progress("fitting the censoring model")
     landmarks = with_censoring_weights(landmarks, tables["outcomes"], spec, config.model, config.landmarks.horizon_days)
     data = {phase: phase_data(landmarks, spec, phase)[1] for phase in config.phase_names}
