@@ -7,6 +7,10 @@ Folder layout:
     shared.ubj           the booster shared by all phases (features, then day since intake)
     phases/<phase>.ubj   a phase's own trees, for phases that added any
     calibrators.json     {phase: calibrator parameters or null}
+    recalibration.json   {phase: {method, a, b}}: a site recalibration (`models.recalibration`)
+                         applied to the logit of the calibrated risk; only in recalibrated
+                         bundles, so a recalibrated version's boosters and calibrators are the
+                         parent's bytes
     spec.json            feature names, feature spec, phases, phase status, fallback rates, metadata
     manifest.json        {relative path: sha256 hex} for every other file
 
@@ -31,6 +35,7 @@ import xgboost
 from models.calibration import RISK_CEILING, RISK_FLOOR, Calibrator
 from models.explain import contributions, margin
 from models.link import logit, sigmoid
+from models.recalibration import Recalibration
 from models.training import STATUSES, PhaseFit, with_day
 
 BUNDLE_FORMAT = 2
@@ -91,6 +96,7 @@ class ModelBundle:
     feature_spec: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     shared: xgboost.Booster | None = None
+    recalibration: dict[str, Recalibration] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # accept config Phase objects or plain mappings; store plain dicts (JSON-safe)
@@ -107,6 +113,8 @@ class ModelBundle:
         needs_shared = any(pm.status in ("phase_model", "shared") for pm in self.phase_models.values())
         if needs_shared and self.shared is None:
             raise ValueError("phases borrow from a shared booster, but the bundle has none")
+        if unknown := sorted(set(self.recalibration) - set(names)):
+            raise ValueError(f"recalibration for unknown phase(s) {unknown}")
 
     def _files(self) -> dict[str, bytes]:
         files = {}
@@ -118,6 +126,9 @@ class ModelBundle:
         files["calibrators.json"] = _json_bytes(
             {n: pm.calibrator.to_dict() if pm.calibrator else None
              for n, pm in self.phase_models.items()})
+        if self.recalibration:
+            files["recalibration.json"] = _json_bytes(
+                {n: r.to_dict() for n, r in self.recalibration.items()})
         files["spec.json"] = _json_bytes({
             "bundle_format": BUNDLE_FORMAT,
             "xgboost_version": xgboost.__version__,
@@ -168,20 +179,28 @@ class ModelBundle:
             except ValueError as exc:
                 raise BundleError(f"spec.json: phase '{name}': {exc}") from None
         shared = _booster(files, "shared.ubj") if "shared.ubj" in files else None
+        recalibration = {}
+        if "recalibration.json" in files:
+            try:
+                recalibration = {n: Recalibration.from_dict(r) for n, r in
+                                 _parse_json(files, "recalibration.json").items()}
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise BundleError(f"recalibration.json: invalid ({exc})") from None
         try:
             return cls(phase_models=phase_models, feature_names=spec["feature_names"],
                        phases=spec["phases"], feature_spec=spec["feature_spec"],
-                       metadata=spec["metadata"], shared=shared)
+                       metadata=spec["metadata"], shared=shared, recalibration=recalibration)
         except ValueError as exc:
             raise BundleError(f"spec.json: {exc}") from None
 
     def predict(self, X: np.ndarray, phase_names: np.ndarray, day: np.ndarray) -> dict[str, np.ndarray]:
         """Route each row to its phase's model; `day` is the day since intake.
 
-        Returns risk (calibrated probability), raw_probability, margin (log-odds), shap [n, k]
-        and base [n], with base + shap.sum(axis=1) == margin (see the module docstring).
-        Constant phases: risk = raw = the rate (within the calibrated bounds), margin = base =
-        its log-odds, shap all zero. Rows of a `no_data` phase are refused.
+        Returns risk (calibrated probability, then the phase's site recalibration if any),
+        raw_probability, margin (log-odds), shap [n, k] and base [n], with
+        base + shap.sum(axis=1) == margin (see the module docstring). Constant phases: raw = the
+        rate (within the calibrated bounds; risk too, unless recalibrated), margin = base = its
+        log-odds, shap all zero. Rows of a `no_data` phase are refused.
         """
         X = np.asarray(X, dtype=np.float64)
         phase_names = np.asarray(phase_names, dtype=object)
@@ -204,13 +223,19 @@ class ModelBundle:
                 rate = float(np.clip(pm.fallback_rate, RISK_FLOOR, RISK_CEILING))
                 out["margin"][rows] = out["base"][rows] = logit(rate)
                 out["raw_probability"][rows] = out["risk"][rows] = rate
+                self._recalibrate(out["risk"], rows, name)
                 continue
             shap_values, base, m = self._explain(pm, with_day(X[rows], day[rows]))
             out["shap"][rows], out["base"][rows], out["margin"][rows] = shap_values, base, m
             raw = sigmoid(m)
             out["raw_probability"][rows] = raw
             out["risk"][rows] = pm.calibrator.predict(raw) if pm.calibrator else raw
+            self._recalibrate(out["risk"], rows, name)
         return out
+
+    def _recalibrate(self, risk: np.ndarray, rows: np.ndarray, phase: str) -> None:
+        if phase in self.recalibration:
+            risk[rows] = self.recalibration[phase].apply(risk[rows])
 
     def _explain(self, pm: PhaseModel, Xd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(shap [n, k], base, margin) of shared + phase booster, the day column folded into base."""

@@ -37,5 +37,9 @@ class ModelConfig(Strict):
     low_epv_warning: float = Field(ge=0)
     validation_fraction: float = Field(gt=0, lt=1)
     workers: int = Field(default=1, ge=1)
+    # cv: cross-validated metrics only. temporal: also hold out the `temporal_share` of patients
+    # with the latest intakes, train on the rest and report the final models on them.
+    validation: Literal["cv", "temporal"] = "cv"
+    temporal_share: float = Field(default=0.2, gt=0, lt=1)
     xgboost: XGBoostParams
     logistic: LogisticParams

@@ -27,7 +27,7 @@ import numpy as np
 from models.link import logit, sigmoid
 
 METRICS = (
-    "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece",
+    "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio",
 )
 ECE_BINS = 10
 _CHUNK = 25  # resamples per vectorised block: bounds memory to a few (25 x n) float arrays
@@ -150,9 +150,10 @@ def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str,
             "calibration_intercept": intercept,
             "calibration_slope": slope,
             "ece": np.abs(W @ s.bin_residual).sum(axis=1) / total,
+            "oe_ratio": pos / (W @ s.p),
             "_line_a": line_a,
         }
-    defined = {k: (total > 0) if k in ("brier", "ece") else both_classes for k in out}
+    defined = {k: (total > 0) if k in ("brier", "ece", "oe_ratio") else both_classes for k in out}
     return {k: np.where(defined[k], v, np.nan) for k, v in out.items()}
 
 
@@ -371,3 +372,21 @@ def paired_differences(
         for k in names:
             diffs[k].append(a[k] - b[k])
     return {k: (estimate[k], *_percentile_interval(np.concatenate(v) if v else np.empty(0))) for k, v in diffs.items()}
+
+
+def patient_resamples(groups: np.ndarray, n_boot: int, seed: int):
+    """Yield blocks of (size, n_rows) row multiplicities, `n_boot` resamples of whole patients
+    in all; rows stay in their given order, so two predictors of the same rows can be scored
+    on the very same resamples (paired intervals)."""
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    rng = np.random.default_rng(seed)
+    for first in range(0, n_boot, _CHUNK):
+        yield _resample_weights(inverse, n_patients, rng, min(_CHUNK, n_boot - first))
+
+
+def auroc_batch(y: np.ndarray, p: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Weighted AUROC for each row of weights W (rows of W in the order of y and p)."""
+    y, p, _ = _check(y, p, None)
+    s = _Sample(y, p, np.ones_like(y))
+    return _ranking(s, np.asarray(W)[:, s.order])[0]

@@ -35,6 +35,26 @@ def shap_figure_name(phase: str) -> str:
     return f"shap_summary_{phase}.png"
 
 
+# Evaluation run artifacts (`relapse evaluate`, and before/after in `relapse recalibrate`)
+EVALUATION_METRICS = "evaluation_metrics.csv"  # phase (and pooled), metric, estimate, lo, hi
+EVALUATION_COUNTS = "evaluation_counts.csv"  # per phase: rows, patients, events, event patients
+CALIBRATION_CURVES = "calibration_curves.csv"  # phase, bin, predicted, observed, lo, hi, n
+DECISION_CURVES = "decision_curves.csv"  # phase, threshold, net benefit of model / treat all / none
+SUBGROUPS = "subgroups.csv"  # per phase and subgroup: n, events, AUROC, calibration-in-the-large
+EVALUATION_SUMMARY = "evaluation.json"  # the run's tags, metrics and counts as one document
+RECALIBRATION = "recalibration.json"  # per phase: the closed test's choice, coefficients, p-values
+
+
+def evaluation_figure_names(phase: str) -> tuple[str, str]:
+    return f"calibration_{phase}.png", f"decision_curve_{phase}.png"
+
+
+# Feature-group ablation run artifacts (`relapse ablate`)
+ABLATION = "ablation.csv"  # phase, group, metric (delta_…), estimate, lo, hi, n_dropped
+ABLATION_FIGURE = "ablation_auroc.png"  # ΔAUROC with paired CIs per phase and group
+ABLATION_NOTES = "ablation_notes.json"  # phases left out and why
+
+
 # Scoring outputs, beside the scores file FILE
 SCORING_MANIFEST = "manifest.json"  # the manifest as logged to the scoring run
 
@@ -60,4 +80,17 @@ class TrainingArtifacts:
     training_profile: dict[str, Any]
     model_card: dict[str, Any]
     shap_sample: pl.DataFrame | None = None
+    figures: dict[str, Any] = field(default_factory=dict)  # file name -> matplotlib Figure
+
+
+@dataclass
+class EvaluationArtifacts:
+    """Everything an evaluation run logs as files (see the names above)."""
+
+    metrics: pl.DataFrame
+    counts: pl.DataFrame
+    calibration: pl.DataFrame
+    decision_curves: pl.DataFrame
+    subgroups: pl.DataFrame
+    summary: dict[str, Any]
     figures: dict[str, Any] = field(default_factory=dict)  # file name -> matplotlib Figure

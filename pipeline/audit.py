@@ -103,6 +103,7 @@ def audit(
     patient_ids: list[str] | None = None,
     include_ids: bool = False,
     top_patients: int = 10,
+    evaluation_run: str | None = None,
 ) -> AuditResult:
     """Write the report to `out` and log it to a new run of the audit experiment; the training and
     scoring runs it reviews are read, never written (their ids are tags of the audit run)."""
@@ -130,6 +131,9 @@ def audit(
             )
             reviewed["scoring_run_id"] = manifest.get("scoring_run_id") or "none"
             reviewed["scores_as_of"] = str(manifest.get("as_of"))
+        if evaluation_run is not None:
+            context["evaluation"] = evaluation_context(config, evaluation_run, work / "evaluation")
+            reviewed["evaluation_run_id"] = evaluation_run
         context["tripod"] = tripod_checklist(context)
         html = render_report(context)
         if find_external_references(html):
@@ -303,3 +307,18 @@ def _patient(batch, patient_id: str, shown: str, names: list[str]) -> dict[str, 
         "shap_values": shap.select([f"shap__{n}" for n in names]).to_numpy()[0],
         "feature_values": np.asarray(values, dtype=np.float64),
     }
+
+
+def evaluation_context(config: Config, run_id: str, dst: Path) -> dict[str, Any]:
+    """An evaluation run of `relapse evaluate` for the report's optional external-validation
+    section: its tags, per-phase metrics with CIs and calibration/decision figures (as data URIs)."""
+    try:
+        run_dir = tracking.download_run_artifacts(config.mlflow, run_id, dst)
+        summary = io.read_json(run_dir / artifacts.EVALUATION_SUMMARY)
+    except Exception as exc:  # noqa: BLE001  (MLflow raises many types for an unknown run)
+        raise ValueError(f"--evaluation {run_id}: not an evaluation run of this store ({exc})") from None
+    figures = {}
+    for phase in summary["metrics"]:
+        figures[phase] = [io.png_data_uri(run_dir / name) for name in artifacts.evaluation_figure_names(phase)
+                          if (run_dir / name).is_file()]
+    return {"run_id": run_id, "tags": summary["tags"], "metrics": summary["metrics"], "figures": figures}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import csv
 import hashlib
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 from features.shards import SHARD, in_range, n_shards, shard_keys
 from features.tables import ROW, SPECS, TABLES
 from pipeline import artifacts as names
-from pipeline.artifacts import TrainingArtifacts
+from pipeline.artifacts import EvaluationArtifacts, TrainingArtifacts
 from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, validate
 
 SUFFIXES = (".parquet", ".csv")
@@ -390,6 +391,29 @@ def write_training_artifacts(artifacts: TrainingArtifacts, out: Path) -> None:
     write_json(artifacts.model_card, out / names.MODEL_CARD)
     if artifacts.shap_sample is not None:
         artifacts.shap_sample.write_parquet(out / names.SHAP_SAMPLE)
+    for name, figure in artifacts.figures.items():
+        figure.savefig(out / name, dpi=100, bbox_inches="tight")
+
+
+def png_data_uri(path: Path) -> str:
+    """A PNG file as a data URI, for self-contained HTML."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def write_figure(figure: Any, path: Path) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+
+
+def write_evaluation_artifacts(artifacts: EvaluationArtifacts, out: Path) -> None:
+    """Write an evaluation run's artifacts into `out` (created), named by `pipeline.artifacts`."""
+    out.mkdir(parents=True)
+    artifacts.metrics.write_csv(out / names.EVALUATION_METRICS)
+    artifacts.counts.write_csv(out / names.EVALUATION_COUNTS)
+    artifacts.calibration.write_csv(out / names.CALIBRATION_CURVES)
+    artifacts.decision_curves.write_csv(out / names.DECISION_CURVES)
+    artifacts.subgroups.write_csv(out / names.SUBGROUPS)
+    write_json(artifacts.summary, out / names.EVALUATION_SUMMARY)
     for name, figure in artifacts.figures.items():
         figure.savefig(out / name, dpi=100, bbox_inches="tight")
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from features.build import EXCLUSIONS as FEATURE_EXCLUSIONS
 from features.build import scoring_table
-from features.config import FeaturesConfig, Phase
+from features.config import FeaturesConfig, LandmarkConfig, Phase
 from features.coverage import missing_groups
 from features.reasons import DEFAULT_MIN_EFFECT, ReasonPolicy, reason_policy
 from features.registry import describe, feature_registry
@@ -77,6 +77,18 @@ class LoadedModel:
     def missing_groups(self, tables) -> dict[str, str]:
         """Feature groups the model was trained with that `tables` cannot feed, with why."""
         return missing_groups(self.spec, tables)
+
+    def risk(self, rows: pl.DataFrame) -> np.ndarray:
+        """The final risk (calibrated, then site-recalibrated) for rows holding `phase` and the
+        feature columns: the number `explain` reports, without the reasons."""
+        X = rows.select(self.bundle.feature_names).to_numpy().astype(np.float64)
+        return self.bundle.predict(X, rows["phase"].to_numpy(), rows["day"].to_numpy())["risk"]
+
+    @property
+    def landmarks(self) -> LandmarkConfig:
+        """The landmark spacing and horizon the model was trained with."""
+        meta = self.bundle.metadata
+        return LandmarkConfig(spacing_days=meta["landmark_spacing_days"], horizon_days=meta["horizon_days"])
 
 
 def load_model(uri: str, dst: Path, mlflow_config: MlflowConfig) -> LoadedModel:

@@ -430,3 +430,4 @@ def delete_version_quietly(client, name: str, version: str) -> None:
         client.delete_model_version(name, version)
     except Exception:  # noqa: BLE001, S110
         pass
+

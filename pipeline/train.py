@@ -26,7 +26,7 @@ from models.bundle import ModelBundle, PhaseModel
 from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
 from models.training import PhaseFit, TrainedPhases, fit_phases
 from pipeline import artifacts as names
-from pipeline import io, tracking
+from pipeline import io, temporal, tracking
 from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
@@ -79,6 +79,7 @@ def train(
     truth = io.read_truth_risk(data_dir) if simulation else None
     progress("fitting the censoring model")
     landmarks = with_censoring_weights(landmarks, tables["outcomes"], spec, config.model, config.landmarks.horizon_days)
+    landmarks, held_out = temporal.split(landmarks, tables["patients"], config.model)
 
     progress("fitting the shared and per-phase boosters")
     rows, data = {}, {}
@@ -93,6 +94,10 @@ def train(
     oof = _with_oracle(oof_frame(rows, fits), truth)
     oracle = ORACLE if truth is not None else None
     table = metrics_table(fits, oof, config.model.bootstrap_samples, config.model.seed, oracle, config.model.workers)
+    if held_out is not None:
+        progress("scoring the held-out latest intakes (temporal validation)")
+        table = pl.concat([table, temporal.held_out_metrics(trained, held_out, spec.feature_names,
+                                                            config.phases, config.model)])
     counts = count_table(fits)
     warnings = trained.warnings + [w for fit in fits.values() for w in fit.warnings]
 

@@ -7,9 +7,12 @@ import os
 import sys
 
 from pipeline.cli import (
-    audit,  # noqa: F401  (registers commands)
+    ablate,  # noqa: F401  (registers commands)
+    audit,  # noqa: F401
+    evaluate,  # noqa: F401
     features,  # noqa: F401
     promote,  # noqa: F401
+    recalibrate,  # noqa: F401
     score,  # noqa: F401
     simulate,  # noqa: F401
     train,  # noqa: F401

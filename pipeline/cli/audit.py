@@ -28,6 +28,9 @@ def audit(
     include_ids: bool = typer.Option(
         False, "--include-ids", help="Show patient identifiers in clear instead of keyed hashes."
     ),
+    evaluation: str | None = typer.Option(
+        None, "--evaluation", help="Run id of a `relapse evaluate` run: adds an external-validation section."
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding configs/default.yaml."),
 ) -> None:
     """Model card, TRIPOD+AI, performance, subgroups, explanations; with scores, drift and patient pages."""
@@ -40,7 +43,9 @@ def audit(
         cfg = load_config(config)
         check_inputs(out, scores, data)
         with console().status("writing the audit report"):
-            result = run_audit(cfg, out, model, scores, data, list(patient) or None, include_ids)
+            result = run_audit(
+                cfg, out, model, scores, data, list(patient) or None, include_ids, evaluation_run=evaluation
+            )
     except (ConfigError, ContractViolation, ValueError) as exc:  # includes an unknown model
         raise fail(str(exc)) from None
     except (OSError, pl.exceptions.PolarsError) as exc:  # an unreadable scores file or data folder

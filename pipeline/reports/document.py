@@ -87,6 +87,22 @@ def _patients(context: Mapping) -> list[dict]:
     return [{**{k: p.get(k) for k in keys}, "as_of": p.get("as_of") or as_of} for p in context.get("patients") or []]
 
 
+def _evaluation(evaluation: Mapping | None) -> dict | None:
+    """The optional external-validation section: the evaluation run's identity and its
+    {phase: {metric: [estimate, lo, hi]}} as estimates; its figures stay in the HTML."""
+    if not evaluation:
+        return None
+    tags = evaluation.get("tags") or {}
+    return {
+        "run_id": evaluation["run_id"],
+        **{k: tags.get(k) for k in ("validation", "model_name", "model_version", "data_fingerprint")},
+        "phases": {
+            phase: {name: dict(zip(("estimate", "lo", "hi"), values, strict=True)) for name, values in metrics.items()}
+            for phase, metrics in (evaluation.get("metrics") or {}).items()
+        },
+    }
+
+
 def report_document(context: Mapping) -> dict:
     """The report.json document for a report context (see docs/report.schema.json)."""
     metrics = context.get("metrics")
@@ -114,6 +130,7 @@ def report_document(context: Mapping) -> dict:
         "out_of_range": context.get("out_of_range"),
         "tripod": [{k: t.get(k) for k in ("item", "topic", "status", "section", "answer")} for t in tripod],
         "scoring": context.get("scoring"),
+        "evaluation": _evaluation(context.get("evaluation")),
         "patients": _patients(context),
         "id_note": context.get("id_note"),
     }

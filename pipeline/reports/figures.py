@@ -106,6 +106,25 @@ def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, groups=Non
     return fig
 
 
+def calibration_curve_figure(curve: pl.DataFrame, p, title: str = "") -> Figure:
+    """Binned predicted vs observed with the observed rate's bootstrap band (columns
+    predicted, observed, lo, hi of `pipeline.reports.validation.calibration_curve`), the
+    diagonal, and a histogram of the predicted risks `p`."""
+    fig = Figure(figsize=(4.6, 4.4))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    high = np.nanmax(np.r_[curve["predicted"].to_numpy(), curve["hi"].fill_nan(None).fill_null(0).to_numpy(), 0.05])
+    limit = min(1.0, 1.08 * float(high))
+    top.plot([0, limit], [0, limit], ls="--", color=GREY, lw=1, label="perfect calibration")
+    top.fill_between(curve["predicted"], curve["lo"], curve["hi"], color=BLUE, alpha=0.2, label="95% band")
+    top.plot(curve["predicted"], curve["observed"], "-o", color=BLUE, ms=5, label="model (binned)")
+    top.set(xlim=(0, limit), ylim=(0, limit), ylabel="observed 30-day relapse rate", title=title)
+    top.legend(loc="upper left", fontsize=8, frameon=False)
+    bottom.hist(np.asarray(p, dtype=float), bins=40, range=(0, limit), color=GREY)
+    bottom.set(xlabel="predicted risk", ylabel="rows")
+    fig.align_ylabels()
+    return fig
+
+
 def decision_curve_figure(curve: pl.DataFrame, title: str = "", points: pl.DataFrame | None = None) -> Figure:
     """Net benefit of the model against treat-all and treat-none across thresholds; `points`
     (from `intervals.net_benefit_intervals`) marks the model's 95% interval at those thresholds."""
@@ -133,6 +152,22 @@ def decision_curve_figure(curve: pl.DataFrame, title: str = "", points: pl.DataF
         title=title,
     )
     ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def ablation_figure(table: pl.DataFrame, metric: str = "delta_auroc", title: str = "") -> Figure:
+    """A forest plot of `metric` (with CIs) per phase and feature group: below 0 (for ΔAUROC)
+    means the model is worse without the group."""
+    rows = table.filter(pl.col("metric") == metric)
+    fig = Figure(figsize=(5.6, 0.32 * max(rows.height, 4) + 1.2))
+    ax = fig.subplots()
+    labels = [f"{r['phase']}: without {r['group']}" for r in rows.iter_rows(named=True)]
+    y = np.arange(rows.height)[::-1]
+    est, lo, hi = (rows[c].to_numpy() for c in ("estimate", "lo", "hi"))
+    ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", color=BLUE, ms=4, capsize=2)
+    ax.axvline(0, color=GREY, ls="--", lw=1)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set(xlabel=f"{metric} (without − full, 95% paired CI)", title=title)
     return fig
 
 

@@ -262,6 +262,21 @@ def _drift_shown(drift: pl.DataFrame | None) -> list[dict]:
     return pl.concat([drift.filter(notable), rest]).to_dicts()
 
 
+def _evaluation(evaluation: Mapping | None) -> dict | None:
+    """The optional external-validation section: rows of estimate (95% CI) per phase."""
+    if not evaluation:
+        return None
+    shown = ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio")
+    rows = []
+    for phase, metrics in evaluation["metrics"].items():
+        cells = []
+        for name in shown:
+            est, lo, hi = metrics.get(name, (None, None, None))
+            cells.append(f"{fmt(est)} ({fmt(lo)}–{fmt(hi)})" if est is not None else "—")
+        rows.append({"phase": phase, "cells": cells, "figures": evaluation["figures"].get(phase, [])})
+    return {"run_id": evaluation["run_id"], "tags": evaluation["tags"], "metrics": shown, "rows": rows}
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(
@@ -302,6 +317,7 @@ def render_report(context: Mapping) -> str:
         "out_of_range": ranges.to_dicts() if ranges is not None else None,
         "patients": _patients(context),
         "id_note": context.get("id_note"),
+        "evaluation": _evaluation(context.get("evaluation")),
     }
     return _environment().get_template(TEMPLATE).render(**view)
 

@@ -173,3 +173,37 @@ def test_bundle_phases_must_match_models(fitted_phase):
         ModelBundle({"early": PhaseModel("constant", fallback_rate=0.1)}, ["f0"], PHASES)
     with pytest.raises(ValueError, match="shared booster"):
         ModelBundle({"early": PhaseModel("shared")}, ["f0"], PHASES[1:2])
+
+
+def test_recalibration_is_a_separate_hashed_file(bundle, tmp_path, phase_data):
+    from models.recalibration import Recalibration
+
+    plain = tmp_path / "plain"
+    bundle.save(plain)
+    bundle.recalibration = {"early": Recalibration("intercept", 0.7, 1.0),
+                            "rest": Recalibration("intercept", -0.4, 1.0)}
+    recal = tmp_path / "recal"
+    bundle.save(recal)
+    before, after = (json.loads((f / "manifest.json").read_text()) for f in (plain, recal))
+    assert {k: v for k, v in after.items() if k != "recalibration.json"} == before
+    loaded = ModelBundle.load(recal)
+    X = phase_data["X"][:30]
+    phases = np.array(["early"] * 10 + ["acute"] * 10 + ["rest"] * 10, dtype=object)
+    day = np.where(phases == "acute", ACUTE_DAY, EARLY_DAY)
+    base, shifted = ModelBundle.load(plain).predict(X, phases, day), loaded.predict(X, phases, day)
+    assert np.allclose(logit(shifted["risk"][:10]), logit(base["risk"][:10]) + 0.7)
+    assert np.array_equal(shifted["risk"][10:20], base["risk"][10:20])
+    assert np.allclose(logit(shifted["risk"][20:]), logit(base["risk"][20:]) - 0.4)
+    for key in ("margin", "raw_probability", "shap", "base"):
+        assert np.array_equal(shifted[key], base[key]), key
+    (recal / "recalibration.json").write_text('{"early": {"method": "intercept", "a": 9, "b": 1}}')
+    with pytest.raises(BundleError, match="recalibration.json"):
+        ModelBundle.load(recal)
+
+
+def test_recalibration_must_name_known_phases(bundle):
+    from models.recalibration import Recalibration
+
+    with pytest.raises(ValueError, match="unknown phase"):
+        ModelBundle(bundle.phase_models, bundle.feature_names, PHASES, shared=bundle.shared,
+                    recalibration={"later": Recalibration("intercept", 0.1, 1.0)})

@@ -150,3 +150,10 @@ def test_an_undefined_estimate_has_no_interval():
     assert np.isnan(got["calibration_slope"][0])
     assert np.isnan(got["calibration_slope"][1]) and np.isnan(got["calibration_slope"][2])
     assert np.isfinite(got["brier"]).all()
+
+
+def test_observed_over_expected_is_the_ratio_of_weighted_sums():
+    y = np.array([1, 0, 0, 1, 0], dtype=float)
+    p = np.array([0.2, 0.1, 0.3, 0.4, 0.1])
+    w = np.array([1, 2, 1, 1, 1], dtype=float)
+    assert metrics.point_metrics(y, p, w)["oe_ratio"] == pytest.approx(2 / (0.2 + 0.2 + 0.3 + 0.4 + 0.1))

@@ -66,3 +66,26 @@ def test_a_fallback_phase_is_marked_and_left_out_of_pooled(document):
     assert maintenance["model_kind"] == "constant_rate" and maintenance["in_sample"]
     assert maintenance["fallback_rate"] == 0.012
     assert "maintenance" not in document["pooled"]["phases_included"]
+
+
+def test_an_evaluation_run_is_carried_and_validates(sample_context):
+    context = dict(sample_context)
+    context["evaluation"] = {
+        "run_id": "a" * 32,
+        "tags": {"validation": "external", "model_name": "relapse-risk", "model_version": "3",
+                 "data_fingerprint": "f" * 64},
+        "metrics": {"acute": {"auroc": [0.81, 0.77, 0.85], "oe_ratio": [1.62, 1.48, 1.77]},
+                    "pooled": {"auroc": [0.79, 0.76, 0.82], "ece": [float("nan"), None, None]}},
+        "figures": {"acute": ["data:image/png;base64,AAAA"]},
+    }
+    document = json.loads(json.dumps(report_document(context), allow_nan=False))
+    assert errors(document, SCHEMA) == []
+    evaluation = document["evaluation"]
+    assert evaluation["run_id"] == "a" * 32 and evaluation["model_version"] == "3"
+    assert evaluation["phases"]["acute"]["oe_ratio"] == {"estimate": 1.62, "lo": 1.48, "hi": 1.77}
+    assert evaluation["phases"]["pooled"]["ece"] == {"estimate": None, "lo": None, "hi": None}
+    assert "figures" not in evaluation
+
+
+def test_without_an_evaluation_run_the_section_is_null(document):
+    assert document["evaluation"] is None

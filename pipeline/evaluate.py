@@ -1,0 +1,142 @@
+"""`relapse evaluate`: measure a registered model on a labelled cohort it was not trained on.
+
+read → landmark rows built as in training (the model's FeatureSpec, phases, spacing and
+horizon; the IPCW weights re-estimated from this cohort's own censoring, KM or censoring
+model as the model was trained with) → the model's final
+risk (`serving.LoadedModel.risk`) → `pipeline.reports.validation` (metrics with
+patient-bootstrap CIs, calibration curves with bands, decision curves, subgroups) → one run in
+the MLflow experiment `<experiment>-evaluation`. Nothing is written before every step has
+succeeded; bad input stops with the contract's message.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from features.build import landmark_table
+from models.config import ModelConfig
+from pipeline import io, tracking, tracking_eval
+from pipeline.artifacts import EvaluationArtifacts
+from pipeline.config import Config
+from pipeline.reports.validation import ValidationResult, metric_names, summary, validation_result
+from pipeline.serving import LoadedModel, load_model
+from pipeline.train import SUBGROUP_COLUMNS
+from pipeline.weights import with_censoring_weights
+
+Validation = Literal["external", "temporal"]
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EvaluateSummary:
+    run_id: str
+    model_name: str | None
+    model_version: str | None
+    result: ValidationResult
+    synthetic: bool
+
+
+def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame], cfg: ModelConfig) -> pl.DataFrame:
+    """The cohort's uncensored landmark rows inside the model's scorable phases, built as in
+    training (keys, label, the model's feature columns, and the IPCW weight re-estimated from
+    this cohort's censoring with the weighting the model was trained with; `cfg` gives the
+    censoring model's settings)."""
+    landmarks = landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
+    method = model.bundle.metadata.get("censoring_weights", cfg.censoring_weights)
+    landmarks = with_censoring_weights(landmarks, tables["outcomes"], model.spec,
+                                       cfg.model_copy(update={"censoring_weights": method}),
+                                       model.landmarks.horizon_days)
+    scorable = [p for p, pm in model.bundle.phase_models.items() if pm.scorable]
+    rows = landmarks.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
+    if rows.height == 0:
+        raise ValueError("the cohort has no uncensored landmark rows inside the model's phases: nothing to evaluate")
+    return rows
+
+
+def labelled_rows(model: LoadedModel, rows: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
+    """Landmark rows reduced to keys, label and weight, with the model's risk and the patient
+    attributes the subgroup table uses."""
+    attributes = patients.select("patient_id", *[c for c in SUBGROUP_COLUMNS if c in patients.columns])
+    return (
+        rows.select("patient_id", "landmark_date", "day", "phase", "label", "ipcw_weight")
+        .with_columns(pl.Series("risk", model.risk(rows), pl.Float64))
+        .join(attributes, on="patient_id", how="left", maintain_order="left")
+    )
+
+
+def read_cohort(data_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str], bool]:
+    """Validated tables (no `_row`), their file hashes and whether the folder is simulated."""
+    validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
+    return io.drop_row_index(validated.tables), io.hash_files(paths), io.read_simulation_metadata(data_dir) is not None
+
+
+def evaluation_tags(model: LoadedModel, hashes: dict[str, str], validation: str, synthetic: bool) -> dict[str, str]:
+    r = model.resolved
+    return {
+        "model_name": str(model.name),
+        "model_version": str(r.version if r else None),
+        "model_run_id": str(r.run_id if r else None),
+        "model_uri": r.uri if r else "",
+        "data_fingerprint": io.data_fingerprint(hashes),
+        "validation": validation,
+        "synthetic_data": str(synthetic).lower(),
+        **{f"data_sha256.{name}": sha for name, sha in hashes.items()},
+    }
+
+
+def evaluate(
+    data_dir: Path,
+    model_uri: str,
+    config: Config,
+    validation: Validation = "external",
+    progress: Progress = lambda _: None,
+) -> EvaluateSummary:
+    """Score `model_uri` on the labelled cohort in `data_dir` and log one evaluation run.
+
+    `validation` only labels the run ("external": another site or population; "temporal":
+    later patients of the development site); the computation is the same.
+    """
+    tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
+    progress("validating input tables")
+    tables, hashes, synthetic = read_cohort(data_dir)
+    with tempfile.TemporaryDirectory(prefix="relapse-evaluate-") as tmp:
+        work = Path(tmp)
+        progress("loading the model")
+        model = load_model(model_uri, work / "model", config.mlflow)
+        progress("building landmark rows and scoring them")
+        rows = labelled_rows(model, landmark_rows(model, tables, config.model), tables["patients"])
+        progress("computing metrics with patient-bootstrap intervals")
+        result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
+                                   config.model.seed, validation)
+        tags = evaluation_tags(model, hashes, validation, synthetic)
+        io.write_evaluation_artifacts(_artifacts(result, tags), work / "artifacts")
+        record = tracking_eval.EvaluationRecord(
+            run_name=f"evaluate-{validation}-v{tags['model_version']}",
+            params={"model_uri": model_uri, "data_dir": str(data_dir), "validation": validation,
+                    "bootstrap_samples": config.model.bootstrap_samples},
+            tags=tags,
+            metrics=metric_names(result.metrics, result.counts),
+            artifact_dir=work / "artifacts",
+        )
+        progress("logging the evaluation run in MLflow")
+        run_id = tracking.guarded(config.mlflow, "logging the evaluation run",
+                                  lambda: tracking_eval.log_evaluation(config.mlflow, record))
+    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic)
+
+
+def _artifacts(result: ValidationResult, tags: dict[str, str]) -> EvaluationArtifacts:
+    return EvaluationArtifacts(
+        metrics=result.metrics,
+        counts=result.counts,
+        calibration=result.calibration,
+        decision_curves=result.decision_curves,
+        subgroups=result.subgroups,
+        summary={"tags": tags, "metrics": summary(result.metrics), "counts": result.counts.to_dicts()},
+        figures=result.figures,
+    )

@@ -1,0 +1,91 @@
+"""`relapse evaluate` end to end: a model from one simulated cohort measured on another."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.cli.test_train import client
+from tests.schema_check import errors
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+PHASES = ("acute", "early", "consolidation")
+SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "report.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def second_cohort(workspace):
+    out = workspace.root / "second"
+    if not out.exists():
+        workspace.run("simulate", "--patients", "500", "--seed", "12", "--out", str(out))
+    return out
+
+
+def run_id(output: str) -> str:
+    return re.search(r"evaluation run ([0-9a-f]{32})", output).group(1)
+
+
+def test_evaluation_run_is_tagged_and_named_like_training(trained, workspace, second_cohort):
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort))
+    c = client(workspace.tracking_uri)
+    run = c.get_run(run_id(result.output))
+    assert c.get_experiment(run.info.experiment_id).name == "relapse-risk-evaluation"
+    tags = run.data.tags
+    assert tags["model_name"] == "relapse-risk" and tags["model_version"] == "1"
+    assert len(tags["data_fingerprint"]) == 64 and tags["validation"] == "external"
+    metrics = run.data.metrics
+    for phase in (*PHASES, "pooled"):
+        for name in ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio"):
+            assert f"{name}_{phase}" in metrics
+        assert metrics[f"oe_ratio_{phase}_lo"] <= metrics[f"oe_ratio_{phase}"] <= metrics[f"oe_ratio_{phase}_hi"]
+    # the same data-generating process: discrimination close to the development run's
+    trained_run = c.get_run(c.get_model_version("relapse-risk", "1").run_id).data.metrics
+    assert abs(metrics["auroc_pooled"] - trained_run["auroc_pooled"]) < 0.08
+    artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert {"evaluation_metrics.csv", "calibration_curves.csv", "decision_curves.csv", "subgroups.csv",
+            "evaluation.json", "calibration_acute.png", "decision_curve_pooled.png"} <= artifacts
+
+
+def test_temporal_label_and_exclusive_flags(trained, workspace, second_cohort):
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort), "--temporal")
+    assert client(workspace.tracking_uri).get_run(run_id(result.output)).data.tags["validation"] == "temporal"
+    both = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort),
+                         "--temporal", "--as-external", expect=2)
+    assert "exclude each other" in both.output
+
+
+def test_bad_input_is_a_clear_error_and_logs_nothing(trained, workspace, second_cohort, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(second_cohort, broken)
+    (broken / "outcomes.parquet").unlink()
+    c = client(workspace.tracking_uri)
+    experiment = c.get_experiment_by_name("relapse-risk-evaluation")
+    before = len(c.search_runs([experiment.experiment_id])) if experiment else 0
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(broken), expect=2)
+    assert "outcomes" in result.output and "Traceback" not in result.output
+    missing = workspace.run("evaluate", "--model", "models:/relapse-risk/99", "--data", str(second_cohort), expect=2)
+    assert "cannot load model" in missing.output
+    experiment = c.get_experiment_by_name("relapse-risk-evaluation")
+    assert (len(c.search_runs([experiment.experiment_id])) if experiment else 0) == before
+
+
+def test_audit_takes_an_evaluation_run(trained, workspace, second_cohort, tmp_path):
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort))
+    evaluation = run_id(result.output)
+    report = tmp_path / "audit.html"
+    workspace.run("audit", "--out", str(report), "--evaluation", evaluation)
+    html = report.read_text()
+    assert 'id="evaluation"' in html and evaluation in html and "oe_ratio" in html
+    document = json.loads(report.with_suffix(".json").read_text())
+    assert errors(document, SCHEMA) == []
+    section = document["evaluation"]
+    assert section["run_id"] == evaluation and section["model_version"] == "1"
+    logged = client(workspace.tracking_uri).get_run(evaluation).data.metrics
+    assert section["phases"]["pooled"]["auroc"]["estimate"] == pytest.approx(logged["auroc_pooled"])
+    assert section["phases"]["acute"]["oe_ratio"]["lo"] == pytest.approx(logged["oe_ratio_acute_lo"])
+    bad = workspace.run("audit", "--out", str(tmp_path / "bad.html"), "--evaluation", "0" * 32, expect=2)
+    assert "not an evaluation run" in bad.output and not (tmp_path / "bad.html").exists()

@@ -1,0 +1,89 @@
+"""`relapse recalibrate` end to end on a cohort whose baseline relapse rate is doubled."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.pipeline.cli.conftest import FAST_MODEL, Workspace
+from tests.pipeline.cli.test_train import client, download_model
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+SIMULATION = Path(__file__).parents[3] / "configs" / "simulation.yaml"
+
+
+def doubled_rates(path: Path) -> Path:
+    """A simulation override with every phase's baseline daily relapse rate doubled."""
+    phases = yaml.safe_load(SIMULATION.read_text())["phases"]
+    for phase in phases:
+        phase["daily_relapse_rate"] *= 2
+    path.write_text(yaml.safe_dump({"phases": phases}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_store(workspace, tmp_path_factory):
+    """A model store of its own (recalibrate moves alias challenger), version 1 trained on the
+    shared cohort with temporal validation, and a shifted cohort."""
+    root = tmp_path_factory.mktemp("recal")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    config = root / "fast.yaml"
+    temporal = "  validation: temporal\n  temporal_share: 0.25\n"
+    config.write_text(FAST_MODEL + temporal + f"mlflow:\n  tracking_uri: {uri}\n")
+    ws = Workspace(root, workspace.data, config, uri)
+    ws.run("train", "--data", str(ws.data))
+    shifted = root / "shifted"
+    ws.run("simulate", "--patients", "500", "--seed", "13", "--out", str(shifted),
+           "--config", str(doubled_rates(root / "shift.yaml")))
+    return ws, shifted
+
+
+def test_recalibration_registers_a_child_version_with_the_same_boosters(own_store, tmp_path):
+    ws, shifted = own_store
+    before = ws.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(shifted))
+    c = client(ws.tracking_uri)
+    run_id = re.search(r"evaluation run ([0-9a-f]{32})", before.output).group(1)
+    assert c.get_run(run_id).data.metrics["oe_ratio_pooled_lo"] > 1  # risk clearly under-predicted
+    result = ws.run("recalibrate", "--model", "models:/relapse-risk/1", "--data", str(shifted))
+    version = re.search(r"version (\d+) \(parent version 1", result.output).group(1)
+    assert version == "2"
+    mv = c.get_model_version("relapse-risk", version)
+    assert "challenger" in mv.aliases and mv.tags["parent_version"] == "1"
+    assert {mv.tags[f"recalibration_{p}"] for p in ("acute", "early", "consolidation", "maintenance")} <= {
+        "none", "intercept", "intercept_slope"}
+    assert mv.tags["recalibration_consolidation"] != "none"
+    assert len(mv.tags["recalibration_data_fingerprint"]) == 64 and "version 1" in mv.description
+    parent, child = (download_model(c, v, tmp_path / v) / "artifacts" / "bundle" for v in ("1", version))
+    parent_manifest, child_manifest = (json.loads((b / "manifest.json").read_text()) for b in (parent, child))
+    boosters = {k for k in parent_manifest if k.startswith("phases/") or k == "shared.ubj"} | {"calibrators.json"}
+    assert "shared.ubj" in boosters
+    assert {k: child_manifest[k] for k in boosters} == {k: parent_manifest[k] for k in boosters}
+    assert "recalibration.json" in child_manifest and "recalibration.json" not in parent_manifest
+    metrics = c.get_run(mv.run_id).data.metrics
+    assert abs(metrics["after_oe_ratio_pooled"] - 1) < abs(metrics["before_oe_ratio_pooled"] - 1)
+    artifacts = {a.path for a in c.list_artifacts(mv.run_id)}
+    assert {"recalibration.json", "evaluation_metrics.csv", "metrics.csv", "model_card.json"} <= artifacts
+
+
+def test_temporal_validation_reports_the_latest_intakes_beside_cross_validation(own_store):
+    ws, _ = own_store
+    c = client(ws.tracking_uri)
+    run = c.get_run(c.get_model_version("relapse-risk", "1").run_id)
+    metrics = run.data.metrics
+    assert run.data.params["model.validation"] == "temporal"
+    for name in ("auroc_pooled", "temporal_auroc_pooled", "temporal_oe_ratio_pooled_lo", "temporal_brier_early"):
+        assert name in metrics
+    assert 0.5 < metrics["temporal_auroc_pooled"] <= 1
+    # held-out patients are not in the development set: fewer patients than the cohort's 800
+    assert sum(metrics[f"n_patients_{p}"] for p in ("acute",)) < 800
+
+
+def test_a_model_folder_without_a_version_is_refused(own_store, tmp_path):
+    ws, shifted = own_store
+    folder = download_model(client(ws.tracking_uri), "1", tmp_path / "m")
+    result = ws.run("recalibrate", "--model", str(folder), "--data", str(shifted), expect=2)
+    assert "not a registered model version" in result.output

@@ -1,0 +1,41 @@
+"""Unit tests: the pure analyses behind `relapse evaluate`."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.link import sigmoid
+from pipeline.reports.validation import calibration_curve, metric_names, validation_metrics
+
+
+def rows(n_patients: int = 400, shift: float = 0.0, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    ids = np.repeat([f"P{i}" for i in range(n_patients)], 3)
+    risk = sigmoid(rng.normal(-2, 1, ids.size))
+    label = (rng.random(ids.size) < sigmoid(np.log(risk / (1 - risk)) + shift)).astype(int)
+    phase = np.where(np.arange(ids.size) % 3 == 0, "acute", "early")
+    return pl.DataFrame({"patient_id": ids, "phase": phase, "label": label, "risk": risk,
+                         "ipcw_weight": np.ones(ids.size)})
+
+
+def test_metrics_per_phase_and_pooled_with_observed_over_expected():
+    table = validation_metrics(rows(shift=np.log(2)), ["acute", "early", "maintenance"], n_boot=50, seed=1)
+    assert set(table["phase"]) == {"acute", "early", "pooled"}  # a phase without rows is left out
+    oe = table.filter((pl.col("phase") == "pooled") & (pl.col("metric") == "oe_ratio")).row(0, named=True)
+    frame = rows(shift=np.log(2))
+    assert oe["estimate"] == pytest.approx(frame["label"].sum() / frame["risk"].sum())
+    assert oe["lo"] > 1  # doubled odds: risk clearly under-predicted
+
+
+def test_calibration_band_contains_the_binned_rate():
+    frame = rows(seed=2)
+    curve = calibration_curve(frame["label"], frame["risk"], frame["ipcw_weight"], frame["patient_id"], 100, 3)
+    assert curve.height == 10 and curve["n"].sum() == frame.height
+    assert ((curve["lo"] <= curve["observed"]) & (curve["observed"] <= curve["hi"])).all()
+
+
+def test_metric_names_follow_training():
+    table = validation_metrics(rows(seed=4), ["acute", "early"], n_boot=20, seed=5)
+    counts = pl.DataFrame({"phase": ["acute"], "rows": [1], "patients": [1], "events": [0]})
+    names = metric_names(table, counts)
+    assert {"auroc_acute", "auroc_acute_lo", "oe_ratio_pooled_hi", "n_rows_acute"} <= set(names)
