@@ -1,6 +1,7 @@
 """Unit tests: `pipeline.ablation` refits all phases together, without a group, on the same folds."""
 
 import numpy as np
+import pytest
 
 from pipeline.ablation import ablate_phases, deterministic_fit, without
 from tests.models.synthetic import small_model_config, synthetic_phases
@@ -16,6 +17,7 @@ def test_without_drops_only_the_named_columns():
         assert r.y is d.y and r.w is d.w and r.groups is d.groups and r.day is d.day
 
 
+@pytest.mark.slow  # three fits of every phase: seconds, not milliseconds
 def test_dropping_the_signal_column_lowers_auroc_in_the_phases_with_a_booster():
     s = synthetic_phases()
     cfg = small_model_config(bootstrap_samples=50)
