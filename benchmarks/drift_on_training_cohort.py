@@ -1,7 +1,9 @@
 """Drift flags when the training cohort itself is scored: the pooled profile of every landmark
-row with the plain PSI rule (the baseline, as the audit did before) against the per-phase profile
-with a minimum n and a sampling-noise allowance (the audit now). Both measured in the same run on
-the same simulated cohort; also the row-versus-patient event counts the subgroup table used.
+row with the plain PSI rule (the first baseline), the per-phase profile with a minimum n and a
+sampling-noise allowance over every scored patient (the second baseline), and the audit now: the
+per-phase profile weighted to the scored patients' days since intake, over the patients still
+under follow-up on the date (each step also shown alone). All measured in the same run on the same
+simulated cohort; also the row-versus-patient event counts the subgroup table used.
 
     .venv/bin/python benchmarks/drift_on_training_cohort.py [--patients 800] [--seed 11] [--as-of 2024-09-01]
 """
@@ -20,7 +22,7 @@ from features.build import landmark_table, scoring_table
 from features.spec import fit_feature_spec
 from pipeline import io
 from pipeline.config import load_config
-from pipeline.reports.drift import drift_table, phase_profiles, psi, psi_status, training_profile
+from pipeline.reports.drift import drift_table, phase_profiles, psi, psi_status, training_profile, under_follow_up
 from pipeline.simulator import load_simulation_config, simulate_cohort
 
 
@@ -57,17 +59,27 @@ def main() -> None:
         .collect()
         .filter(pl.col("exclusion").is_null())
     )
-    table = drift_table(phase_profiles(landmarks, names), scored)
-    per_phase = table.filter(pl.col("flag") != "none")
-    judged = table.filter(pl.col("psi").is_not_null()).height
-    print(f"{args.patients} patients (seed {args.seed}), {scored.height} scored as of {args.as_of}, "
-          f"{len(names)} features; {time.perf_counter() - started:.0f} s")
-    print(f"baseline (pooled profile, PSI >= 0.1, no minimum n): {pooled_flags(landmarks, scored, names)} "
+    profile = phase_profiles(landmarks, names)
+    followed = under_follow_up(scored, tables["outcomes"], date.fromisoformat(args.as_of))
+    print(f"{args.patients} patients (seed {args.seed}), {scored.height} scored as of {args.as_of} "
+          f"({scored.height - followed.height} past their last follow-up), {len(names)} features; "
+          f"{time.perf_counter() - started:.0f} s")
+    print(f"baseline 1 (pooled profile, PSI >= 0.1, no minimum n): {pooled_flags(landmarks, scored, names)} "
           f"of {len(names)} features flagged")
-    print(f"per phase (minimum n 100, noise allowance): {per_phase.height} of {table.height} phase x feature "
-          f"rows flagged ({judged} judged); missingness changes {int(table['missing_shift'].sum())}")
-    for r in per_phase.iter_rows(named=True):
-        print(f"  {r['phase']} {r['feature']}: PSI {r['psi']:.3f}, noise {r['psi_noise']:.3f}, flag {r['flag']}")
+    rules = (
+        ("baseline 2 (per phase, every scored patient)", scored.drop("day")),
+        ("per phase, weighted to the scored days", scored),
+        ("per phase, patients under follow-up", followed.drop("day")),
+        ("now (per phase, weighted, under follow-up)", followed),
+    )
+    for label, frame in rules:
+        table = drift_table(profile, frame)
+        flagged = table.filter(pl.col("flag") != "none")
+        judged = table.filter(pl.col("psi").is_not_null()).height
+        print(f"{label}: {flagged.height} of {table.height} phase x feature rows flagged ({judged} judged); "
+              f"missingness changes {int(table['missing_shift'].sum())}")
+        for r in flagged.iter_rows(named=True):
+            print(f"  {r['phase']} {r['feature']}: PSI {r['psi']:.3f}, noise {r['psi_noise']:.3f}, flag {r['flag']}")
     uncensored = landmarks.filter(~pl.col("censored"))
     counts = uncensored.group_by("phase").agg(
         (pl.col("label") == 1).sum().alias("event_rows"),

@@ -30,7 +30,7 @@ from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
 from pipeline.reports.analysis import out_of_range, subgroup_table
 from pipeline.reports.document import report_document
-from pipeline.reports.drift import drift_table
+from pipeline.reports.drift import drift_table, under_follow_up
 from pipeline.reports.intervals import calibration_bands, net_benefit_intervals
 from pipeline.reports.render import find_external_references, render_report
 from pipeline.reports.sample_size import phase_sample_sizes
@@ -252,16 +252,19 @@ def _scoring_context(
     as_of = date.fromisoformat(manifest["as_of"])
     scored = io.read_frame(scores)
     validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid=OnInvalid.quarantine)
+    tables = io.drop_row_index(validated.tables)
     batch = score_tables(
         model,
-        io.drop_row_index(validated.tables),
+        tables,
         as_of,
         config.scoring.reasons,
         config.scoring.risk_bands,
         config.scoring.min_effect,
     )
     profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
-    features = batch.features.drop("patient_id")
+    features = batch.features.with_columns(batch.scored["phase"], batch.scored["day"])
+    followed = under_follow_up(features.filter(pl.col("phase").is_not_null()), tables.get("outcomes"), as_of)
+    features = features.drop("patient_id")
     chosen = patient_ids or scored.sort("risk_30d", descending=True)["patient_id"].head(top).to_list()
     unknown = sorted(set(chosen) - set(batch.scored["patient_id"].to_list()))
     if unknown:
@@ -273,8 +276,9 @@ def _scoring_context(
             "n_scored": manifest["patients"]["scored"],
             "n_excluded": sum(manifest["patients"]["excluded"].values()),
             "run_id": manifest.get("scoring_run_id"),
+            "n_past_follow_up": int(features["phase"].is_not_null().sum()) - followed.height,
         },
-        "drift": drift_table(profile, features.with_columns(batch.scored["phase"]))
+        "drift": drift_table(profile, followed.drop("patient_id"))
         if "by_phase" in profile
         else None,
         "out_of_range": out_of_range(features),

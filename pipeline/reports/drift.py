@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -108,9 +109,22 @@ def training_profile(frame: pl.DataFrame, feature_names: Sequence[str], bins: in
     return profile
 
 
+def _day_bin_counts(part: pl.DataFrame, name: str, edges: Sequence[float], day_index: np.ndarray,
+                    n_days: int) -> list[list[int]]:
+    """Present values of `name` per training landmark day (rows) and profile bin (columns)."""
+    values = part[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    present = np.isfinite(values)
+    counts = np.zeros((n_days, len(edges) + 1), dtype=np.int64)
+    bins = np.searchsorted(np.asarray(edges, dtype=float), values[present], side="left")
+    np.add.at(counts, (day_index[present], bins), 1)
+    return counts.tolist()
+
+
 def phase_profiles(frame: pl.DataFrame, feature_names: Sequence[str], bins: int = 10) -> dict:
     """The training profile per recovery phase: `{"by_phase": {phase: {"rows", "patients",
-    "features": training_profile(...)}}}`.
+    "features": training_profile(...)}}}`, and with a `day` column also `days` (the phase's
+    landmark days), `day_rows` (rows per day) and per feature `day_counts` (present values per
+    day and bin), so `drift_table` can weight the training rows to the scored cohort's days.
 
     Per phase because the training landmark table and a scoring cohort mix phases differently
     (many weekly rows per patient in late phases, one row per patient when scoring): a pooled
@@ -121,12 +135,61 @@ def phase_profiles(frame: pl.DataFrame, feature_names: Sequence[str], bins: int 
     for (phase,), part in frame.group_by("phase", maintain_order=True):
         if phase is None or part.height == 0:
             continue
-        out[str(phase)] = {
+        features = training_profile(part, feature_names, bins)
+        entry = {
             "rows": part.height,
             "patients": part["patient_id"].n_unique() if "patient_id" in part.columns else part.height,
-            "features": training_profile(part, feature_names, bins),
         }
+        if "day" in part.columns and part["day"].null_count() == 0:
+            day = part["day"].cast(pl.Int64).to_numpy()
+            days, day_index, day_rows = np.unique(day, return_inverse=True, return_counts=True)
+            entry |= {"days": days.tolist(), "day_rows": day_rows.tolist()}
+            for name, profile in features.items():
+                profile["day_counts"] = _day_bin_counts(part, name, profile["edges"], day_index, len(days))
+        out[str(phase)] = entry | {"features": features}
     return {"by_phase": out}
+
+
+def day_weights(profile_days: Sequence[int], scored_days: np.ndarray) -> np.ndarray:
+    """The scored cohort's share at each training landmark day, each scored day taken to the first
+    landmark on or after it (the phase's last landmark for days beyond it).
+
+    On or after, not nearest: the records a patient has by day d are at most those the next
+    landmark sees, and the first landmark of a phase can be special: day 0 is the intake itself,
+    before most intake visits are recorded, while a patient scored on days 1-6 has had them.
+
+    >>> day_weights([0, 7], np.array([0, 3, 6, 13])).tolist()
+    [0.25, 0.75]
+    """
+    days = np.asarray(profile_days, dtype=float)
+    index = np.clip(np.searchsorted(days, np.asarray(scored_days, dtype=float), side="left"), 0, len(days) - 1)
+    return np.bincount(index, minlength=len(days)) / max(len(index), 1)
+
+
+def _kish(weight_per_row: np.ndarray, rows: np.ndarray) -> float:
+    """Kish's effective number of rows when each of `rows[c]` rows has weight `weight_per_row[c]`."""
+    total, square = float(np.sum(weight_per_row * rows)), float(np.sum(weight_per_row**2 * rows))
+    return total**2 / square if square > 0 else 0.0
+
+
+def _reference(part: Mapping, entry: Mapping, weights: np.ndarray | None) -> dict:
+    """What the scored values are compared with: bin proportions of present values, the missing
+    share and the sizes (in patients) of the training rows, as a whole or weighted to `weights`."""
+    patients, rows = int(part["patients"]), int(part["rows"])
+    if weights is None or "day_counts" not in entry:
+        present = patients * (1.0 - entry["missing_fraction"])
+        return {"proportions": entry["proportions"], "missing": entry["missing_fraction"],
+                "n_all": patients, "n_present": round(present)}
+    day_rows = np.asarray(part["day_rows"], dtype=float)
+    counts = np.asarray(entry["day_counts"], dtype=float).reshape(len(day_rows), -1)
+    per_row = weights / day_rows  # each training row's weight, so each day carries its scored share
+    present = counts.sum(axis=1)
+    expected_present = float(per_row @ present)
+    proportions = (per_row @ counts) / expected_present if expected_present > 0 else np.zeros(0)
+    per_patient = patients / rows  # a patient's weekly rows are correlated: sizes stay in patients
+    return {"proportions": [float(x) for x in proportions] if entry["proportions"] else [],
+            "missing": 1.0 - expected_present, "n_all": min(patients, round(_kish(per_row, day_rows) * per_patient)),
+            "n_present": min(patients, round(_kish(per_row, present) * per_patient))}
 
 
 def psi_noise(n_bins: int, n_expected: int, n_actual: int) -> float:
@@ -149,27 +212,46 @@ def _value_flag(value: float, noise: float) -> str:
 
 def _missing_shift(train: float, now: float, n_train: int, n_now: int) -> bool:
     """A change in the missing share beyond 0.10 and beyond twice its standard error."""
+    if n_train <= 0 or n_now <= 0:
+        return False
     pooled = (train * n_train + now * n_now) / (n_train + n_now)
     se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n_train + 1 / n_now))
     return abs(now - train) > max(MISSING_SHIFT, 2 * se)
 
 
-def _feature_row(phase: str, name: str, entry: Mapping, n_train: int, values: np.ndarray, n_now: int,
+def _feature_row(phase: str, name: str, entry: Mapping, reference: Mapping, values: np.ndarray, n_now: int,
                  min_n: int) -> dict:
     missing_now = 1.0 - values.size / n_now
     row = {"phase": phase, "feature": name, "psi": None, "psi_noise": None,
-           "missing_share_train": entry["missing_fraction"], "missing_share_scored": missing_now,
-           "n_train": round(n_train * (1.0 - entry["missing_fraction"])), "n_scored": int(values.size),
-           "missing_shift": _missing_shift(entry["missing_fraction"], missing_now, n_train, n_now),
+           "missing_share_train": reference["missing"], "missing_share_scored": missing_now,
+           "n_train": reference["n_present"], "n_scored": int(values.size),
+           "missing_shift": _missing_shift(reference["missing"], missing_now, reference["n_all"], n_now),
            "flag": NO_FLAG, "note": ""}
-    if not entry["proportions"]:
-        return {**row, "note": "no training values"}
+    if not reference["proportions"]:
+        return {**row, "note": "no training values" + (" at these days" if entry["proportions"] else "")}
     if min(row["n_train"], row["n_scored"]) < min_n:
         return {**row, "note": f"too few values to judge (training {row['n_train']}, scored {row['n_scored']}; "
                                f"minimum {min_n})"}
-    value = psi(entry["edges"], entry["proportions"], values)
-    noise = psi_noise(len(entry["proportions"]), row["n_train"], row["n_scored"])
+    value = psi(entry["edges"], reference["proportions"], values)
+    noise = psi_noise(len(reference["proportions"]), row["n_train"], row["n_scored"])
     return {**row, "psi": value, "psi_noise": noise, "flag": _value_flag(value, noise)}
+
+
+def _phase_rows(phase: str, part: Mapping, scored: pl.DataFrame, min_n: int) -> list[dict]:
+    weights = None
+    if scored.height and "day" in scored.columns and part.get("days") and scored["day"].null_count() == 0:
+        weights = day_weights(part["days"], scored["day"].to_numpy())
+    rows = []
+    for name, entry in part["features"].items():
+        if scored.height == 0 or name not in scored.columns:
+            note = "no scored patients in this phase" if scored.height == 0 else "absent from the scored data"
+            rows.append({"phase": phase, "feature": name, "psi": None, "psi_noise": None,
+                         "missing_share_train": entry["missing_fraction"], "missing_share_scored": None,
+                         "n_train": None, "n_scored": 0, "missing_shift": False, "flag": NO_FLAG, "note": note})
+            continue
+        reference = _reference(part, entry, weights)
+        rows.append(_feature_row(phase, name, entry, reference, _finite(scored[name]), scored.height, min_n))
+    return rows
 
 
 def drift_table(profile: Mapping, frame: pl.DataFrame, min_n: int = DRIFT_MIN_N) -> pl.DataFrame:
@@ -183,25 +265,47 @@ def drift_table(profile: Mapping, frame: pl.DataFrame, min_n: int = DRIFT_MIN_N)
     from PSI beyond its sampling noise (`psi_noise`): minor when PSI − noise ≥ 0.10, major
     when ≥ 0.25. Both sides need `min_n` present values (training counted in patients), else
     flag none with a note; a feature absent from `frame` is noted, not flagged.
+
+    Weighted to the scored days: with a `day` column in `frame` and `days` in the profile, each
+    training landmark day counts as much as the share of scored patients it stands for
+    (`day_weights`), and
+    `missing_share_train` and `n_train` (Kish's effective size, in patients) are of those
+    weighted rows. A phase's training rows cover all its days, while a cohort scored on one
+    calendar date sits wherever its intakes put it: in maintenance, patients who started in the
+    last two years are at days 365–609, not 365–729; in the acute phase, half the training rows
+    are the day-0 landmark, where nothing has been recorded yet. Measurement ages (days since
+    the last BDNF, HRV, session, questionnaire) grow with the day, so the unweighted profile
+    flags where in the phase the cohort is, not a change in the patients. A genuine shift or
+    missingness change at the same days is still flagged.
     """
     rows = []
     for phase, part in profile.get("by_phase", {}).items():
         scored = frame.filter(pl.col("phase") == phase) if "phase" in frame.columns else frame.clear()
-        n_train = int(part["patients"])
-        for name, entry in part["features"].items():
-            if scored.height == 0 or name not in scored.columns:
-                note = "no scored patients in this phase" if scored.height == 0 else "absent from the scored data"
-                rows.append({"phase": phase, "feature": name, "psi": None, "psi_noise": None,
-                             "missing_share_train": entry["missing_fraction"], "missing_share_scored": None,
-                             "n_train": None, "n_scored": 0, "missing_shift": False, "flag": NO_FLAG, "note": note})
-                continue
-            rows.append(_feature_row(phase, name, entry, n_train, _finite(scored[name]), scored.height, min_n))
+        rows.extend(_phase_rows(phase, part, scored, min_n))
     table = pl.DataFrame(rows, schema=DRIFT_SCHEMA)
     severity = pl.col("flag").replace_strict({MAJOR_FLAG: 0, MINOR_FLAG: 1, NO_FLAG: 2}, return_dtype=pl.Int8)
     return table.sort(
         [severity, pl.col("missing_shift"), pl.col("psi").fill_null(-1.0)],
         descending=[False, True, True],
         maintain_order=True,
+    )
+
+
+def under_follow_up(scored: pl.DataFrame, outcomes: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
+    """The scored rows of patients still followed after `as_of` (`last_followup_date > as_of`,
+    the training rows' at-risk rule), or every row when the outcomes are not known.
+
+    A training landmark row exists only while follow-up continues, so the profile holds no
+    patient after drop-out; scoring on a calendar date cannot know who has left, and their
+    records only grow older. Those patients are counted apart by the audit, not compared.
+    """
+    if outcomes is None or "last_followup_date" not in outcomes.columns:
+        return scored
+    followed = outcomes.select("patient_id", "last_followup_date")
+    return (
+        scored.join(followed, on="patient_id", how="left")
+        .filter(pl.col("last_followup_date").is_null() | (pl.col("last_followup_date") > as_of))
+        .drop("last_followup_date")
     )
 
 

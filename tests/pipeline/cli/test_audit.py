@@ -115,7 +115,22 @@ def test_scoring_the_training_cohort_raises_at_most_one_drift_flag(document):
     assert drift and {r["flag"] for r in drift} <= {"none", "minor", "major"}
     flagged = [(r["phase"], r["feature"], r["psi"]) for r in drift if r["flag"] != "none"]
     assert len(flagged) <= 1, flagged
+    assert sum(r["missing_shift"] for r in drift) <= 1
     assert any(r["psi"] is not None for r in drift)  # judged, not merely skipped
+
+
+def test_drift_leaves_out_the_scored_patients_past_their_follow_up(document, scored, workspace):
+    from datetime import date
+
+    from tests.pipeline.cli.conftest import AS_OF
+
+    scores = pl.read_parquet(scored[0]).filter(pl.col("phase").is_not_null())
+    outcomes = pl.read_parquet(workspace.data / "outcomes.parquet")
+    ended = outcomes.filter(pl.col("last_followup_date") <= date.fromisoformat(AS_OF))["patient_id"]
+    past = scores.filter(pl.col("patient_id").is_in(ended.implode())).height
+    assert past > 0 and document["scoring"]["n_past_follow_up"] == past
+    compared = sum(r["n_scored"] for r in document["drift"] if r["feature"] == "age_at_intake")
+    assert compared == scores.height - past  # age is never missing: every compared patient counts once
 
 
 def test_checklist_statuses_and_fallbacks_are_honest(document):

@@ -14,7 +14,7 @@ from pipeline.reports.analysis import (
     psi,
     training_profile,
 )
-from pipeline.reports.drift import psi_noise
+from pipeline.reports.drift import day_weights, psi_noise, under_follow_up
 
 
 @pytest.fixture
@@ -128,6 +128,85 @@ def test_resamples_of_the_training_rows_raise_no_flag(cohort):
         now = train.sample(300, seed=seed)
         flags += drift_table(profile, now)["flag"].is_in(["minor", "major"]).sum()
     assert flags == 0
+
+
+def _visits(rng: np.random.Generator, day: np.ndarray, level_shift: float = 0.0, missing: float | None = None):
+    """One process at any day since intake: the days since the last visit grow with the day (visits
+    thin out), a level that does not depend on the day, and a questionnaire more often missing early."""
+    n = len(day)
+    age = rng.uniform(0, 3 + day / 4.0)
+    score = rng.normal(10 + 3 * level_shift, 3, n)
+    p_missing = np.full(n, missing) if missing is not None else 0.6 - day / 200.0
+    score[rng.random(n) < p_missing] = np.nan
+    return pl.DataFrame({"phase": ["early"] * n, "day": day, "visit_age_days": age,
+                         "level": rng.normal(level_shift, 1, n), "questionnaire": score})
+
+
+@pytest.fixture
+def weekly_rows() -> pl.DataFrame:
+    """1,000 patients' weekly landmark rows on days 14..84 of one phase."""
+    rng = np.random.default_rng(3)
+    days = np.tile(np.arange(14, 85, 7), 1000)
+    return _visits(rng, days).with_columns(pl.Series("patient_id", np.repeat(np.arange(1000), 11).astype(str)))
+
+
+def _scored_early_in_phase(seed: int, **shift) -> pl.DataFrame:
+    """600 patients on one calendar date, all in the first weeks of the phase (recent intakes)."""
+    rng = np.random.default_rng(seed)
+    return _visits(rng, rng.integers(14, 40, 600), **shift)
+
+
+FEATURES = ["visit_age_days", "level", "questionnaire"]
+
+
+def test_day_weights_take_each_scored_day_to_the_next_landmark():
+    weights = day_weights([14, 21, 28], np.array([13, 14, 15, 21, 22, 100]))
+    assert weights.tolist() == pytest.approx([2 / 6, 2 / 6, 2 / 6])
+
+
+def test_the_profile_keeps_counts_per_landmark_day(weekly_rows):
+    part = phase_profiles(weekly_rows, FEATURES)["by_phase"]["early"]
+    assert part["days"] == list(range(14, 85, 7)) and part["day_rows"] == [1000] * 11
+    entry = part["features"]["questionnaire"]
+    counts = np.asarray(entry["day_counts"])
+    assert counts.shape == (11, len(entry["proportions"]))
+    assert counts.sum() == round(weekly_rows.height * (1 - entry["missing_fraction"]))
+    assert np.allclose(counts.sum(axis=0) / counts.sum(), entry["proportions"])
+    json.dumps(part)
+
+
+def test_the_same_process_scored_early_in_the_phase_raises_no_flag_once_weighted_to_its_days(weekly_rows):
+    profile = phase_profiles(weekly_rows, FEATURES)
+    scored = _scored_early_in_phase(7)
+    pooled = drift_table(profile, scored.drop("day"))  # as before: every day of the phase alike
+    assert pooled.filter(pl.col("feature") == "visit_age_days")["flag"].item() != "none"
+    assert pooled.filter(pl.col("feature") == "questionnaire")["missing_shift"].item()
+    weighted = drift_table(profile, scored)
+    assert (weighted["flag"] == "none").all() and not weighted["missing_shift"].any(), weighted
+    assert weighted["psi"].is_not_null().all()  # judged, not skipped
+    age = weighted.filter(pl.col("feature") == "visit_age_days").row(0, named=True)
+    assert age["n_train"] < 1000  # the weighted rows' effective size, in patients
+
+
+def test_a_genuine_shift_at_the_same_days_is_still_flagged(weekly_rows):
+    profile = phase_profiles(weekly_rows, FEATURES)
+    by = {r["feature"]: r for r in drift_table(profile, _scored_early_in_phase(8, level_shift=1.0)).to_dicts()}
+    assert by["level"]["flag"] == "major" and by["questionnaire"]["flag"] != "none"
+    assert by["visit_age_days"]["flag"] == "none"
+    moved = {r["feature"]: r for r in drift_table(profile, _scored_early_in_phase(9, missing=0.05)).to_dicts()}
+    assert moved["questionnaire"]["missing_shift"] and moved["questionnaire"]["missing_share_scored"] < 0.1
+    assert not moved["level"]["missing_shift"]
+
+
+def test_under_follow_up_keeps_patients_followed_past_the_date():
+    from datetime import date
+
+    scored = pl.DataFrame({"patient_id": ["a", "b", "c", "d"], "x": [1.0, 2.0, 3.0, 4.0]})
+    outcomes = pl.DataFrame({"patient_id": ["a", "b", "c"],
+                             "last_followup_date": [date(2024, 8, 31), date(2024, 9, 1), date(2024, 9, 2)]})
+    kept = under_follow_up(scored, outcomes, date(2024, 9, 1))
+    assert kept["patient_id"].to_list() == ["c", "d"] and kept.columns == scored.columns  # d: follow-up unknown
+    assert under_follow_up(scored, None, date(2024, 9, 1)).equals(scored)
 
 
 def test_psi_noise_shrinks_with_the_sample_sizes():
