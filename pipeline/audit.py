@@ -262,9 +262,11 @@ def _scoring_context(
         config.scoring.min_effect,
     )
     profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
-    features = batch.features.with_columns(batch.scored["phase"], batch.scored["day"])
-    followed = under_follow_up(features.filter(pl.col("phase").is_not_null()), tables.get("outcomes"), as_of)
-    features = features.drop("patient_id")
+    features = batch.features.drop("patient_id")
+    # drift compares like with like: each phase's patients still under follow-up, at their days
+    phased = batch.features.with_columns(batch.scored["phase"], batch.scored["day"])
+    phased = phased.filter(pl.col("phase").is_not_null())
+    followed = under_follow_up(phased, tables.get("outcomes"), as_of)
     chosen = patient_ids or scored.sort("risk_30d", descending=True)["patient_id"].head(top).to_list()
     unknown = sorted(set(chosen) - set(batch.scored["patient_id"].to_list()))
     if unknown:
@@ -276,7 +278,7 @@ def _scoring_context(
             "n_scored": manifest["patients"]["scored"],
             "n_excluded": sum(manifest["patients"]["excluded"].values()),
             "run_id": manifest.get("scoring_run_id"),
-            "n_past_follow_up": int(features["phase"].is_not_null().sum()) - followed.height,
+            "n_past_follow_up": phased.height - followed.height,
         },
         "drift": drift_table(profile, followed.drop("patient_id"))
         if "by_phase" in profile
