@@ -9,10 +9,18 @@ this project and in MLflow let it pass.
 The first signal interrupts; a second one while the job unwinds is ignored, so the clean-up
 finishes. Inside `deferred()` (publishing: a handful of renames) a signal is held and raised
 when the section ends, so a publication is either not begun or complete.
+
+Once the job has ended and the CLI has printed its last line (`finish`), a signal changes
+nothing: it ends the process at once with the job's own exit status. The interpreter's
+shutdown (a second or two with XGBoost, Polars and MLflow loaded) would otherwise be killed by
+the default action: Python restores the default disposition of every signal that has a Python
+handler before it tears the modules down, so the last exit hook sets SIGINT/SIGTERM to
+"ignore", the one disposition Python's shutdown leaves in place.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -40,6 +48,7 @@ class _State:
     pending: int | None = None  # a signal held by deferred()
     raised: bool = False  # an Interrupted is unwinding the job
     received: int | None = None  # the first signal this process received
+    finished: int | None = None  # the job's exit status, once it has ended (see finish())
     published: list[str] = field(default_factory=list)  # outputs published by this process
 
 
@@ -49,6 +58,8 @@ _state = _State()
 def _handler(signum: int, _frame) -> None:
     if _state.received is None:
         _state.received = signum
+    if _state.finished is not None:
+        os._exit(_state.finished)  # the job is over and its streams flushed: only the teardown is cut short
     if _state.raised:
         return
     if _state.depth:
@@ -76,10 +87,45 @@ def _unraisable(info) -> None:
 
 
 def install() -> None:
-    """Make SIGINT and SIGTERM raise `Interrupted` in the main thread (called by the CLI only)."""
+    """Make SIGINT and SIGTERM raise `Interrupted` in the main thread (called by the CLI only).
+
+    Also registers `_ignore_at_shutdown` as an exit hook before the job imports the libraries
+    that register their own, so it runs after theirs (exit hooks run last-registered first).
+    """
     for signum in HANDLED:
         signal.signal(signum, _handler)
     sys.unraisablehook = _unraisable
+    atexit.register(_ignore_at_shutdown)
+
+
+def finish(code: int) -> None:
+    """The job has ended with exit status `code` and printed its last line: from now on a signal
+    ends the process at once with `code` (its outputs are what the job reported).
+
+    The standard streams are flushed first with a signal held, so no part of that line is lost.
+    """
+    _state.depth += 1
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):  # closed or missing stream: nothing to keep
+                pass
+    finally:
+        _state.depth -= 1
+        _state.finished = code
+    if _state.pending is not None:
+        os._exit(code)
+
+
+def _ignore_at_shutdown() -> None:
+    """Ignore SIGINT/SIGTERM for the interpreter's teardown, which follows the exit hooks.
+
+    Python resets signals with a Python handler to the default action (termination) before it
+    destroys the modules, but leaves an ignored one ignored; the job has ended by now.
+    """
+    for signum in HANDLED:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @contextmanager

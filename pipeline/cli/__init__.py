@@ -32,24 +32,39 @@ def _run_guarded(command) -> None:
 
     An OS error no stage turned into a message (a full disk, an unwritable folder) is also one
     line and exit 2 rather than a traceback; staging folders are removed as the job unwinds.
+    A signal after the job's last line leaves its exit status as it was (`signals.finish`).
     """
     from pipeline import signals
 
     signals.install()
+    code: int | str | None = 1  # an uncaught error: Python prints its traceback
     try:
-        command()
+        code = _outcome(command, signals)
+    except signals.Interrupted as exc:  # late: the command had ended, its outputs are what it said
+        print(f"relapse: {signals.message(exc)}", file=sys.stderr)
+        code = exc.exit_code
+    finally:
+        signals.finish(code if isinstance(code, int) else 0 if code is None else 1)
+    sys.exit(code)
+
+
+def _outcome(command, signals) -> int | str | None:
+    """The exit status of `command`, its interruption or unexpected OS error reported in one line."""
+    try:
+        try:
+            command()
+        except SystemExit as exc:  # a command failed; if a signal caused it, say so and exit 130/143
+            cause = signals.received()
+            if exc.code in (0, None) or cause is None:
+                return exc.code
+            raise cause from None
     except signals.Interrupted as exc:
         print(f"relapse: {signals.message(exc)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except SystemExit as exc:  # a command failed; if a signal caused it, say so and exit 130/143
-        cause = signals.received()
-        if exc.code in (0, None) or cause is None:
-            raise
-        print(f"relapse: {signals.message(cause)}", file=sys.stderr)
-        sys.exit(cause.exit_code)
+        return exc.exit_code
     except OSError as exc:
         print(f"relapse: {exc}; nothing was published", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return 0
 
 
 __all__ = ["app", "main"]
