@@ -32,6 +32,13 @@ from pathlib import Path
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
+# Python functions that native code calls through ctypes: XGBoost's data iterator (it feeds the
+# QuantileDMatrix every `fit` builds) and its log hook. An exception raised inside them cannot
+# unwind the C++ caller, which carries on with half-set state: a signal there corrupted the heap
+# (abort "munmap_chunk(): invalid pointer", or a segfault). A signal is held there instead.
+NATIVE_CALLBACKS = {"_next_wrapper", "_reset_wrapper", "_log_callback"}
+REDELIVER_S = 0.02
+
 
 class Interrupted(BaseException):  # noqa: N818  (a signal, not an error)
     """The job was stopped by a signal; `exit_code` is 128 + its number."""
@@ -65,23 +72,41 @@ def _handler(signum: int, _frame) -> None:
     if _state.depth:
         _state.pending = signum
         return
+    if in_native_callback(_frame):
+        _redeliver(signum)
+        return
     _state.raised = True
     raise Interrupted(signum)
+
+
+def in_native_callback(frame) -> bool:
+    """Whether the main thread is running one of XGBoost's ctypes callbacks (`NATIVE_CALLBACKS`)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name in NATIVE_CALLBACKS and f"{os.sep}xgboost{os.sep}" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver(signum: int) -> None:
+    """Send `signum` to this process again shortly: by then the main thread is most likely back
+    in ordinary Python code, where the handler can raise (else it is held again)."""
+    timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
 
 
 def _unraisable(info) -> None:
     """Re-deliver an `Interrupted` that Python had to swallow, and print nothing for it.
 
     A handler's exception cannot escape a finaliser (`__del__`, a weakref callback) or a C
-    callback (XGBoost's ctypes log hook): Python reports it as "unraisable" and goes on. Left
-    alone, the job would run to the end with the signal lost; so the signal is sent again a few
-    milliseconds later, when the main thread is most likely back in ordinary code.
+    callback not in `NATIVE_CALLBACKS`: Python reports it as "unraisable" and goes on. Left
+    alone, the job would run to the end with the signal lost; so the signal is sent again.
     """
     if isinstance(info.exc_value, Interrupted):
         _state.raised = False
-        timer = threading.Timer(0.02, os.kill, (os.getpid(), info.exc_value.signum))
-        timer.daemon = True
-        timer.start()
+        _redeliver(info.exc_value.signum)
         return
     sys.__unraisablehook__(info)
 
@@ -143,8 +168,9 @@ def deferred() -> Iterator[None]:
 
 
 def received() -> Interrupted | None:
-    """The interruption behind a failure, when a signal arrived: a library that caught the
-    exception inside a C callback (XGBoost's data iterator) fails with its own error instead."""
+    """The interruption behind a failure, when a signal arrived: a library that turns the
+    exception into an error of its own (a Python function called back by native code) makes
+    the command fail with that error instead."""
     return Interrupted(_state.received) if _state.received is not None else None
 
 

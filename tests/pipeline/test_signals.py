@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SETUP = """
 import os, signal, sys, time
 from pipeline import signals
@@ -60,3 +62,38 @@ def test_before_finish_a_signal_still_interrupts_the_job():
             sys.exit(exc.exit_code)
     """)
     assert done.returncode == 130
+
+
+XGBOOST_CALLBACK_SIGNAL = """
+import numpy as np
+import xgboost
+from xgboost.core import SingleBatchInternalIter
+
+signals.install()
+swallowed = []
+hook = sys.unraisablehook
+sys.unraisablehook = lambda info: (swallowed.append(info.exc_value), hook(info))
+feed = SingleBatchInternalIter.next
+
+def next_with_a_signal(self, input_data):  # runs inside XGBoost's ctypes callback `_next_wrapper`
+    os.kill(os.getpid(), signal.SIGTERM)
+    return feed(self, input_data)
+
+SingleBatchInternalIter.next = next_with_a_signal
+X = np.random.default_rng(0).normal(size=(200, 3))
+try:
+    xgboost.XGBClassifier(n_estimators=200, tree_method="hist", n_jobs=1).fit(X, X[:, 0] > 0)
+    time.sleep(5)
+except signals.Interrupted as exc:
+    print("interrupted", [type(e).__name__ for e in swallowed])
+    sys.exit(exc.exit_code)
+"""
+
+
+@pytest.mark.slow  # the child's `import xgboost` alone takes seconds
+def test_a_signal_inside_xgboosts_data_callback_is_raised_after_it():
+    """Raised inside the callback, the exception would be swallowed there and the C++ caller go on
+    with half-set data (heap corruption); held, it is raised once the callback has returned."""
+    done = _run(XGBOOST_CALLBACK_SIGNAL)
+    assert done.returncode == 143, done
+    assert done.stdout == "interrupted []\n", done

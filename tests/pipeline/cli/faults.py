@@ -41,6 +41,17 @@ def wait_for_handlers(process: subprocess.Popen, seconds: float = 120) -> float:
     return time.monotonic() - started
 
 
+def wait_for_staging(process: subprocess.Popen, folder: Path, seconds: float = 300) -> bool:
+    """Block until the job has created its staging folder in `folder`: it has then passed its
+    tracking-server check, and its MLflow logging is still to come. False if it never did."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        if folder.is_dir() and any(".staging-" in p.name for p in folder.iterdir()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
