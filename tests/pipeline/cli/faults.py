@@ -26,19 +26,37 @@ def start(args: list[str], cwd: Path, tmpdir: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_handlers(process: subprocess.Popen, seconds: float = 120) -> float:
-    """Block until the CLI has installed its SIGTERM handler (read from /proc); returns the wait."""
+def _signal_mask(pid: int, field: str) -> int | None:
+    """A signal bit mask of /proc/PID/status (`SigCgt`: caught, `SigIgn`: ignored); None once gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    return int(next(line for line in status.splitlines() if line.startswith(f"{field}:")).split()[1], 16)
+
+
+def _wait_for_bit(process: subprocess.Popen, field: str, seconds: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < seconds and process.poll() is None:
-        try:
-            status = Path(f"/proc/{process.pid}/status").read_text()
-        except FileNotFoundError:
+        mask = _signal_mask(process.pid, field)
+        if mask is None:
             break
-        caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
-        if caught & SIGTERM_BIT:
+        if mask & SIGTERM_BIT:
             return time.monotonic() - started
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def wait_for_handlers(process: subprocess.Popen, seconds: float = 120) -> float:
+    """Block until the CLI has installed its SIGTERM handler (read from /proc); returns the wait."""
+    return _wait_for_bit(process, "SigCgt", seconds)
+
+
+def wait_for_shutdown(process: subprocess.Popen, seconds: float = 120) -> bool:
+    """Block until the CLI ignores SIGTERM: its job has ended and Python is shutting down."""
+    _wait_for_bit(process, "SigIgn", seconds)
+    mask = _signal_mask(process.pid, "SigIgn")
+    return mask is not None and bool(mask & SIGTERM_BIT)
 
 
 def wait_for_staging(process: subprocess.Popen, folder: Path, seconds: float = 300) -> bool:
