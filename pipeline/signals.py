@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,14 +123,16 @@ def install() -> None:
     atexit.register(_ignore_at_shutdown)
 
 
-def finish(code: int) -> None:
+def finish(code: int, cleanup: Callable[[], None] = lambda: None) -> None:
     """The job has ended with exit status `code` and printed its last line: from now on a signal
     ends the process at once with `code` (its outputs are what the job reported).
 
-    The standard streams are flushed first with a signal held, so no part of that line is lost.
+    `cleanup` (the job's scratch folder removed) runs, and the standard streams are flushed,
+    with a signal held, so neither is cut short; a signal held meanwhile then ends the process.
     """
     _state.depth += 1
     try:
+        cleanup()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable
 
 from pipeline.cli import (
     ablate,  # noqa: F401  (registers commands)
@@ -32,20 +35,49 @@ def _run_guarded(command) -> None:
 
     An OS error no stage turned into a message (a full disk, an unwritable folder) is also one
     line and exit 2 rather than a traceback; staging folders are removed as the job unwinds.
-    A signal after the job's last line leaves its exit status as it was (`signals.finish`).
+    Every temporary file of the job, the libraries' too, lives in one scratch folder removed at
+    the end, so a signal inside a library's own clean-up (MLflow's) leaves nothing behind. A
+    signal after the job's last line leaves its exit status as it was (`signals.finish`).
     """
     from pipeline import signals
 
+    done = _use_scratch_folder()  # before the handlers: the CLI cannot be interrupted without removing it
     signals.install()
-    code: int | str | None = 1  # an uncaught error: Python prints its traceback
     try:
         code = _outcome(command, signals)
+        signals.finish(_status(code), done)
     except signals.Interrupted as exc:  # late: the command had ended, its outputs are what it said
         print(f"relapse: {signals.message(exc)}", file=sys.stderr)
         code = exc.exit_code
-    finally:
-        signals.finish(code if isinstance(code, int) else 0 if code is None else 1)
+        signals.finish(code, done)
+    except BaseException:  # an unexpected error: Python prints its traceback
+        signals.finish(1, done)
+        raise
     sys.exit(code)
+
+
+def _use_scratch_folder() -> Callable[[], None]:
+    """Make a fresh folder in the system's temporary folder this process's temporary folder
+    (`tempfile`'s default, and TMPDIR for the processes it starts); returns the function that
+    removes it and restores the previous setting."""
+    before = tempfile.tempdir, os.environ.get("TMPDIR")
+    scratch = tempfile.mkdtemp(prefix="relapse-job-")
+    tempfile.tempdir = os.environ["TMPDIR"] = scratch
+
+    def done() -> None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        tempfile.tempdir = before[0]
+        if before[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before[1]
+
+    return done
+
+
+def _status(code: int | str | None) -> int:
+    """The process exit status `sys.exit(code)` gives (a message string exits 1)."""
+    return code if isinstance(code, int) else 0 if code is None else 1
 
 
 def _outcome(command, signals) -> int | str | None:

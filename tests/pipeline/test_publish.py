@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,24 @@ def test_a_failure_caused_by_a_caught_signal_still_exits_as_interrupted(handlers
         _run_guarded(command)
     assert err.value.code == 143
     assert capsys.readouterr().err.strip().endswith("previous outputs are untouched and staging files removed")
+
+
+def test_temporary_files_a_library_leaves_behind_are_removed_with_the_job(handlers, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from pipeline.cli import _run_guarded
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    left = []
+
+    def command():
+        left.append(Path(tempfile.mkdtemp()))  # e.g. MLflow's TempDir, cut short inside its own clean-up
+        (left[0] / "model.json").write_text("{}")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+
+    with pytest.raises(SystemExit) as err:
+        _run_guarded(command)
+    assert err.value.code == 130 and "interrupted by SIGINT" in capsys.readouterr().err
+    assert left[0].parent.parent == tmp_path and list(tmp_path.iterdir()) == []  # its job folder, removed
+    assert tempfile.tempdir == str(tmp_path)

@@ -46,6 +46,18 @@ def _check_exit(process: subprocess.Popen, sent: signal.Signals, timeout: float 
     return "interrupted"
 
 
+def _signal_at(process: subprocess.Popen, sent: signal.Signals, delay: float) -> float | None:
+    """Send `sent` after `delay` s unless the job ends first; then return how long it ran (the
+    machine is less busy than when the reference was timed), else None."""
+    started = time.monotonic()
+    try:
+        process.wait(timeout=delay)  # little output: the pipes cannot fill meanwhile
+    except subprocess.TimeoutExpired:
+        process.send_signal(sent)
+        return None
+    return time.monotonic() - started
+
+
 def _versions_complete(uri: str, dst: Path) -> list[str]:
     """Every registered version of relapse-risk downloads and passes the bundle's hash checks."""
     import mlflow
@@ -101,8 +113,7 @@ def test_interrupting_scoring_at_random_moments(trained, workspace, small_cohort
         process = start(args, tmp_path, tmpdir)
         wait_for_handlers(process)
         sent = rng.choice(SIGNALS)
-        time.sleep(rng.uniform(0, duration))
-        process.send_signal(sent)
+        duration = _signal_at(process, sent, rng.uniform(0, duration)) or duration  # random moments of a job
         exit_kind = _check_exit(process, sent)
         state = assert_old_or_complete(dest, old, "scores.parquet", "shap.parquet")
         assert not staging_left(dest) and not list(tmpdir.iterdir()), (staging_left(dest), list(tmpdir.iterdir()))
@@ -127,8 +138,7 @@ def test_interrupting_training_at_random_moments(workspace, small_cohort, tmp_pa
         process = start(args, tmp_path, tmpdir)
         wait_for_handlers(process)
         sent = rng.choice(SIGNALS)
-        time.sleep(rng.uniform(0, duration))
-        process.send_signal(sent)
+        duration = _signal_at(process, sent, rng.uniform(0, duration)) or duration
         outcomes.append(_check_exit(process, sent))
         assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
     versions = _versions_complete(uri, tmp_path / "check")
