@@ -32,10 +32,11 @@ from pathlib import Path
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
-# Python functions that native code calls through ctypes: XGBoost's data iterator (it feeds the
-# QuantileDMatrix every `fit` builds) and its log hook. An exception raised inside them cannot
-# unwind the C++ caller, which carries on with half-set state: a signal there corrupted the heap
-# (abort "munmap_chunk(): invalid pointer", or a segfault). A signal is held there instead.
+# Python functions that native code calls through ctypes: XGBoost's data iterator (it feeds every
+# QuantileDMatrix, e.g. the one `XGBClassifier.fit` builds) and its log hook. An exception raised
+# inside them cannot unwind the C++ caller, which carries on with half-set state: a signal there
+# corrupted the heap (abort "munmap_chunk(): invalid pointer", or a segfault) while training went
+# through the sklearn wrapper. A signal is held there instead.
 NATIVE_CALLBACKS = {"_next_wrapper", "_reset_wrapper", "_log_callback"}
 REDELIVER_S = 0.02
 

@@ -65,6 +65,7 @@ def _versions_complete(uri: str, dst: Path) -> list[str]:
     from models.bundle import ModelBundle
 
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # `models:/` URIs resolve through the registry (else the workspace's, set earlier)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     found = []
     for mv in client.search_model_versions("name = 'relapse-risk'"):
