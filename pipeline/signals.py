@@ -37,7 +37,10 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 # inside them cannot unwind the C++ caller, which carries on with half-set state: a signal there
 # corrupted the heap (abort "munmap_chunk(): invalid pointer", or a segfault) while training went
 # through the sklearn wrapper. A signal is held there instead.
-NATIVE_CALLBACKS = {"_next_wrapper", "_reset_wrapper", "_log_callback"}
+# Likewise a worker process being started (`models.parallel`): interrupted while the parent
+# writes the worker's pickled start-up data, the half-fed worker died printing a traceback.
+NATIVE_CALLBACKS = {"_next_wrapper": "xgboost", "_reset_wrapper": "xgboost", "_log_callback": "xgboost",
+                    "_launch": "multiprocessing"}
 REDELIVER_S = 0.02
 
 
@@ -81,10 +84,11 @@ def _handler(signum: int, _frame) -> None:
 
 
 def in_native_callback(frame) -> bool:
-    """Whether the main thread is running one of XGBoost's ctypes callbacks (`NATIVE_CALLBACKS`)."""
+    """Whether the main thread is inside a section a signal must not split (`NATIVE_CALLBACKS`)."""
     while frame is not None:
         code = frame.f_code
-        if code.co_name in NATIVE_CALLBACKS and f"{os.sep}xgboost{os.sep}" in code.co_filename:
+        package = NATIVE_CALLBACKS.get(code.co_name)
+        if package is not None and f"{os.sep}{package}{os.sep}" in code.co_filename:
             return True
         frame = frame.f_back
     return False
