@@ -10,11 +10,17 @@ result: boosters are byte-identical for any worker count.
 task. Workers are started with `spawn`: a fresh interpreter, never a `fork` of a process whose
 Polars or OpenMP threads may hold locks. A start-up costs a second or two, so one worker, or a
 single task, runs in this process.
+
+Interrupts belong to the calling process: workers ignore SIGINT (a terminal's Ctrl-C reaches the
+whole process group, and the caller decides what an interrupt means), and when the caller is
+interrupted or a task fails, tasks not yet started are cancelled; the ones running finish and
+their workers exit.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
@@ -24,6 +30,7 @@ _shared: Any = None
 
 def _keep(shared: Any) -> None:
     global _shared
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _shared = shared
 
 
@@ -53,9 +60,15 @@ def parallel_map[S, T, R](
             report(len(results))
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_keep,
-                             initargs=(shared,)) as pool:
+    pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_keep, initargs=(shared,))
+    try:
         futures = [pool.submit(_call, task, item) for item in items]
-        for n, _ in enumerate(as_completed(futures), start=1):
+        for n, finished in enumerate(as_completed(futures), start=1):
+            finished.result()  # a failed task raises here, at once
             report(n)
         return [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)

@@ -41,3 +41,22 @@ def test_fits_in_two_processes_give_byte_identical_boosters_and_metrics():
         assert (other.oof_model == fit.oof_model).all() and (other.oof_raw == fit.oof_raw).all()
         if fit.booster is not None:
             assert other.booster.save_raw("ubj") == fit.booster.save_raw("ubj")
+
+
+def failing(shared: int, item: int) -> int:
+    if item == 0:
+        raise RuntimeError("task 0 failed")
+    import time
+
+    time.sleep(shared)
+    return item
+
+
+@pytest.mark.slow
+def test_a_failing_task_cancels_the_tasks_not_yet_started():
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="task 0 failed"):
+        parallel_map(failing, [0, *range(1, 40)], 2, workers=2)
+    assert time.monotonic() - started < 30  # 39 two-second tasks on two workers would take ~40 s
