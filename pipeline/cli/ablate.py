@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail, result
-from pipeline.config import ConfigError, load_config
+from pipeline.cli.app import app, config_or_fail, console, fail, result
 from pipeline.contract import ContractViolation
 
 
@@ -22,10 +21,7 @@ def ablate(
     `<experiment>-ablation`. CPU-heavy: (1 + groups) cross-validated fits per phase."""
     from pipeline.ablation import ablate as run_ablation
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    cfg = config_or_fail(config)
     wanted = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
     out = console()
     try:

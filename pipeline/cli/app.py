@@ -10,9 +10,12 @@ import sys
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version as package_version
+from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from pipeline.config import Config, ConfigError, load_config
 
 app = typer.Typer(
     name="relapse",
@@ -28,6 +31,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a user-facing error to stderr and return the Exit to raise."""
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def config_or_fail(path: Path | None) -> Config:
+    """The merged, validated config, or exit 2 naming the key and the file that set it."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
 
 
 @dataclass

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail, result
-from pipeline.config import ConfigError, load_config
+from pipeline.cli.app import app, config_or_fail, console, fail, result
 from pipeline.contract import ContractViolation
 
 SHOWN = ("auroc", "brier", "calibration_intercept", "calibration_slope", "oe_ratio")
@@ -27,10 +26,7 @@ def evaluate(
 
     if as_external and temporal:
         raise fail("--as-external and --temporal exclude each other: choose one")
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    cfg = config_or_fail(config)
     out = console()
     try:
         with out.status("evaluating") as status:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail, result
+from pipeline.cli.app import app, config_or_fail, console, fail, result
 from pipeline.cli.evaluate import print_metrics
-from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 
 
@@ -22,10 +21,7 @@ def recalibrate(
     register the result as a new version (alias challenger) with the same boosters."""
     from pipeline.recalibrate import recalibrate as run_recalibration
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    cfg = config_or_fail(config)
     out = console()
     try:
         with out.status("recalibrating") as status:

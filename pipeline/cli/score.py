@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from pipeline.cli.app import app, console, fail, parse_date, result
-from pipeline.config import ConfigError, load_config
+from pipeline.cli.app import app, config_or_fail, console, fail, parse_date, result
 from pipeline.contract import ContractViolation, OnInvalid
 
 
@@ -59,10 +58,7 @@ def score(
         if unknown:
             raise fail(f"--require-groups: unknown group(s) {', '.join(unknown)}; known: {', '.join(CHECKABLE)}")
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    cfg = config_or_fail(config)
     out_console = console()
     try:
         with Progress(console=out_console, transient=True, disable=not out_console.is_terminal) as bar:

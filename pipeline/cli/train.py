@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline.cli.app import app, console, fail, result
-from pipeline.config import ConfigError, load_config
+from pipeline.cli.app import app, config_or_fail, console, fail, result
 from pipeline.contract import ContractViolation
 
 
@@ -25,10 +24,7 @@ def train(
     """Train one calibrated XGBoost model per phase, log the run to MLflow, register the model."""
     from pipeline.train import train as run_training
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    cfg = config_or_fail(config)
     out = console()
     try:
         with TrainingProgress(out, 1, cfg.model.n_folds + 1) as shown:  # all phases are fitted together
