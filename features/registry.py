@@ -29,13 +29,9 @@ from features.catalog import (
     SENSITIVE,
     FeatureInfo,
     Template,
-    assessment_entries,
-    hrv_entries,
-    one_hot_entries,
-    readable,
     signed,
-    therapy_entries,
 )
+from features.catalog_generated import assessment_entries, hrv_entries, one_hot_entries, readable, therapy_entries
 from features.config import DEFAULT_SENSITIVE
 from features.spec import FeatureSpec
 from features.tables import HOUSING, SEXES

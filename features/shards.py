@@ -17,7 +17,7 @@ them anyway (they have no intake date).
 
 The per-shard step is `features.build.landmark_table(shard, ..., cohort=cohort_terms(...))` or
 `scoring_table(shard, ...)`: frames in, a lazy frame out, no files, so a distributed engine can
-run it on shards it holds. `pipeline.io.split_by_patient` writes the shards to disk for the
+run it on shards it holds. `pipeline.shard_files.split_by_patient` writes the shards to disk for the
 bounded-memory CLI path, which writes the output range of patient_ids by range
 (`key_ranges`); the functions here do the same in memory.
 """

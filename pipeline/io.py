@@ -10,14 +10,11 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
-from features.shards import SHARD, in_range, n_shards, shard_keys
 from features.tables import ROW, SPECS, TABLES
 from pipeline import artifacts as names
 from pipeline.artifacts import EvaluationArtifacts, TrainingArtifacts
@@ -161,152 +158,6 @@ def read_truth_risk(data_dir: Path) -> pl.DataFrame | None:
     """The simulated true 30-day risk per landmark, used only to report the oracle's metrics."""
     path = Path(data_dir) / TRUTH_RISK
     return pl.read_parquet(path) if path.is_file() else None
-
-
-@dataclass
-class PatientBatches:
-    """Input tables split into patient batches on disk, so scoring memory stays bounded.
-
-    Every row of a patient, in every table, lands in the same batch (the stable hash of
-    `features.shards`), so per-patient and cross-table checks hold within a batch. Rows whose
-    patient_id is not in `patients` (or is missing) go to batch 0, where validation reports them.
-    """
-
-    folder: Path
-    n_batches: int
-    paths: dict[str, Path]
-    row_counts: dict[str, int]
-    schemas: dict[str, pl.Schema]
-
-    def batch(self, index: int) -> dict[str, pl.DataFrame]:
-        """Raw tables (with `_row`) of one batch; a table with no rows there is an empty frame."""
-        tables = {}
-        for table, schema in self.schemas.items():
-            part = self.folder / table / f"{BATCH}={index}"
-            files = sorted(part.glob("*.parquet")) if part.is_dir() else []
-            tables[table] = pl.read_parquet(files) if files else pl.DataFrame(schema=schema)
-        return tables
-
-    def scans(self) -> dict[str, pl.LazyFrame]:
-        """Every table across all batches, lazily (for whole-input checks before scoring)."""
-        return {
-            table: pl.scan_parquet(self.folder / table / "**" / "*.parquet", schema=schema)
-            for table, schema in self.schemas.items()
-        }
-
-
-BATCH = "_batch"
-
-
-def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> PatientBatches:
-    """Stream every table present into `workdir`, partitioned into patient batches."""
-    paths = table_files(data_dir)
-    scans, problems = {}, []
-    for table, path in paths.items():
-        try:
-            if path.suffix == ".csv":
-                check_csv_text(path, table)
-            scan = pl.scan_csv(path, infer_schema=False) if path.suffix == ".csv" else pl.scan_parquet(path)
-            scan.collect_schema()
-            scans[table] = scan
-        except ContractViolation as exc:
-            problems += exc.problems
-        except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
-            problems.append(Problem(table, "", f"{path.name} cannot be read: {exc}", fatal=True))
-    if "patients" not in paths:
-        problems.append(Problem("patients", "", "required table is missing", fatal=True))
-    counts = {}
-    for table, scan in scans.items():
-        try:
-            counts[table] = scan.select(pl.len()).collect().item()
-        except Exception as exc:  # noqa: BLE001
-            problems.append(Problem(table, "", f"{paths[table].name} cannot be read: {exc}", fatal=True))
-            continue
-        if counts[table] == 0:
-            problems.append(Problem(table, "", f"{paths[table].name} has no rows", fatal=True))
-        elif "patient_id" not in scan.collect_schema():
-            problems.append(Problem(table, "patient_id", "required column is missing", fatal=True))
-    if problems:
-        raise ContractViolation(problems)
-    n_batches = n_shards(counts["patients"], batch_patients)
-    ids = scans["patients"].select(pl.col("patient_id").cast(pl.String)).collect().to_series()
-    keys = shard_keys(ids, n_batches).lazy().rename({"patient_id": _KEY, SHARD: BATCH})
-    schemas = {}
-    for table, scan in scans.items():
-        indexed = scan.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-        keyed = (
-            indexed.with_columns(pl.col("patient_id").cast(pl.String).alias(_KEY))
-            .join(keys, on=_KEY, how="left", maintain_order="left")
-            .with_columns(pl.col(BATCH).fill_null(0))  # unknown or missing ids: batch 0, where validation names them
-            .drop(_KEY)
-        )
-        keyed.sink_parquet(pl.PartitionBy(workdir / table, key=BATCH, include_key=False), mkdir=True)
-        schemas[table] = indexed.collect_schema()
-    return PatientBatches(Path(workdir), n_batches, paths, counts, schemas)
-
-
-_KEY = "_patient_key"
-
-
-def write_shard_tables(tables: dict[str, pl.DataFrame], folder: Path, shard: int) -> None:
-    """Write one shard's tables as `<folder>/<table>/<shard>.parquet` (every table, even empty)."""
-    for name, frame in tables.items():
-        (Path(folder) / name).mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(Path(folder) / name / f"{shard}.parquet")
-
-
-def read_shard_tables(folder: Path, shard: int) -> dict[str, pl.DataFrame]:
-    """The tables of one shard written by `write_shard_tables`."""
-    return {table.name: pl.read_parquet(table / f"{shard}.parquet") for table in sorted(Path(folder).iterdir())}
-
-
-def scan_shard_tables(folder: Path) -> dict[str, pl.LazyFrame]:
-    """Every table across all shards of `folder`, as lazy scans."""
-    return {table.name: pl.scan_parquet(table / "*.parquet") for table in sorted(Path(folder).iterdir())}
-
-
-def write_shard_output(frame: pl.DataFrame, folder: Path, shard: int) -> Path:
-    """One shard's feature rows as `<folder>/<shard>.parquet`, in row groups small enough for a
-    patient_id range read (`write_in_order`) to skip most of them by their statistics."""
-    path = Path(folder) / f"{shard}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, statistics=True, row_group_size=50_000)
-    return path
-
-
-def write_in_order(parts: list[Path], bounds: list[str], keys: tuple[str, ...], out: Path) -> None:
-    """Write shard files (patients disjoint) as one file sorted by `keys`, atomically.
-
-    Range by range of patient_id (`features.shards.key_ranges` bounds): each range is read from
-    every shard, sorted and appended, so memory holds one range, never the whole table.
-    """
-    out = Path(out)
-    if out.suffix not in SUFFIXES:
-        raise ValueError(f"{out}: output must end in .parquet or .csv")
-    scan = pl.scan_parquet(parts)
-
-    def chunks():
-        for index in range(len(bounds)):
-            yield scan.filter(in_range(bounds, index)).sort(*keys).collect()
-
-    atomic_write(out, lambda tmp: _append_all(chunks(), tmp, out.suffix))
-
-
-def _append_all(chunks, path: Path, suffix: str) -> None:
-    if suffix == ".csv":
-        with open(path, "w") as handle:
-            for index, chunk in enumerate(chunks):
-                chunk.write_csv(handle, include_header=index == 0)
-        return
-    writer = None
-    try:
-        for chunk in chunks:
-            table = chunk.to_arrow()
-            writer = writer or pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
 
 
 def drop_row_index(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

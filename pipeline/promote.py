@@ -25,11 +25,11 @@ import polars as pl
 
 from features.build import landmark_table
 from models.comparison import Comparison, compare
-from pipeline import artifacts, io, tracking
+from pipeline import artifacts, io, model_store, tracking
 from pipeline.config import Config
+from pipeline.model_store import PromotionRefused
 from pipeline.privacy import hash_key_from_env, keyed_hash
 from pipeline.serving import LoadedModel, load_model
-from pipeline.tracking import PromotionRefused
 
 SAME_ROWS_SHARE = 0.99
 
@@ -45,12 +45,12 @@ class PromotionResult:
 
 
 def promote(config: Config, version: str, force: bool = False, data_dir: Path | None = None) -> PromotionResult:
-    versions = tracking.promotion_versions(config.mlflow, version)
+    versions = model_store.promotion_versions(config.mlflow, version)
     challenger, champion = versions.candidate, versions.champion
     if champion is not None and champion.version == challenger.version:
         return PromotionResult(versions.name, challenger.version, None, "nothing (already champion)", None, False)
     if champion is None:
-        tracking.set_champion(config.mlflow, challenger.version, {"promotion.basis": "no champion to compare with"})
+        model_store.set_champion(config.mlflow, challenger.version, {"promotion.basis": "no champion to compare with"})
         return PromotionResult(versions.name, challenger.version, None, "nothing (no champion yet)", None, False)
     with tempfile.TemporaryDirectory(prefix="relapse-promote-") as tmp:
         try:
@@ -67,7 +67,7 @@ def promote(config: Config, version: str, force: bool = False, data_dir: Path | 
         )
     if comparison.refused:
         return _forced(config, versions, basis, comparison, "; ".join(comparison.reasons))
-    tracking.set_champion(config.mlflow, challenger.version, {
+    model_store.set_champion(config.mlflow, challenger.version, {
         "promotion.basis": basis, "promotion.compared_with": champion.version, "promotion.forced": "false",
     })
     return PromotionResult(versions.name, challenger.version, champion.version, basis, comparison, False)
@@ -78,7 +78,7 @@ class NotComparable(ValueError):
 
 
 def _forced(config, versions, basis: str, comparison: Comparison | None, override: str) -> PromotionResult:
-    tracking.set_champion(config.mlflow, versions.candidate.version, {
+    model_store.set_champion(config.mlflow, versions.candidate.version, {
         "promotion.basis": basis, "promotion.compared_with": versions.champion.version,
         "promotion.forced": "true", "promotion.override": override[:5000],
     })

@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from models.bundle import MANIFEST as BUNDLE_MANIFEST
-from pipeline import artifacts, io, publish, tracking
+from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Validated, merge_problems, validate
 from pipeline.serving import EXCLUSIONS, IDENTITY, KEYS, LoadedModel, load_model, score_tables
@@ -88,7 +88,7 @@ def score(
         tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp,
     ):
         work = Path(tmp)
-        batches = io.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
+        batches = shard_files.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
         model = load_model(model_uri, work / "model", config.mlflow)
         missing = model.missing_groups(batches.scans())
         _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)

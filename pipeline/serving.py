@@ -24,7 +24,7 @@ from features.registry import describe, feature_registry
 from features.spec import FeatureSpec
 from models.bundle import ModelBundle
 from models.scoring import explain_scores
-from pipeline import tracking
+from pipeline import model_store
 from pipeline.config import MlflowConfig
 
 KEYS = ("patient_id", "as_of", "day", "phase")
@@ -44,10 +44,10 @@ class LoadedModel:
     features: FeaturesConfig
     phases: list[Phase]
     policy: ReasonPolicy
-    resolved: tracking.ResolvedModel | None = None
+    resolved: model_store.ResolvedModel | None = None
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, resolved: tracking.ResolvedModel | None = None) -> LoadedModel:
+    def from_bundle(cls, bundle: ModelBundle, resolved: model_store.ResolvedModel | None = None) -> LoadedModel:
         """Load once: the feature registry and reason policy are built here, not per row."""
         spec = FeatureSpec.from_dict(bundle.feature_spec)
         features = FeaturesConfig.model_validate(spec.features_config)
@@ -94,7 +94,7 @@ class LoadedModel:
 def load_model(uri: str, dst: Path, mlflow_config: MlflowConfig) -> LoadedModel:
     """Resolve a model URI (or local folder) into `dst` and verify its bundle's hashes."""
     dst.mkdir(parents=True)
-    resolved = tracking.resolve_model(mlflow_config, uri, dst)
+    resolved = model_store.resolve_model(mlflow_config, uri, dst)
     return LoadedModel.from_bundle(ModelBundle.load(resolved.bundle_dir), resolved)
 
 

@@ -1,12 +1,12 @@
 """The feature tables of a large cohort, built shard by shard through a work folder.
 
-Memory stays bounded by the shard: `io.split_by_patient` streams every input table into patient
+Memory stays bounded by the shard: `shard_files.split_by_patient` streams every input table into patient
 shards on disk (the partitioner scoring uses), each shard is validated on its own (a patient's
 rows, in every table, share a shard, so per-patient and cross-table checks hold), the feature
 spec is fitted over all shards' validated tables, the censoring curve and end of follow-up over
 all patients, and
 `features.build` runs on one shard at a time, its rows written as one Parquet file per shard.
-`io.write_in_order` then writes the output one range of patient_ids at a time (gathered from
+`shard_files.write_in_order` then writes the output one range of patient_ids at a time (gathered from
 every shard file and sorted), so no step holds more than about a shard's rows.
 Problems are gathered from every shard and raised together, as in one pass.
 """
@@ -24,7 +24,7 @@ from features.config import Phase
 from features.landmarks import cohort_terms
 from features.shards import key_ranges
 from features.spec import FeatureSpec, fit_feature_spec
-from pipeline import io
+from pipeline import io, shard_files
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, Validated, merge_problems, validate
 
@@ -39,7 +39,7 @@ class ShardedFeatures:
     keys: tuple[str, ...]
 
     def write(self, out: Path) -> None:
-        io.write_in_order(self.parts, self.bounds, self.keys, out)
+        shard_files.write_in_order(self.parts, self.bounds, self.keys, out)
 
 
 def validated_shards(data_dir: Path, patients_per_shard: int, work: Path, required: tuple[str, ...]) -> int:
@@ -47,13 +47,13 @@ def validated_shards(data_dir: Path, patients_per_shard: int, work: Path, requir
 
     Returns the number of shards; any problem in any shard raises `ContractViolation` (fail mode).
     """
-    batches = io.split_by_patient(data_dir, patients_per_shard, work / "input")
+    batches = shard_files.split_by_patient(data_dir, patients_per_shard, work / "input")
     problems = []
     for shard in range(batches.n_batches):
         checked = validate(batches.batch(shard), required=required)
         problems += checked.problems
         if not problems:
-            io.write_shard_tables(io.drop_row_index(checked.tables), work / "valid", shard)
+            shard_files.write_shard_tables(io.drop_row_index(checked.tables), work / "valid", shard)
     merged = Validated({}, merge_problems(problems))
     if merged.problems:
         raise ContractViolation(merged.problems)
@@ -70,16 +70,16 @@ def build_sharded(
     """
     required = ("patients",) if as_of is not None else ("patients", "outcomes")
     shards = validated_shards(data_dir, config.shards.patients_per_shard, work, required)
-    everything = io.scan_shard_tables(work / "valid")
+    everything = shard_files.scan_shard_tables(work / "valid")
     spec = spec or fit_feature_spec(everything, config.features)
     cohort = cohort_terms(everything["patients"], everything["outcomes"]) if as_of is None else None
     parts, rows = [], 0
     for shard in range(shards):
-        tables = io.read_shard_tables(work / "valid", shard)
+        tables = shard_files.read_shard_tables(work / "valid", shard)
         if tables["patients"].height == 0:
             continue
         frame = _build(tables, config.phases, config, spec, as_of, cohort).collect()
-        parts.append(io.write_shard_output(frame, work / "features", shard))
+        parts.append(shard_files.write_shard_output(frame, work / "features", shard))
         rows += frame.height
     keys = ("patient_id",) if as_of is not None else ("patient_id", "day")
     patients = everything["patients"].select("patient_id").collect().to_series()

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from pipeline import registry, signals
 from pipeline.artifacts import BUNDLE, MODEL, SCORING_MANIFEST, WARNINGS
@@ -172,110 +171,6 @@ def _registry_notes_quiet():
         for line in held.getvalue().splitlines(keepends=True):
             if not REGISTRY_NOTES.match(line):
                 sys.stderr.write(line)
-
-
-@dataclass
-class ResolvedModel:
-    """A model URI resolved to its local bundle and its registry identity."""
-
-    uri: str
-    bundle_dir: Path
-    name: str | None
-    version: str | None
-    run_id: str | None
-
-
-class ModelNotFound(ValueError):
-    """A model URI that names no model this store can give."""
-
-
-def resolve_model(cfg: MlflowConfig, uri: str, dst: Path | None = None) -> ResolvedModel:
-    """Download (or find) the bundle behind any MLflow model URI or a local model folder."""
-    try:
-        return _resolve(cfg, uri, dst)
-    except ModelNotFound:
-        raise
-    except Exception as exc:  # noqa: BLE001  (MLflow raises many types: unknown alias, no server, bad URI)
-        raise ModelNotFound(f"cannot load model '{uri}' from {tracking_uri(cfg)}: {exc}") from None
-
-
-def _resolve(cfg: MlflowConfig, uri: str, dst: Path | None) -> ResolvedModel:
-    local = Path(uri)
-    if local.exists():
-        return _resolve_local(uri, local)
-    mlflow = connect(cfg)
-    client = mlflow.MlflowClient()
-    name = version = run_id = None
-    if uri.startswith("models:/"):
-        ref = uri.removeprefix("models:/")
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-        else:
-            name, _, number = ref.partition("/")
-            mv = client.get_model_version(name, number)
-        version, run_id = str(mv.version), mv.run_id
-    elif uri.startswith("runs:/"):
-        run_id = uri.removeprefix("runs:/").split("/", 1)[0]
-        found = client.search_model_versions(f"run_id = '{run_id}'")
-        if found:
-            name, version = found[0].name, str(found[0].version)
-    path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None))
-    return ResolvedModel(uri, path / "artifacts" / BUNDLE, name, version, run_id)
-
-
-def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
-    mlmodel = folder / "MLmodel"
-    if mlmodel.is_file():
-        meta = yaml.safe_load(mlmodel.read_text()) or {}
-        return ResolvedModel(
-            uri, folder / "artifacts" / BUNDLE, meta.get("model_name"), None, meta.get("run_id")
-        )
-    return ResolvedModel(uri, folder, None, None, None)
-
-
-class PromotionRefused(RuntimeError):
-    """The candidate is not shown to be at least as good as the champion and --force was not given."""
-
-
-@dataclass
-class RegisteredVersion:
-    version: str
-    run_id: str
-    fingerprint: str | None  # the training run's `data_fingerprint` tag
-
-
-@dataclass
-class PromotionVersions:
-    name: str
-    candidate: RegisteredVersion
-    champion: RegisteredVersion | None
-
-
-def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
-    """The version to promote and the current champion (None when there is none)."""
-    mlflow = connect(cfg)
-    client = mlflow.MlflowClient()
-    name = cfg.registered_model
-
-    def registered(mv) -> RegisteredVersion:
-        tags = client.get_run(mv.run_id).data.tags
-        return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"))
-
-    candidate = registered(client.get_model_version(name, str(version)))
-    try:
-        champion = registered(client.get_model_version_by_alias(name, "champion"))
-    except mlflow.exceptions.MlflowException:
-        champion = None
-    return PromotionVersions(name, candidate, champion)
-
-
-def set_champion(cfg: MlflowConfig, version: str, tags: dict[str, str]) -> None:
-    """Point alias `champion` at `version` and record on that version how the decision was made."""
-    client = connect(cfg).MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(cfg.registered_model, str(version), key, value)
-    client.set_registered_model_alias(cfg.registered_model, "champion", str(version))
 
 
 def download_run_file(cfg: MlflowConfig, run_id: str, path: str, dst: Path) -> Path:

@@ -25,13 +25,13 @@ def promote(
     """Point alias `champion` at VERSION unless, on the same labelled rows, it is worse than the
     champion beyond the paired-bootstrap interval in AUROC or calibration in any phase with
     enough event patients. Runs on different data are compared only on an evaluation cohort (--data)."""
-    from pipeline import tracking
+    from pipeline import model_store
     from pipeline.promote import promote as run_promote
 
     try:
         cfg = load_config(config)
         moved = run_promote(cfg, version, force=force, data_dir=data)
-    except (ConfigError, ContractViolation, tracking.PromotionRefused) as exc:
+    except (ConfigError, ContractViolation, model_store.PromotionRefused) as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  (registry errors: unknown version, unreachable server)
         raise fail(f"cannot promote version {version}: {exc}") from None

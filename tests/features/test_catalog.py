@@ -6,11 +6,8 @@ from features.catalog import (
     KEYS,
     KINDS,
     TEMPLATE_KEYS,
-    assessment_entries,
-    hrv_entries,
-    one_hot_entries,
-    therapy_entries,
 )
+from features.catalog_generated import assessment_entries, hrv_entries, one_hot_entries, therapy_entries
 
 
 def names(entries):

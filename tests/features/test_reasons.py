@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from features.catalog import FeatureInfo, one_hot_entries
+from features.catalog import FeatureInfo
+from features.catalog_generated import one_hot_entries
 from features.reasons import choose, compile_template, reason_policy, render, render_values, representative
 
 ENTRIES = [

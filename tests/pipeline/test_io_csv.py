@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.contract import ContractViolation
-from pipeline.io import load_tables, split_by_patient
+from pipeline.io import load_tables
+from pipeline.shard_files import split_by_patient
 
 PATIENTS = "patient_id,intake_date,age_at_intake,sex,clinic_note\n"
 ROWS = ['"Zoë, 患者",2024-01-01,30,female,"line one\nline two"', "b,2024-02-01,40,male,plain"]

@@ -11,7 +11,7 @@ import time
 import polars as pl
 import pytest
 
-from pipeline import tracking
+from pipeline import model_store
 from pipeline.config import load_config
 from tests.pipeline.cli.conftest import AS_OF, free_port, write_config
 from tests.pipeline.cli.faults import assert_old_or_complete, snapshot, staging_left, start
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 def model_folder(trained, workspace, tmp_path_factory):
     """Version 1 downloaded as a local MLflow model folder (MLmodel + artifacts/bundle)."""
     cfg = load_config(workspace.config).mlflow
-    resolved = tracking.resolve_model(cfg, "models:/relapse-risk/1", tmp_path_factory.mktemp("model"))
+    resolved = model_store.resolve_model(cfg, "models:/relapse-risk/1", tmp_path_factory.mktemp("model"))
     return resolved.bundle_dir.parent.parent
 
 

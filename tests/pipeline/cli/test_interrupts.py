@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tracking
+from pipeline import model_store
 from pipeline.config import load_config
 from tests.pipeline.cli.conftest import AS_OF, bin_path, free_port, wait_for_http, write_config
 from tests.pipeline.cli.faults import (
@@ -242,7 +242,7 @@ def test_tracking_server_killed_mid_training_and_mid_scoring(trained, workspace,
     # scoring: the local champion model, its run logged to a server that dies mid-job
     dest = tmp_path / "dest"
     cfg = load_config(workspace.config).mlflow
-    model = tracking.resolve_model(cfg, "models:/relapse-risk/1", tmp_path / "model").bundle_dir.parent.parent
+    model = model_store.resolve_model(cfg, "models:/relapse-risk/1", tmp_path / "model").bundle_dir.parent.parent
     restarted = subprocess.Popen(
         process.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True
     )
