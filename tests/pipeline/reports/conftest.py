@@ -7,12 +7,14 @@ import polars as pl
 import pytest
 
 from pipeline.privacy import DEVELOPMENT_KEY, keyed_hash
+from pipeline.reports import figures
 from pipeline.reports.analysis import (
     drift_table,
     out_of_range,
     phase_profiles,
     subgroup_table,
 )
+from pipeline.reports.render import render_report
 
 PHASES = [
     ("acute", 0, 13),
@@ -172,8 +174,30 @@ def sample_context() -> dict:
     return build_context()
 
 
+UNDRAWN = "data:image/png;base64,"
+
+
+def _undrawn(fig) -> str:
+    """Stands in for `figures.to_data_uri` where a test reads the HTML around the figures: the
+    figure is still built (its data and axes), only the PNG rasterising (most of a report's time)
+    is skipped. test_figures.py and the offline-browser test check the drawn PNGs."""
+    return UNDRAWN
+
+
+@pytest.fixture
+def undrawn_figures(monkeypatch):
+    monkeypatch.setattr(figures, "to_data_uri", _undrawn)
+
+
 @pytest.fixture(scope="session")
 def sample_html(sample_context) -> str:
-    from pipeline.reports.render import render_report
+    """The report's HTML with every figure built but not rasterised."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "to_data_uri", _undrawn)
+        return render_report(sample_context)
 
+
+@pytest.fixture(scope="session")
+def drawn_html(sample_context) -> str:
+    """The report as an auditor opens it, every figure a real PNG."""
     return render_report(sample_context)

@@ -8,8 +8,9 @@ from pipeline.reports.render import defang, find_external_references, render_rep
 SECTIONS = ["model-card", "tripod", "performance", "subgroups", "explanations", "drift", "patients"]
 
 
-# shares the session fixture's one expensive build with the other tests of its group
-pytestmark = pytest.mark.xdist_group("report")
+# shares the session fixture's one build with the other tests of its group; figures are built,
+# not rasterised (conftest.undrawn_figures)
+pytestmark = [pytest.mark.xdist_group("report"), pytest.mark.usefixtures("undrawn_figures")]
 
 
 def test_every_section_has_its_stable_id(sample_html):

@@ -12,8 +12,10 @@ Skipped only where /usr/bin/chromium is missing and CI is unset; in CI it must r
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -80,9 +82,11 @@ def page_requests(netlog: Path) -> list[dict]:
     return requests
 
 
-def test_report_renders_offline_in_headless_chromium(sample_html, tmp_path):
+def test_report_renders_offline_in_headless_chromium(drawn_html, tmp_path):
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]*)"', drawn_html)
+    assert len(images) >= 4 * 4 + 3 and all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in images)
     report = tmp_path / "report.html"
-    report.write_text(sample_html, encoding="utf-8")
+    report.write_text(drawn_html, encoding="utf-8")
     shot, requests = open_in_chromium(report, tmp_path)
     assert requests == []
     assert shot.stat().st_size > 20_000
