@@ -108,3 +108,24 @@ def wait_for_http(url: str, process: subprocess.Popen, seconds: float = 120) -> 
 
 def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
+
+
+def mlflow_server(folder: Path, store: str, *artifacts: str) -> tuple[subprocess.Popen, str]:
+    """Start a real MLflow tracking server (one worker) on a free port with the `store` backend and
+    the given artifact options; returns the process and its URI once /health answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [bin_path("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", store, *artifacts],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=folder,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{uri}/health", process)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=30)
+        raise
+    return process, uri

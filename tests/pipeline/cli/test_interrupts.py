@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import model_store
 from pipeline.config import load_config
-from tests.pipeline.cli.conftest import AS_OF, bin_path, free_port, wait_for_http, write_config
+from tests.pipeline.cli.conftest import AS_OF, mlflow_server, wait_for_http, write_config
 from tests.pipeline.cli.faults import (
     assert_old_or_complete,
     snapshot,
@@ -195,30 +195,10 @@ def _kill_server(process: subprocess.Popen) -> None:
 @pytest.fixture
 def server(tmp_path):
     """A real MLflow server (SQLite backend, artifacts written by clients to a local folder)."""
-    port = free_port()
     store = f"sqlite:///{tmp_path / 'server.db'}"
-    process = subprocess.Popen(
-        [
-            bin_path("mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            store,
-            "--default-artifact-root",
-            (tmp_path / "artifacts").as_uri(),
-            "--no-serve-artifacts",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
+    process, uri = mlflow_server(
+        tmp_path, store, "--default-artifact-root", (tmp_path / "artifacts").as_uri(), "--no-serve-artifacts"
     )
-    uri = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{uri}/health", process)
     yield process, uri, store
     if process.poll() is None:
         process.kill()

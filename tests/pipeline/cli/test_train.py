@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
 
-from tests.pipeline.cli.conftest import Workspace, bin_path, free_port, wait_for_http, write_config
+from tests.pipeline.cli.conftest import Workspace, mlflow_server, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 ARTIFACTS = {
@@ -173,29 +172,10 @@ def test_a_300_patient_cohort_trains_and_warns_about_events_per_predictor(worksp
 
 
 def test_training_against_a_real_mlflow_server(workspace, tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            bin_path("mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
+    server, uri = mlflow_server(
+        tmp_path, f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts")
     )
     try:
-        uri = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{uri}/health", server)
         remote = Workspace(tmp_path, workspace.data, write_config(tmp_path / "remote.yaml", uri), uri)
         remote.run("train", "--data", str(workspace.data))
         c = client(uri)
