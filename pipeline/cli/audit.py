@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, config_or_fail, console, fail
 from pipeline.cli.app import result as result_line
-from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation
 
 
@@ -39,14 +38,14 @@ def audit(
     from pipeline.audit import audit as run_audit
     from pipeline.audit import check_inputs
 
+    cfg = config_or_fail(config)
     try:
-        cfg = load_config(config)
         check_inputs(out, scores, data)
         with console().status("writing the audit report"):
             result = run_audit(
                 cfg, out, model, scores, data, list(patient) or None, include_ids, evaluation_run=evaluation
             )
-    except (ConfigError, ContractViolation, ValueError) as exc:  # includes an unknown model
+    except (ContractViolation, ValueError) as exc:  # includes an unknown model
         raise fail(str(exc)) from None
     except (OSError, pl.exceptions.PolarsError) as exc:  # an unreadable scores file or data folder
         raise fail(f"cannot read the audit's inputs: {exc}") from None

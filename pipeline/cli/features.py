@@ -13,8 +13,8 @@ from rich.console import Console
 
 from features.build import landmark_table, scoring_table
 from features.spec import FeatureSpec, fit_feature_spec
-from pipeline.cli.app import OUTPUT, app, fail, parse_date
-from pipeline.config import Config, ConfigError, load_config
+from pipeline.cli.app import OUTPUT, app, config_or_fail, fail, parse_date
+from pipeline.config import Config
 from pipeline.contract import ContractViolation
 from pipeline.io import SUFFIXES, count_patients, drop_row_index, load_tables, write_frame
 from pipeline.sharded import build_sharded
@@ -39,8 +39,8 @@ def features(data: DataOption, out: OutOption, as_of: AsOfOption = None, config:
         raise fail(f"{out}: output must end in .parquet or .csv")
     when = parse_date(as_of) if as_of is not None else None
     console = Console(stderr=True, quiet=OUTPUT.quiet)
+    cfg = config_or_fail(config)
     try:
-        cfg = load_config(config)
         if count_patients(data) > cfg.shards.patients_per_shard:
             with console.status("Building features shard by shard…"), tempfile.TemporaryDirectory(
                 prefix="relapse-features-"
@@ -50,7 +50,7 @@ def features(data: DataOption, out: OutOption, as_of: AsOfOption = None, config:
                 spec, rows = built.spec, built.rows
         else:
             spec, rows = _in_memory(data, cfg, when, out, console)
-    except (ContractViolation, ConfigError, ValueError, pl.exceptions.PolarsError) as exc:
+    except (ContractViolation, ValueError, pl.exceptions.PolarsError) as exc:
         raise fail(str(exc)) from None
     groups = ", ".join(spec.groups_used) or "none"
     absent = f"; absent: {', '.join(spec.groups_absent)}" if spec.groups_absent else ""

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, fail
-from pipeline.config import ConfigError, load_config
+from pipeline.cli.app import app, config_or_fail, fail
 from pipeline.contract import ContractViolation
 
 
@@ -28,10 +27,10 @@ def promote(
     from pipeline import model_store
     from pipeline.promote import promote as run_promote
 
+    cfg = config_or_fail(config)
     try:
-        cfg = load_config(config)
         moved = run_promote(cfg, version, force=force, data_dir=data)
-    except (ConfigError, ContractViolation, model_store.PromotionRefused) as exc:
+    except (ContractViolation, model_store.PromotionRefused) as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  (registry errors: unknown version, unreachable server)
         raise fail(f"cannot promote version {version}: {exc}") from None
