@@ -126,45 +126,46 @@ def hrv_entries(m: str, window: str, baseline: str) -> list[FeatureInfo]:
     ]
 
 
+def _session_counts(prefix: str, label: str, concept: str, suffix: str, when: str) -> list[FeatureInfo]:
+    """Sessions scheduled and attended (one modality or all), since intake or in the window."""
+    scheduled = f"{prefix}_scheduled{suffix}"
+    return [
+        FeatureInfo(
+            scheduled,
+            "therapy",
+            "sessions",
+            f"{_cap(label)} sessions scheduled {when}",
+            count(
+                f"1 {label} session scheduled {when}",
+                f"{{value:.0f}} {label} sessions scheduled {when}",
+                f"No {label} session scheduled {when}",
+            ),
+            kind=MODIFIABLE,
+            concept=concept,
+        ),
+        FeatureInfo(
+            f"{prefix}_attended{suffix}",
+            "therapy",
+            "sessions",
+            f"{_cap(label)} sessions attended {when}",
+            {
+                "any": f"Attended {{value:.0f}} of {{row[{scheduled}]:.0f}} {label} sessions scheduled {when}",
+                "fallback": f"{_cap(label)} sessions attended {when}: {{value:.0f}}",
+            },
+            kind=MODIFIABLE,
+            concept=concept,
+        ),
+    ]
+
+
 def therapy_entries(window: str) -> list[FeatureInfo]:
     """Therapy engagement. Concepts: overall attendance (counts, rates, recency and minutes, since
     intake and in the window) is one; each modality's counts and its start in the phase are one."""
-    out = []
     groups = [("therapy_sessions", "therapy", ATTENDANCE)]
     groups += [(f"therapy_{g}", lab, f"therapy_{g}") for g, lab in _MODALITY_LABELS.items()]
-    for prefix, label, concept in groups:
-        for suffix, when in (("", "since intake"), ("_window", window)):
-            scheduled = f"{prefix}_scheduled{suffix}"
-            attended = f"{prefix}_attended{suffix}"
-            out.append(
-                FeatureInfo(
-                    scheduled,
-                    "therapy",
-                    "sessions",
-                    f"{_cap(label)} sessions scheduled {when}",
-                    count(
-                        f"1 {label} session scheduled {when}",
-                        f"{{value:.0f}} {label} sessions scheduled {when}",
-                        f"No {label} session scheduled {when}",
-                    ),
-                    kind=MODIFIABLE,
-                    concept=concept,
-                )
-            )
-            out.append(
-                FeatureInfo(
-                    attended,
-                    "therapy",
-                    "sessions",
-                    f"{_cap(label)} sessions attended {when}",
-                    {
-                        "any": f"Attended {{value:.0f}} of {{row[{scheduled}]:.0f}} {label} sessions scheduled {when}",
-                        "fallback": f"{_cap(label)} sessions attended {when}: {{value:.0f}}",
-                    },
-                    kind=MODIFIABLE,
-                    concept=concept,
-                )
-            )
+    periods = (("", "since intake"), ("_window", window))
+    out = [e for prefix, label, concept in groups for suffix, when in periods
+           for e in _session_counts(prefix, label, concept, suffix, when)]
     for suffix, when in (("", "since intake"), ("_window", window)):
         out.append(
             FeatureInfo(
