@@ -33,7 +33,7 @@ from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
 from pipeline.registry import model_description
 from pipeline.reports.cohort import accrual, participant_flow
 from pipeline.reports.drift import phase_profiles
-from pipeline.reports.figures import calibration_figure, shap_beeswarm_figure
+from pipeline.reports.figures import calibration_figure, curve_with_band, shap_beeswarm_figure
 from pipeline.serving import LoadedModel
 from pipeline.weights import censoring_sensitivity, phase_data, with_censoring_weights
 
@@ -229,7 +229,7 @@ def training_artifacts(
         if part.height:
             y, p, w, g = (part[c].to_numpy() for c in ("label", "risk", "ipcw_weight", "patient_id"))
             figures[names.calibration_figure_name(phase)] = calibration_figure(
-                y, p, w, title=f"Calibration: {phase}", groups=g)
+                curve_with_band(y, p, w, groups=g), p, title=f"Calibration: {phase}")
         if fit.status not in ("phase_model", "shared"):
             continue
         sample = _shap_sample(run.landmarks, run.rows[phase], bundle, phase, run.config.model.seed)

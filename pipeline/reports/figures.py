@@ -83,43 +83,37 @@ def calibration_band(y, p, w=None, groups=None, bins: int = 10, n_boot: int = 10
     return np.nanquantile(np.array(rates), [0.025, 0.975], axis=1) if rates else np.empty((2, 0))
 
 
-def calibration_figure(y, p, w=None, title: str = "", bins: int = 10, groups=None, n_boot: int = 100) -> Figure:
-    """Binned predicted vs observed (IPCW-weighted) with a 95% patient-bootstrap band and the
-    diagonal, over the whole range of predicted risk, and a histogram of risk."""
-    table = calibration_bins(y, p, w, bins)
-    band = calibration_band(y, p, w, groups, bins, n_boot)
+def curve_with_band(y, p, w=None, groups=None, bins: int = 10, n_boot: int = 100, seed: int = 0) -> pl.DataFrame:
+    """`calibration_bins` with the 95% patient-bootstrap band of each bin's observed rate as
+    columns `lo` and `hi` (`calibration_band`): the curve `calibration_figure` draws."""
+    band = calibration_band(y, p, w, groups, bins, n_boot, seed)
+    return calibration_bins(y, p, w, bins).with_columns(
+        pl.Series("lo", band[0], pl.Float64), pl.Series("hi", band[1], pl.Float64))
+
+
+def calibration_figure(curve: pl.DataFrame, p, title: str = "") -> Figure:
+    """Binned predicted vs observed (IPCW-weighted) with its 95% bootstrap band, the diagonal and
+    a histogram of the predicted risks `p`, over the whole range of predicted risk.
+
+    `curve` has columns predicted, observed, lo and hi, one row per bin: `curve_with_band`
+    (training's out-of-fold predictions, the audit) or `pipeline.reports.validation.
+    calibration_curve` (an evaluation run); NaN bounds (a bin too thin to resample) leave a gap
+    in the band. The axes reach the highest predicted risk, observed rate and upper bound.
+    """
+    p = np.asarray(p, dtype=float)
     fig = Figure(figsize=(4.6, 4.4))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    highest = max(float(np.max(p)) if len(p) else 0.05, table["observed"].max() or 0.05,
-                  float(np.nanmax(band)) if band.size else 0.0)
-    limit = min(1.0, 1.05 * highest)
+    values = np.r_[p, curve["observed"].to_numpy(), curve["hi"].fill_null(np.nan).to_numpy()]
+    values = values[np.isfinite(values)]
+    limit = min(1.0, 1.05 * float(values.max())) if values.size else 0.05
     top.plot([0, limit], [0, limit], ls="--", color=GREY, lw=1, label="perfect calibration")
-    if band.size:
-        top.fill_between(table["predicted"], band[0], band[1], color=BLUE, alpha=0.2, lw=0,
+    if curve.height:
+        top.fill_between(curve["predicted"], curve["lo"], curve["hi"], color=BLUE, alpha=0.2, lw=0,
                          label="95% bootstrap band")
-    top.plot(table["predicted"], table["observed"], "-o", color=BLUE, ms=5, label="model (binned)")
-    top.set(xlim=(0, limit), ylim=(0, limit), ylabel="observed 30-day relapse rate", title=title)
-    top.legend(loc="upper left", fontsize=8, frameon=False)
-    bottom.hist(np.asarray(p, dtype=float), bins=40, range=(0, limit), color=GREY)
-    bottom.set(xlabel="predicted risk", ylabel="rows")
-    fig.align_ylabels()
-    return fig
-
-
-def calibration_curve_figure(curve: pl.DataFrame, p, title: str = "") -> Figure:
-    """Binned predicted vs observed with the observed rate's bootstrap band (columns
-    predicted, observed, lo, hi of `pipeline.reports.validation.calibration_curve`), the
-    diagonal, and a histogram of the predicted risks `p`."""
-    fig = Figure(figsize=(4.6, 4.4))
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    high = np.nanmax(np.r_[curve["predicted"].to_numpy(), curve["hi"].fill_nan(None).fill_null(0).to_numpy(), 0.05])
-    limit = min(1.0, 1.08 * float(high))
-    top.plot([0, limit], [0, limit], ls="--", color=GREY, lw=1, label="perfect calibration")
-    top.fill_between(curve["predicted"], curve["lo"], curve["hi"], color=BLUE, alpha=0.2, label="95% band")
     top.plot(curve["predicted"], curve["observed"], "-o", color=BLUE, ms=5, label="model (binned)")
     top.set(xlim=(0, limit), ylim=(0, limit), ylabel="observed 30-day relapse rate", title=title)
     top.legend(loc="upper left", fontsize=8, frameon=False)
-    bottom.hist(np.asarray(p, dtype=float), bins=40, range=(0, limit), color=GREY)
+    bottom.hist(p, bins=40, range=(0, limit), color=GREY)
     bottom.set(xlabel="predicted risk", ylabel="rows")
     fig.align_ylabels()
     return fig

@@ -31,6 +31,8 @@ The context (all keys optional unless marked; arrays are anything `numpy.asarray
         "model_type", "heterogeneity", "class_imbalance", "fairness", "model_output",
         "health_inequalities", "code", "data_sharing", "characteristics",
         "heterogeneity_results", "updating_results",
+        "recalibration": {"parent_version": str, "data_fingerprint": str, "methods": {phase: str},
+                          "layers": {phase: {"method": str, "a": float, "b": float}}},  # 12f
       },
       "metrics": pl.DataFrame | list[dict],   # phase, model (xgboost|logistic|oracle),
                                               # metric, estimate, lo, hi (95% CI)
@@ -150,8 +152,8 @@ def _performance(context: Mapping, phases: Sequence[str]) -> list[dict]:
             data = calibration[phase]
             view["calibration"] = figures.to_data_uri(
                 figures.calibration_figure(
-                    data["y"], data["p"], data.get("w"), f"Calibration: {phase}",
-                    groups=data.get("groups"),
+                    figures.curve_with_band(data["y"], data["p"], data.get("w"), groups=data.get("groups")),
+                    data["p"], f"Calibration: {phase}",
                 )
             )
             if phase not in curves:

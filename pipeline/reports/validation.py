@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from models.metrics import counts, evaluate
 from pipeline.artifacts import evaluation_figure_names
 from pipeline.reports.analysis import decision_curve, subgroup_table
-from pipeline.reports.figures import calibration_curve_figure, decision_curve_figure
+from pipeline.reports.figures import calibration_figure, decision_curve_figure
 
 POOLED = "pooled"
 METRIC_SCHEMA = {"phase": pl.String, "metric": pl.String, "estimate": pl.Float64, "lo": pl.Float64, "hi": pl.Float64}
@@ -103,7 +103,7 @@ def validation_result(
         curves.append(curve)
         decisions.append(decision)
         calibration_name, decision_name = evaluation_figure_names(phase)
-        figures[calibration_name] = calibration_curve_figure(curve, p, f"{label} calibration: {phase}")
+        figures[calibration_name] = calibration_figure(curve, p, f"{label} calibration: {phase}")
         figures[decision_name] = decision_curve_figure(decision, f"{label} decision curve: {phase}")
     return ValidationResult(
         metrics=validation_metrics(rows, phases, n_boot, seed),

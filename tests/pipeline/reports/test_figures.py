@@ -2,6 +2,7 @@ import base64
 
 import matplotlib.pyplot as plt
 import numpy as np
+import polars as pl
 import pytest
 
 from pipeline.reports import figures
@@ -32,7 +33,7 @@ def test_each_figure_is_a_png_data_uri_and_leaves_no_open_pyplot_figure(arrays):
     values, features, names, y, p = arrays
     before = plt.get_fignums()
     built = [
-        figures.calibration_figure(y, p, None, "cal"),
+        figures.calibration_figure(figures.curve_with_band(y, p), p, "cal"),
         figures.decision_curve_figure(decision_curve(y, p), "dc"),
         figures.shap_bar_figure(values, names, "bar"),
         figures.shap_beeswarm_figure(values, features, names, "swarm"),
@@ -75,5 +76,23 @@ def test_calibration_band_brackets_each_bin_and_the_axis_covers_every_risk(array
     assert (band[0] <= observed + 1e-12).all() and (observed <= band[1] + 1e-12).all()
     assert (band[1] - band[0] > 0).all()
     high = np.concatenate([p, [0.93]])  # one very high risk: the x axis must reach it
-    fig = figures.calibration_figure(np.concatenate([y, [1.0]]), high, None, "cal")
+    fig = figures.calibration_figure(figures.curve_with_band(np.concatenate([y, [1.0]]), high), high, "cal")
     assert fig.axes[0].get_xlim()[1] >= 0.93
+
+
+def test_one_calibration_figure_draws_training_and_evaluation_curves(arrays):
+    from pipeline.reports.validation import calibration_curve
+
+    *_, y, p = arrays
+    groups = np.repeat(np.arange(100), 4)
+    training = figures.curve_with_band(y, p, None, groups, 10, n_boot=50, seed=1)
+    evaluation = calibration_curve(y, p, np.ones_like(p), groups, n_boot=50, seed=1)
+    assert {"predicted", "observed", "lo", "hi"} <= set(training.columns) & set(evaluation.columns)
+    assert training["observed"].to_list() == pytest.approx(evaluation["observed"].to_list())
+    for curve in (training, evaluation):
+        fig = figures.calibration_figure(curve, p, "cal")
+        band = fig.axes[0].collections[0]  # the band is drawn, over every bin
+        assert band.get_paths()[0].vertices[:, 0].max() == pytest.approx(curve["predicted"].max())
+        assert fig.axes[0].get_xlim()[1] >= p.max()  # the axis reaches the highest risk, not the top bin's mean
+    thin = evaluation.with_columns(lo=pl.lit(float("nan")), hi=pl.lit(float("nan")))  # too few resamples
+    assert decode(figures.to_data_uri(figures.calibration_figure(thin, p))).startswith(PNG_MAGIC)
