@@ -198,6 +198,8 @@ def _training_context(config: Config, model, run_dir: Path, id_label: str) -> di
         "model_type": "One XGBoost classifier per recovery phase (shallow, regularised trees), calibrated; "
         "baseline: penalised logistic regression on the same features.",
     }
+    if lineage := recalibration_card(model.bundle):
+        model_card["recalibration"] = lineage
     phase_order = [p["name"] for p in card["phases"]]
     fallback = [f["phase"] for f in card.get("fallback_phases") or []]
     pooled = oof.filter(~pl.col("phase").is_in(fallback))
@@ -226,6 +228,17 @@ def _training_context(config: Config, model, run_dir: Path, id_label: str) -> di
         "shap": _shap_context(run_dir, model.spec),
         "id_note": f"keyed hash (HMAC-SHA256, {id_label})",
     }
+
+
+def recalibration_card(bundle) -> dict[str, Any] | None:
+    """A recalibrated bundle's lineage for the model card (TRIPOD+AI 12f): parent version, local
+    data fingerprint, the method chosen per phase in the latest recalibration, and each phase's
+    composed layer (a, b); None for a bundle that was never recalibrated."""
+    lineage = bundle.metadata.get("recalibration")
+    if not lineage:
+        return None
+    layers = {p: {"method": r.method, "a": r.a, "b": r.b} for p, r in bundle.recalibration.items()}
+    return {**lineage, "layers": layers}
 
 
 def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:

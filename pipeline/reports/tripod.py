@@ -82,6 +82,29 @@ def _dates(card: Mapping, ctx: Mapping):
     return None
 
 
+def _updating(card: Mapping, ctx: Mapping) -> str | None:
+    """12f: a recalibrated version (the card's `recalibration`: parent version, local data
+    fingerprint, the method chosen per phase and the composed layer) says how it was updated
+    from which version; otherwise the card's free text, manual when there is none."""
+    lineage = card.get("recalibration")
+    if not lineage:
+        return _text(card.get("updating"))
+    layers = lineage.get("layers") or {}
+    phases = []
+    for phase, method in (lineage.get("methods") or {}).items():
+        layer = layers.get(phase)
+        coefficients = ("" if method == "none" or not layer else
+                        f" (logit(risk') = {layer['a']:+.3f} + {layer['b']:.3f} × logit(risk))")
+        phases.append(f"{phase}: {method.replace('_', ' and ')}{coefficients}")
+    fingerprint = str(lineage.get("data_fingerprint") or "?")
+    version = card.get("model_version", "this version")
+    return (f"Version {version} is a site recalibration of version {lineage.get('parent_version', '?')} on local "
+            f"labelled data (fingerprint {fingerprint[:12]}): per phase, closed testing (likelihood-ratio tests, "
+            f"Vergouwe et al. 2017) chose between keeping the model, re-estimating its intercept, or intercept and "
+            f"slope: {'; '.join(phases) or 'no phase tested'}. The boosters and calibrators are the parent's, "
+            "unchanged; the layer acts on the logit of the calibrated risk.")
+
+
 def _outcome(card: Mapping, ctx: Mapping) -> str | None:
     if card.get("outcome"):
         return str(card["outcome"])
@@ -283,7 +306,7 @@ ITEMS: list[tuple[str, str, str, Answer]] = [
     ),
     ("12d", "Heterogeneity across clusters", "", _card("heterogeneity")),
     ("12e", "Performance measures and plots", "performance", _measures),
-    ("12f", "Model updating (e.g. recalibration)", "model-card", _card("updating")),
+    ("12f", "Model updating (e.g. recalibration)", "model-card", _updating),
     ("12g", "How predictions were calculated", "model-card", _model_object),
     ("13", "Class imbalance", "model-card", _card("class_imbalance")),
     ("14", "Fairness", "subgroups", _fairness),

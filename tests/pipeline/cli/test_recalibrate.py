@@ -42,14 +42,22 @@ def own_store(workspace, tmp_path_factory):
     return ws, shifted
 
 
-def test_recalibration_registers_a_child_version_with_the_same_boosters(own_store, tmp_path):
+@pytest.fixture(scope="module")
+def recalibrated(own_store):
+    """Version 1 evaluated on the shifted cohort, then recalibrated on it: (evaluation run id,
+    the new version)."""
     ws, shifted = own_store
     before = ws.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(shifted))
-    c = client(ws.tracking_uri)
     run_id = re.search(r"evaluation run ([0-9a-f]{32})", before.output).group(1)
-    assert c.get_run(run_id).data.metrics["oe_ratio_pooled_lo"] > 1  # risk clearly under-predicted
     result = ws.run("recalibrate", "--model", "models:/relapse-risk/1", "--data", str(shifted))
-    version = re.search(r"version (\d+) \(parent version 1", result.output).group(1)
+    return run_id, re.search(r"version (\d+) \(parent version 1", result.output).group(1)
+
+
+def test_recalibration_registers_a_child_version_with_the_same_boosters(own_store, recalibrated, tmp_path):
+    ws, shifted = own_store
+    run_id, version = recalibrated
+    c = client(ws.tracking_uri)
+    assert c.get_run(run_id).data.metrics["oe_ratio_pooled_lo"] > 1  # risk clearly under-predicted
     assert version == "2"
     mv = c.get_model_version("relapse-risk", version)
     assert "challenger" in mv.aliases and mv.tags["parent_version"] == "1"
@@ -87,3 +95,19 @@ def test_a_model_folder_without_a_version_is_refused(own_store, tmp_path):
     folder = download_model(client(ws.tracking_uri), "1", tmp_path / "m")
     result = ws.run("recalibrate", "--model", str(folder), "--data", str(shifted), expect=2)
     assert "not a registered model version" in result.output
+
+
+def test_the_audit_of_a_recalibrated_version_answers_model_updating(own_store, recalibrated, tmp_path):
+    ws, _ = own_store
+    _, version = recalibrated
+    report = tmp_path / "audit.html"
+    ws.run("audit", "--out", str(report), "--model", f"models:/relapse-risk/{version}")
+    tripod = {t["item"]: t for t in json.loads(report.with_suffix(".json").read_text())["tripod"]}
+    mv = client(ws.tracking_uri).get_model_version("relapse-risk", version)
+    assert tripod["12f"]["status"] == "answered"
+    answer = tripod["12f"]["answer"]
+    assert f"Version {version}" in answer and "version 1" in answer
+    assert mv.tags["recalibration_data_fingerprint"][:12] in answer
+    for phase in ("acute", "early", "consolidation", "maintenance"):
+        method = mv.tags[f"recalibration_{phase}"].replace("_", " and ")
+        assert f"{phase}: {method}" in answer

@@ -158,3 +158,17 @@ def test_performance_without_intervals_is_partial():
     metrics = [{"phase": "acute", "model": "xgboost", "metric": "auroc", "estimate": 0.7, "lo": None, "hi": None}]
     item = _item({"model_card": {}, "metrics": metrics}, "23a")
     assert item["status"] == "partial" and "confidence intervals" in item["answer"]
+
+
+def test_a_recalibrated_version_answers_updating_with_its_parent_and_methods():
+    lineage = {"parent_version": "1", "data_fingerprint": "ab" * 32,
+               "methods": {"acute": "intercept_slope", "early": "none", "maintenance": "intercept"},
+               "layers": {"acute": {"method": "intercept_slope", "a": 0.787, "b": 1.165},
+                          "maintenance": {"method": "intercept", "a": 0.4, "b": 1.0}}}
+    item = _item({"model_card": {"model_version": "2", "recalibration": lineage}}, "12f")
+    assert item["status"] == "answered"
+    text = item["answer"]
+    assert "Version 2" in text and "version 1" in text and "abababababab" in text
+    assert "acute: intercept and slope (logit(risk') = +0.787 + 1.165" in text
+    assert "early: none" in text and "maintenance: intercept (logit(risk') = +0.400" in text
+    assert _item({"model_card": {"model_version": "1"}}, "12f")["status"] == "manual"
