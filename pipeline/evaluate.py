@@ -1,7 +1,8 @@
 """`relapse evaluate`: measure a registered model on a labelled cohort it was not trained on.
 
 read → landmark rows built as in training (the model's FeatureSpec, phases, spacing and
-horizon; the IPCW weights re-estimated from this cohort's own censoring, KM or censoring
+horizon; shard by shard above `shards.patients_per_shard` patients, as training builds them;
+the IPCW weights re-estimated from this cohort's own censoring, KM or censoring
 model as the model was trained with) → the model's final
 risk (`serving.LoadedModel.risk`) → `pipeline.reports.validation` (metrics with
 patient-bootstrap CIs, calibration curves with bands, decision curves, subgroups) → one run in
@@ -20,6 +21,7 @@ from typing import Literal
 import polars as pl
 
 from features.build import landmark_table
+from features.shards import landmark_table_sharded
 from models.config import ModelConfig
 from pipeline import io, tracking, tracking_eval
 from pipeline.artifacts import EvaluationArtifacts
@@ -42,12 +44,24 @@ class EvaluateSummary:
     synthetic: bool
 
 
-def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame], cfg: ModelConfig) -> pl.DataFrame:
+def model_landmarks(model: LoadedModel, tables: dict[str, pl.DataFrame], patients_per_shard: int) -> pl.DataFrame:
+    """The cohort's landmark table with the model's phases, landmarks, feature settings and
+    spec, built as training builds it: in one pass, or shard by shard (the same frame, row for
+    row; the censoring curve and end of follow-up from the whole cohort) when the cohort has
+    more than `patients_per_shard` patients, so the intermediate frames stay bounded by a shard."""
+    if tables["patients"].height > patients_per_shard:
+        return landmark_table_sharded(tables, model.phases, model.landmarks, model.features, model.spec,
+                                      patients_per_shard)
+    return landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
+
+
+def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame], cfg: ModelConfig,
+                  patients_per_shard: int) -> pl.DataFrame:
     """The cohort's uncensored landmark rows inside the model's scorable phases, built as in
-    training (keys, label, the model's feature columns, and the IPCW weight re-estimated from
-    this cohort's censoring with the weighting the model was trained with; `cfg` gives the
-    censoring model's settings)."""
-    landmarks = landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
+    training (`model_landmarks`: keys, label, the model's feature columns, and the IPCW weight
+    re-estimated from this cohort's censoring with the weighting the model was trained with;
+    `cfg` gives the censoring model's settings)."""
+    landmarks = model_landmarks(model, tables, patients_per_shard)
     method = model.bundle.metadata.get("censoring_weights", cfg.censoring_weights)
     landmarks = with_censoring_weights(landmarks, tables["outcomes"], model.spec,
                                        cfg.model_copy(update={"censoring_weights": method}),
@@ -110,7 +124,8 @@ def evaluate(
         progress("loading the model")
         model = load_model(model_uri, work / "model", config.mlflow)
         progress("building landmark rows and scoring them")
-        rows = labelled_rows(model, landmark_rows(model, tables, config.model), tables["patients"])
+        landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
+        rows = labelled_rows(model, landmarks, tables["patients"])
         progress("computing metrics with patient-bootstrap intervals")
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
                                    config.model.seed, validation)

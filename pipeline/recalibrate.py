@@ -88,7 +88,7 @@ def recalibrate(
         if parent is None:
             raise ValueError(f"{model_uri}: not a registered model version; recalibrate needs models:/NAME/N or @alias")
         progress("building landmark rows and testing each phase")
-        landmarks = landmark_rows(model, tables, config.model)
+        landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         phases = [p.name for p in model.phases]
         before_rows = labelled_rows(model, landmarks, tables["patients"])
         tests = phase_tests(before_rows, phases)

@@ -89,3 +89,19 @@ def test_audit_takes_an_evaluation_run(trained, workspace, second_cohort, tmp_pa
     assert section["phases"]["acute"]["oe_ratio"]["lo"] == pytest.approx(logged["oe_ratio_acute_lo"])
     bad = workspace.run("audit", "--out", str(tmp_path / "bad.html"), "--evaluation", "0" * 32, expect=2)
     assert "not an evaluation run" in bad.output and not (tmp_path / "bad.html").exists()
+
+
+def test_evaluation_in_shards_logs_the_same_metrics(trained, workspace, second_cohort, tmp_path):
+    """Above `shards.patients_per_shard` the landmark rows are built shard by shard, as training
+    builds them: the same rows, so the same metrics."""
+    from dataclasses import replace
+
+    from tests.pipeline.cli.conftest import write_config
+
+    sharded = replace(workspace, config=write_config(tmp_path / "sharded.yaml", workspace.tracking_uri,
+                                                     "shards:\n  patients_per_shard: 120\n"))
+    c = client(workspace.tracking_uri)
+    runs = [c.get_run(run_id(ws.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort))
+                             .output)).data for ws in (workspace, sharded)]
+    assert runs[0].metrics["n_rows_pooled"] > 0
+    assert runs[1].metrics == pytest.approx(runs[0].metrics, rel=1e-12, abs=1e-12)
