@@ -213,8 +213,18 @@ def shifted(store: Store, c_dir: Path, d_dir: Path, min_event_patients: int) -> 
 def ablation(store: Store, data: Path, groups: str, label: str) -> list[dict]:
     out = store.cli(f"ablate {label}", "ablate", "--data", str(data), "--groups", groups)
     run_id = re.search(r"ablation run ([0-9a-f]{32})", out).group(1)
+    rows = ablation_table(store, run_id, label)
+    for line in out.splitlines():
+        if "note:" in line:
+            print(f"  {line.strip()}")
+    return rows
+
+
+def ablation_table(store: Store, run_id: str, label: str) -> list[dict]:
+    """Print the ablation run's table (one row per phase and group, a column per metric)."""
     import mlflow
 
+    store.client()  # sets the tracking URI the artifact download resolves the run through
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="ablation.csv",
                                                dst_path=str(store.work / "dl" / run_id))
     table = pl.read_csv(path)
@@ -231,9 +241,6 @@ def ablation(store: Store, data: Path, groups: str, label: str) -> list[dict]:
             cells.append(f"{r['estimate']:+.4f} ({r['lo']:+.4f}, {r['hi']:+.4f}){star}")
             rows.append(r)
         print(f"  {phase:<14}{group:<9}" + "".join(f"{c:>32}" for c in cells))
-    for line in out.splitlines():
-        if "note:" in line:
-            print(f"  {line.strip()}")
     return rows
 
 
