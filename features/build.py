@@ -62,6 +62,7 @@ def scoring_table(
     features: FeaturesConfig,
     spec: FeatureSpec,
     as_of: date,
+    only_at_risk: bool = False,
 ) -> pl.LazyFrame:
     """One row per patient as of `as_of`: keys, exclusion reason (or null) and features.
 
@@ -71,7 +72,9 @@ def scoring_table(
 
     Records dated after `as_of` are dropped before any feature is built (`records_up_to`): no
     feature of a row can see them, so the frame is the same, and the work is that of the records
-    the row can see.
+    the row can see. With `only_at_risk` (batch scoring) an excluded patient's records are dropped
+    too, and its feature columns are null: every row is still there, with its exclusion, and an
+    at-risk row's features are unchanged (each is built from the patient's own records only).
     """
     check_config(spec, features)
     lazy = records_up_to(_lazy(tables), as_of)
@@ -94,8 +97,24 @@ def scoring_table(
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     rows = rows.with_columns(exclusion.alias("exclusion"))
+    if only_at_risk:
+        lazy = _of_patients(lazy, rows.filter(pl.col("exclusion").is_null()).select("patient_id"))
     rows = _add_time_varying(rows, lazy, people, phases, features, spec)
-    return rows.select(*SCORING_KEYS, *spec.feature_names)
+    out = rows.select(*SCORING_KEYS, *spec.feature_names)
+    if only_at_risk:
+        at_risk = pl.col("exclusion").is_null()
+        out = out.with_columns(pl.when(at_risk).then(pl.col(n)).alias(n) for n in spec.feature_names)
+    return out
+
+
+def _of_patients(tables: dict[str, pl.LazyFrame], patients: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """The record tables restricted to `patients` (rows in their order: beats stay in file order)."""
+    return {
+        name: frame.join(patients, on="patient_id", how="semi", maintain_order="left")
+        if name in RECORD_DATES
+        else frame
+        for name, frame in tables.items()
+    }
 
 
 def records_up_to(tables: dict[str, pl.LazyFrame], as_of: date) -> dict[str, pl.LazyFrame]:
