@@ -62,15 +62,22 @@ def scoring_table(
     features: FeaturesConfig,
     spec: FeatureSpec,
     as_of: date,
+    only_at_risk: bool = False,
 ) -> pl.LazyFrame:
     """One row per patient as of `as_of`: keys, exclusion reason (or null) and features.
 
     Exclusions, first that applies: `not_yet_in_treatment` (intake after as_of), `relapsed`
     (outcomes present and a relapse on or before as_of), `past_last_phase` (day beyond the last
     phase). Follow-up is not known at scoring, so it excludes no one.
+
+    Records dated after `as_of` are dropped before any feature is built (`records_up_to`): no
+    feature of a row can see them, so the frame is the same, and the work is that of the records
+    the row can see. With `only_at_risk` (batch scoring) an excluded patient's records are dropped
+    too, and its feature columns are null: every row is still there, with its exclusion, and an
+    at-risk row's features are unchanged (each is built from the patient's own records only).
     """
     check_config(spec, features)
-    lazy = _lazy(tables)
+    lazy = records_up_to(_lazy(tables), as_of)
     people = _people(lazy, spec)
     day = days_since(pl.lit(as_of, dtype=pl.Date), pl.col("intake_date"))
     rows = people.with_columns(pl.lit(as_of, dtype=pl.Date).alias("as_of"), day.alias(DAY))
@@ -90,8 +97,54 @@ def scoring_table(
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     rows = rows.with_columns(exclusion.alias("exclusion"))
+    if only_at_risk:
+        lazy = _of_patients(lazy, rows.filter(pl.col("exclusion").is_null()).select("patient_id"))
     rows = _add_time_varying(rows, lazy, people, phases, features, spec)
-    return rows.select(*SCORING_KEYS, *spec.feature_names)
+    out = rows.select(*SCORING_KEYS, *spec.feature_names)
+    if only_at_risk:
+        at_risk = pl.col("exclusion").is_null()
+        out = out.with_columns(pl.when(at_risk).then(pl.col(n)).alias(n) for n in spec.feature_names)
+    return out
+
+
+def _of_patients(tables: dict[str, pl.LazyFrame], patients: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """The record tables restricted to `patients` (rows in their order: beats stay in file order)."""
+    return {
+        name: frame.join(patients, on="patient_id", how="semi", maintain_order="left")
+        if name in RECORD_DATES
+        else frame
+        for name, frame in tables.items()
+    }
+
+
+def records_up_to(tables: dict[str, pl.LazyFrame], as_of: date) -> dict[str, pl.LazyFrame]:
+    """The record tables without the records dated after `as_of` (by UTC date, as `days_since`
+    counts them); `patients` and `outcomes` are kept whole, and so is a record with no date.
+
+    A raw-beat recording (`rr_intervals`) is kept or dropped whole, by the date of its first
+    time stamp, the `recorded_at` its summary takes, so no recording loses beats.
+
+    Exact for the scoring table: every feature at day t is built from the records dated on or
+    before t, by running totals in time order whose state at t (and at t − window) does not
+    depend on later records; "first" values (BDNF, questionnaires, a modality's first attended
+    session) are first in time, so never a later one.
+    """
+    limit = (as_of - date(1970, 1, 1)).days
+    out = {}
+    for name, frame in tables.items():
+        column = RECORD_DATES.get(name)
+        if column is None:
+            out[name] = frame
+            continue
+        when = pl.col(column)
+        if name == "rr_intervals":
+            when = when.min().over("patient_id", "recording_id")
+        out[name] = frame.filter((when.dt.epoch("d") <= limit).fill_null(True))
+    return out
+
+
+# the tables whose rows are dated records, and the column dating them (patients and outcomes are not)
+RECORD_DATES = {t: s.date_column for t, s in SPECS.items() if s.date_column and not s.one_per_patient}
 
 
 def _lazy(tables: Tables) -> dict[str, pl.LazyFrame]:

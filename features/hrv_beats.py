@@ -58,23 +58,22 @@ def artefact_mask(
     if jumps.size == 0:
         return keep
     rec_of = recording[idx]
-    values = rr_ms.tolist()
-    flat = idx.tolist()
-    done_recording = -1
-    for j in jumps.tolist():
-        rec = rec_of[j]
-        if rec == done_recording:
+    ends = np.searchsorted(rec_of, rec_of[jumps], side="right").tolist()  # rec_of is non-decreasing
+    values = rr_ms[idx].tolist()  # the in-range beats, in order; plain floats for the walk
+    removed: list[int] = []
+    done_end = -1
+    for j, end in zip(jumps.tolist(), ends, strict=True):
+        if end == done_end:  # a later jump of a recording already walked
             continue
-        done_recording = rec
-        reference = values[flat[j - 1]]  # every beat before a recording's first jump is kept
-        k = j
-        while k < len(flat) and rec_of[k] == rec:
-            value = values[flat[k]]
+        done_end = end
+        reference = values[j - 1]  # every beat before a recording's first jump is kept
+        for k in range(j, end):
+            value = values[k]
             if abs(value - reference) > max_change * reference:
-                keep[flat[k]] = False
+                removed.append(k)
             else:
                 reference = value
-            k += 1
+    keep[idx[removed]] = False
     return keep
 
 

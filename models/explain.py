@@ -73,8 +73,15 @@ def contributions(
 
 
 def margin(booster: xgboost.Booster, X: np.ndarray) -> np.ndarray:
-    """The model's log-odds for each row of X."""
-    return booster.predict(_dmatrix(X), output_margin=True).astype(np.float64)
+    """The model's log-odds for each row of X.
+
+    Predicted in place from the float32 array (NaN missing), without building a `DMatrix`: the
+    same trees on the same float32 values, so the same margins, bit for bit, at about half the
+    cost (the `DMatrix` copy was most of it).
+    """
+    X32 = np.asarray(X, dtype=np.float32)
+    out = booster.inplace_predict(X32, predict_type="margin", missing=np.nan)
+    return np.asarray(out, dtype=np.float64).reshape(X32.shape[0])  # (0, 0) for no rows otherwise
 
 
 def check_additivity(

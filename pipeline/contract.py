@@ -257,6 +257,9 @@ def _record_date(spec: TableSpec) -> pl.Expr:
     return col.dt.date() if spec.column(spec.date_column).dtype != pl.Date else col
 
 
+_KNOWN = "_known_patient"
+
+
 def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
     problems: list[Problem] = []
     for name, frame in tables.items():
@@ -270,17 +273,20 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
     patients = tables.get("patients")
     if patients is None:
         return problems
-    intake = patients.unique("patient_id", keep="first").select("patient_id", "intake_date")
+    intake = patients.unique("patient_id", keep="first").select(
+        "patient_id", "intake_date", pl.lit(True).alias(_KNOWN)
+    )
     for name, frame in tables.items():
         if name == "patients":
             continue
         spec = SPECS[name]
-        orphans = frame.join(intake, on="patient_id", how="anti")
+        # one join, in file order, answers both: unknown patient (no match) and dated before intake
+        joined = frame.join(intake, on="patient_id", how="left", maintain_order="left")
+        orphans = joined.filter(pl.col(_KNOWN).is_null())
         if orphans.height:
             problems.append(
                 _problem(name, "patient_id", "name a patient_id that is not in patients", orphans, ["patient_id"])
             )
-        joined = frame.join(intake, on="patient_id", how="inner")
         date_cols = [spec.date_column] if spec.date_column else ["relapse_date", "last_followup_date"]
         for col in date_cols:
             day = pl.col(col).dt.date() if isinstance(joined.schema[col], pl.Datetime) else pl.col(col)
@@ -330,7 +336,7 @@ def validate(
             typed[name] = checked
     problems += _cross_table_checks(typed)
     kept = _drop_rows(typed, problems)
-    if "patients" in kept:
+    if "patients" in kept and kept["patients"].height < typed["patients"].height:  # a patients row was rejected
         ids = kept["patients"].select("patient_id")
         for name, frame in kept.items():
             if name == "patients":

@@ -164,7 +164,7 @@ def _outputs(out: Path, shap_out: Path | None) -> list[Path]:
 
 def _write_part(path: Path, frame: pl.DataFrame) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path)
+    frame.write_parquet(path, **shard_files.WORK_PARQUET)
     return path
 
 

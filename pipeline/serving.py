@@ -119,7 +119,7 @@ def score_tables(
     from the whole input (None: found from `tables`; batch scoring finds them once for all batches)."""
     if unavailable is None:
         unavailable = tuple(model.missing_groups(tables))
-    frame = scoring_table(tables, model.phases, model.features, model.spec, as_of).collect()
+    frame = scoring_table(tables, model.phases, model.features, model.spec, as_of, only_at_risk=True).collect()
     unscorable = [p for p, pm in model.bundle.phase_models.items() if not pm.scorable]
     frame = frame.with_columns(
         pl.when(pl.col("exclusion").is_null() & pl.col("phase").is_in(unscorable))

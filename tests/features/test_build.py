@@ -1,6 +1,7 @@
 """The landmark and scoring tables: columns, types, exclusions, missing tables, point in time."""
 
 from datetime import date, timedelta
+from unittest.mock import patch
 
 import polars as pl
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from features import build
 from features.build import SCORING_KEYS, landmark_table, scoring_table
 from features.landmarks import LANDMARK_KEYS
 from features.spec import fit_feature_spec
@@ -304,3 +306,39 @@ def side_by_side(full: dict[str, pl.DataFrame], cut: dict[str, pl.DataFrame]) ->
 
     a, b = tagged(full, "full:"), tagged(cut, "cut:")
     return {k: pl.concat([a[k], b[k]]) for k in full}
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(random_cohorts())
+def test_dropping_later_records_and_excluded_patients_leaves_the_scored_rows_bit_for_bit(config, example):
+    tables, cutoff = example
+    spec = fit_feature_spec(tables, config.features)
+    fast = scoring_table(tables, config.phases, config.features, spec, cutoff, only_at_risk=True).collect()
+    with patch.object(build, "records_up_to", lambda frames, as_of: frames):  # every record, as before
+        full = scoring_table(tables, config.phases, config.features, spec, cutoff).collect()
+    assert_frame_equal(fast.select(SCORING_KEYS), full.select(SCORING_KEYS))
+    at_risk = pl.col("exclusion").is_null()
+    assert_frame_equal(fast.filter(at_risk), full.filter(at_risk), check_exact=True)
+    excluded = fast.filter(~at_risk).select(spec.feature_names)
+    assert excluded.null_count().sum_horizontal().sum() == excluded.height * excluded.width
+
+
+def test_records_up_to_keeps_the_as_of_day_and_whole_recordings():
+    cutoff = day(5)
+    tables = {
+        "patients": patients(["p1"]).lazy(),
+        "outcomes": outcomes(["p1"], [9], [9]).lazy(),
+        "bdnf": typed("bdnf", {"patient_id": ["p1"] * 3, "sample_date": [day(5), day(6), None],
+                               "bdnf_ng_ml": [1.0, 2.0, 3.0]}).lazy(),
+        "hrv": typed("hrv", {"patient_id": ["p1"] * 2, "recorded_at": [at(5, 23, 59), at(6, 0, 0)],
+                             "rmssd_ms": [1.0, 2.0], "sdnn_ms": [1.0, 2.0]}).lazy(),
+        "rr_intervals": typed("rr_intervals", {
+            "patient_id": ["p1"] * 4, "recording_id": ["a", "a", "b", "b"],
+            "recorded_at": [at(5, 23, 59), at(6, 0, 1), at(6, 8), at(6, 9)], "rr_ms": [800.0, 810.0, 820.0, 830.0],
+        }).lazy(),
+    }
+    kept = {name: frame.collect() for name, frame in build.records_up_to(tables, cutoff).items()}
+    assert kept["bdnf"]["bdnf_ng_ml"].to_list() == [1.0, 3.0]  # the as-of day and an undated record stay
+    assert kept["hrv"]["rmssd_ms"].to_list() == [1.0]  # 23:59 UTC on the day stays, midnight after goes
+    assert kept["rr_intervals"]["rr_ms"].to_list() == [800.0, 810.0]  # recording a whole, by its first beat
+    assert kept["outcomes"].height == kept["patients"].height == 1  # never filtered by date

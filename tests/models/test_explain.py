@@ -5,6 +5,7 @@ import pytest
 import shap
 
 from models.explain import (
+    _dmatrix,
     check_additivity,
     contributions,
     effect_on_probability,
@@ -52,6 +53,14 @@ def test_missing_values_get_contributions_too(trained, phase_data):
     X[:, :] = np.nan
     values, base = contributions(trained.shared, X)
     check_additivity(values, base, margin(trained.shared, X))
+
+
+def test_margin_is_the_dmatrix_prediction_bit_for_bit(trained, phase_data):
+    X = phase_data["X"][:300].copy()
+    X[::7, ::3] = np.nan  # missing values take each split's default direction in both
+    reference = trained.shared.predict(_dmatrix(X), output_margin=True).astype(np.float64)
+    np.testing.assert_array_equal(margin(trained.shared, X), reference)
+    assert margin(trained.shared, X[:0]).shape == (0,)
 
 
 def test_effect_on_probability_definition():
