@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.link import logit, sigmoid
+from models.link import logit
 
 METRICS = (
     "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio",
 )
 ECE_BINS = 10
 _CHUNK = 25  # resamples per vectorised block: bounds memory to a few (25 x n) float arrays
+_BLOCK = 2048  # columns per block of the Newton fits: (25 x 2048) float64 buffers stay in a core's cache
 _NEWTON_MAX_ITER = 50
 _NEWTON_TOL = 1e-10
 
@@ -59,6 +60,11 @@ class _Sample:
         self.z = logit(self.p)
         # last row of each run of tied p: the distinct thresholds of the ROC/PR curves
         self.ends = np.r_[np.flatnonzero(np.diff(self.p)), self.p.size - 1]
+        self.starts = np.r_[0, self.ends[:-1] + 1] if self.p.size else np.zeros(0, dtype=int)
+        self.tied = self.ends.size < self.p.size
+        # [1, z, z^2] per row, contiguous, so the calibration fits' weighted sums are one product
+        self.powers = np.column_stack([np.ones_like(self.z), self.z, self.z * self.z])
+        self.powers2 = np.ascontiguousarray(self.powers[:, :2])
         inner = np.quantile(p, np.arange(1, n_bins) / n_bins, weights=w,
                             method="inverted_cdf") if w.sum() > 0 else np.zeros(n_bins - 1)
         bins = np.searchsorted(inner, self.p, side="left")
@@ -66,20 +72,85 @@ class _Sample:
         self.bin_residual = np.eye(n_bins)[bins] * (self.y - self.p)[:, None]
 
 
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row i, sum_j a[i, j] * b[i, j], without a temporary of the full product."""
+    return np.einsum("ij,ij->i", a, b)
+
+
+def _expit_in_place(t: np.ndarray) -> np.ndarray:
+    """t <- 1 / (1 + exp(-t)) in place (SIMD exp, no temporaries; exp overflow gives 0, exactly
+    the limit). Equals scipy's expit to floating rounding."""
+    np.negative(t, out=t)
+    with np.errstate(over="ignore"):
+        np.exp(t, out=t)
+    t += 1.0
+    return np.reciprocal(t, out=t)
+
+
 def _ranking(s: _Sample, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUROC and average precision for each row of weights W (rows in s's sorted order)."""
+    """AUROC and average precision for each row of weights W (rows in s's sorted order).
+
+    Per threshold (run of tied p) g, with positive weight dT_g, negative weight dF_g and the
+    running sums T_g, F_g down to it: area = sum_g dF_g (T_g - dT_g / 2) (ties count half) and
+    AP = sum_g dT_g T_g / (T_g + F_g) / P: two cumulative sums and a few passes over W."""
     pos = W * s.y
-    tps = np.cumsum(pos, axis=1)[:, s.ends]
-    fps = np.cumsum(W - pos, axis=1)[:, s.ends]
-    P, N = tps[:, -1], fps[:, -1]
-    zero = np.zeros((W.shape[0], 1))
-    tps0, fps0 = np.hstack([zero, tps]), np.hstack([zero, fps])
-    area = np.sum(np.diff(fps0, axis=1) * (tps0[:, 1:] + tps0[:, :-1]), axis=1) / 2
+    neg = W - pos
+    # add.accumulate: the same running sums as np.cumsum, several times faster along axis 1 here
+    tps, fps = np.add.accumulate(pos, axis=1), np.add.accumulate(neg, axis=1)
+    if s.tied:  # running sums at each threshold's last row; its own weights by difference
+        tps, fps = tps[:, s.ends], fps[:, s.ends]
+        pos, neg = np.diff(tps, axis=1, prepend=0.0), np.diff(fps, axis=1, prepend=0.0)
+    P, N = tps[:, -1].copy(), fps[:, -1].copy()
+    area = _rowdot(neg, tps) - _rowdot(neg, pos) / 2
+    seen = fps
+    seen += tps  # T + F, the weight at or above each threshold (fps is not needed after this)
+    precision = np.divide(tps, seen, out=np.zeros_like(tps), where=seen > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         auroc = area / (P * N)
-        precision = np.where(tps + fps > 0, tps / np.where(tps + fps > 0, tps + fps, 1), 0.0)
-        auprc = np.sum(np.diff(tps0, axis=1) * precision, axis=1) / P
+        auprc = _rowdot(pos, precision) / P
     return auroc, auprc
+
+
+def _blocks(n: int):
+    """Column slices of _BLOCK columns: the Newton fits work block by block, so their few
+    (resamples x _BLOCK) buffers stay in a core's cache across the dozen passes of one
+    iteration instead of streaming (resamples x rows) arrays through memory each pass."""
+    return [slice(i, min(i + _BLOCK, n)) for i in range(0, n, _BLOCK)]
+
+
+def _offset_sums(W: np.ndarray, z: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row r of W, with mu = expit(a_r + z): sum W mu and sum W mu (1 - mu)."""
+    rows, n = W.shape
+    expected, curvature = np.zeros(rows), np.zeros(rows)
+    mu, w_mu = np.empty((rows, min(_BLOCK, n))), np.empty((rows, min(_BLOCK, n)))
+    for cols in _blocks(n):
+        m, wm = mu[:, :cols.stop - cols.start], w_mu[:, :cols.stop - cols.start]
+        _expit_in_place(np.add(a[:, None], z[cols], out=m))
+        np.multiply(W[:, cols], m, out=wm)
+        part = wm.sum(axis=1)
+        expected += part
+        curvature += part - _rowdot(wm, m)
+    return expected, curvature
+
+
+def _line_sums(W: np.ndarray, z: np.ndarray, a: np.ndarray, b: np.ndarray, powers: np.ndarray,
+               powers2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row r of W, with mu = expit(a_r + b_r z): sum W mu [1, z] (rows x 2) and the
+    Hessian sums W mu (1 - mu) [1, z, z^2] (rows x 3)."""
+    rows, n = W.shape
+    fitted, hessian = np.zeros((rows, 2)), np.zeros((rows, 3))
+    mu, w_mu = np.empty((rows, min(_BLOCK, n))), np.empty((rows, min(_BLOCK, n)))
+    for cols in _blocks(n):
+        m, wm = mu[:, :cols.stop - cols.start], w_mu[:, :cols.stop - cols.start]
+        np.multiply(b[:, None], z[cols], out=m)
+        m += a[:, None]
+        _expit_in_place(m)
+        np.multiply(W[:, cols], m, out=wm)
+        fitted += wm @ powers2[cols]
+        m *= wm
+        wm -= m  # now W mu (1 - mu)
+        hessian += wm @ powers[cols]
+    return fitted, hessian
 
 
 def _newton_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -87,12 +158,9 @@ def _newton_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray
     a = a.copy()
     observed = W @ y
     for _ in range(_NEWTON_MAX_ITER):
-        mu = sigmoid(a[:, None] + z)
-        w_mu = W * mu
-        expected = w_mu.sum(axis=1)
-        w_mu *= mu
+        expected, curvature = _offset_sums(W, z, a)
         with np.errstate(invalid="ignore", divide="ignore"):
-            step = np.clip((observed - expected) / (expected - w_mu.sum(axis=1)), -5, 5)
+            step = np.clip((observed - expected) / curvature, -5, 5)
         a += step
         if not np.any(np.abs(step) > _NEWTON_TOL):
             break
@@ -100,19 +168,24 @@ def _newton_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray
 
 
 def _newton_line(
-    z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray
+    z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray,
+    powers: np.ndarray | None = None, powers2: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per weight row, the MLE of (a, b) in logit P(y) = a + b z; NaN where it is undefined."""
+    """Per weight row, the MLE of (a, b) in logit P(y) = a + b z; NaN where it is undefined.
+
+    `powers` = [1, z, z^2] per row (and `powers2` its first two columns, contiguous) may be
+    passed precomputed."""
     a, b = a.copy(), b.copy()
-    powers = np.column_stack([np.ones_like(z), z, z * z])  # sums of w, w z, w z^2 in one product
-    observed = W @ (y[:, None] * powers[:, :2])  # score terms that do not change
+    if powers is None:
+        powers = np.column_stack([np.ones_like(z), z, z * z])
+    if powers2 is None:
+        powers2 = np.ascontiguousarray(powers[:, :2])
+    observed = W @ (y[:, None] * powers2)  # score terms that do not change
     converged = np.zeros(a.shape, dtype=bool)
     for _ in range(_NEWTON_MAX_ITER):
-        mu = sigmoid(a[:, None] + b[:, None] * z)
-        w_mu = W * mu
-        g = observed - w_mu @ powers[:, :2]
-        w_mu -= w_mu * mu  # now W mu (1 - mu), the Hessian weights
-        h00, h01, h11 = (w_mu @ powers).T
+        fitted, hessian = _line_sums(W, z, a, b, powers, powers2)
+        g = observed - fitted
+        h00, h01, h11 = hessian.T
         det = h00 * h11 - h01 * h01
         with np.errstate(invalid="ignore", divide="ignore"):
             singular = ~(det > 1e-12 * h00 * h11)
@@ -141,7 +214,7 @@ def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str,
     intercept = _newton_intercept(s.z, s.y, W, np.nan_to_num(a0))
     line_a0 = np.nan_to_num(np.broadcast_to(start["_line_a"], total.shape))
     line_b0 = np.nan_to_num(np.broadcast_to(start["calibration_slope"], total.shape), nan=1.0)
-    line_a, slope = _newton_line(s.z, s.y, W, line_a0, line_b0)
+    line_a, slope = _newton_line(s.z, s.y, W, line_a0, line_b0, s.powers, s.powers2)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "auroc": auroc,

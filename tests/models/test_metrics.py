@@ -157,3 +157,27 @@ def test_observed_over_expected_is_the_ratio_of_weighted_sums():
     p = np.array([0.2, 0.1, 0.3, 0.4, 0.1])
     w = np.array([1, 2, 1, 1, 1], dtype=float)
     assert metrics.point_metrics(y, p, w)["oe_ratio"] == pytest.approx(2 / (0.2 + 0.2 + 0.3 + 0.4 + 0.1))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_each_resample_row_equals_its_own_single_sample_metrics(tied):
+    # Rows span several of the Newton fits' column blocks; each row of a batch of resample
+    # weights must give what that weighting alone gives (sklearn for ranking, score equations
+    # for the calibration fits), with and without tied scores.
+    n = 2 * metrics._BLOCK + 317
+    y, p, w, _ = calibrated_sample(n, 11)
+    if not tied:
+        p = sigmoid(np.random.default_rng(12).normal(-1.5, 1.2, n))
+    s = metrics._Sample(y, p, w)
+    assert s.tied == tied
+    counts = np.random.default_rng(13).poisson(1.0, size=(3, n)).astype(float)
+    out = metrics._batch(s, counts * s.w, metrics._point(s))
+    z = logit(s.p)
+    for r, weights in enumerate(counts * s.w):
+        assert out["auroc"][r] == pytest.approx(roc_auc_score(s.y, s.p, sample_weight=weights), abs=1e-12)
+        assert out["auprc"][r] == pytest.approx(average_precision_score(s.y, s.p, sample_weight=weights), abs=1e-12)
+        a0 = out["calibration_intercept"][r]
+        assert abs(np.sum(weights * (s.y - sigmoid(a0 + z)))) < 1e-7
+        a, b = out["_line_a"][r], out["calibration_slope"][r]
+        residual = weights * (s.y - sigmoid(a + b * z))
+        assert abs(residual.sum()) < 1e-7 and abs((residual * z).sum()) < 1e-7
