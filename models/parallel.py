@@ -6,6 +6,13 @@ seed in `shared` or `item`, never from shared state, and XGBoost fits with one t
 (`phase_model.N_JOBS`), so which process runs a task, and in what order, cannot change its
 result: boosters are byte-identical for any worker count.
 
+Every task also runs with one BLAS thread (NumPy's and SciPy's OpenBLAS: the logistic baseline,
+the bootstrap metrics' matrix products), in a worker process and in this one alike. With
+OpenBLAS's default of a thread per core, two workers on two cores ran four spinning threads:
+the bootstraps took about 1.5x the CPU time of one thread on the shared machine (README,
+"Measured performance"). One thread for every task also means a task's floating-point sums do
+not depend on how many workers there are.
+
 `shared` (the phase's arrays) goes to each worker once, at start-up, rather than with every
 task. Workers are started with `spawn`: a fresh interpreter, never a `fork` of a process whose
 Polars or OpenMP threads may hold locks. A start-up costs a second or two, so one worker, or a
@@ -25,6 +32,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 _shared: Any = None
 
 
@@ -34,8 +43,15 @@ def _keep(shared: Any) -> None:
     _shared = shared
 
 
+def _one_thread[S, T, R](task: Callable[[S, T], R], shared: S, item: T) -> R:
+    # per task, not once per process: a limit covers only the libraries loaded when it is set,
+    # and a task may be the first to load SciPy's or scikit-learn's
+    with threadpool_limits(limits=1):
+        return task(shared, item)
+
+
 def _call[T, R](task: Callable[[Any, T], R], item: T) -> R:
-    return task(_shared, item)
+    return _one_thread(task, _shared, item)
 
 
 def parallel_map[S, T, R](
@@ -56,7 +72,7 @@ def parallel_map[S, T, R](
     if workers == 1 or len(items) <= 1:
         results = []
         for item in items:
-            results.append(task(shared, item))
+            results.append(_one_thread(task, shared, item))
             report(len(results))
         return results
     context = multiprocessing.get_context("spawn")

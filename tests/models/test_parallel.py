@@ -21,6 +21,26 @@ def test_in_process_map_keeps_order_reports_progress_and_rejects_no_workers():
         parallel_map(scaled, [1], 10, workers=0)
 
 
+def blas_threads(shared: None, item: int) -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_tasks_run_with_one_blas_thread_and_the_caller_keeps_its_own():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2):
+        before = blas_threads(None, 0)
+        assert parallel_map(blas_threads, [0], None, workers=1) == [[1] * len(before)]
+        assert blas_threads(None, 0) == before
+
+
+@pytest.mark.slow
+def test_tasks_in_worker_processes_run_with_one_blas_thread():
+    assert all(threads and set(threads) == {1} for threads in parallel_map(blas_threads, [0, 1], None, workers=2))
+
+
 @pytest.mark.slow
 def test_worker_processes_return_results_in_order():
     seen = []
