@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sklearn.impute import SimpleImputer
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -10,18 +11,50 @@ from sklearn.preprocessing import StandardScaler
 from models.config import LogisticParams
 
 
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """Median imputation plus missingness indicators: the transform of scikit-learn's
+    `SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)`, value for
+    value, computed with `np.nanmedian`.
+
+    SimpleImputer takes its medians through NumPy masked arrays, which sort every column as
+    objects of a masked array: about half the CPU time of fitting the whole baseline on a
+    phase's landmark rows (README, "Measured performance"). Output columns: the features with
+    NaN replaced by the column's training median (0 for a column with no observed value), then a
+    0/1 indicator for each column that had a missing value in the training rows.
+    """
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        missing = np.isnan(X)
+        observed = ~missing.all(axis=0)
+        medians = np.zeros(X.shape[1])
+        if observed.any():
+            medians[observed] = np.nanmedian(X[:, observed], axis=0)
+        self.statistics_ = medians
+        self.indicator_columns_ = np.flatnonzero(missing.any(axis=0))
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} columns; the imputer was fitted on {self.n_features_in_}")
+        missing = np.isnan(X)
+        filled = np.where(missing, self.statistics_, X)
+        return np.hstack([filled, missing[:, self.indicator_columns_].astype(np.float64)])
+
+
 def make_logistic(params: LogisticParams, seed: int) -> Pipeline:
     """Median imputation plus missingness indicators, standardisation, L2 logistic regression.
 
-    Columns with no observed value in the training rows are kept and imputed as 0
-    (`keep_empty_features`), so the column count never changes between fit and predict; their
-    indicator is constant and carries no weight after scaling. Fit with per-row weights as
+    Columns with no observed value in the training rows are kept and imputed as 0, so the column
+    count never changes between fit and predict; their indicator is constant and carries no
+    weight after scaling. Fit with per-row weights as
     `fit(X, y, logisticregression__sample_weight=w)`.
     """
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median", add_indicator=True,
-                                     keep_empty_features=True)),
+            ("impute", MedianImputer()),
             ("scale", StandardScaler()),
             ("logisticregression", LogisticRegression(C=params.C, max_iter=5000,
                                                       random_state=seed)),

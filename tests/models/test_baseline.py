@@ -37,3 +37,21 @@ def test_sample_weights_change_the_fit():
     b = make_logistic(LogisticParams(C=1.0), 0).fit(
         d["X"], d["y"], logisticregression__sample_weight=w)
     assert not np.allclose(a.predict_proba(d["X"]), b.predict_proba(d["X"]))
+
+
+def test_median_imputer_transforms_exactly_as_sklearns_simple_imputer():
+    from sklearn.impute import SimpleImputer
+
+    from models.baseline import MedianImputer
+
+    d = synthetic_phase(n_patients=200)
+    X = d["X"].copy()
+    rng = np.random.default_rng(3)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:, 2] = np.nan  # no observed value
+    X[:, 4] = X[0, 4] if not np.isnan(X[0, 4]) else 1.0  # observed everywhere: no indicator
+    fit_rows, new_rows = X[: X.shape[0] // 2], X[X.shape[0] // 2:]
+    reference = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True).fit(fit_rows)
+    ours = MedianImputer().fit(fit_rows)
+    for rows in (fit_rows, new_rows):
+        assert np.array_equal(ours.transform(rows), reference.transform(rows))
