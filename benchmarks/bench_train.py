@@ -4,10 +4,15 @@ Trains the same cohort twice in one run, each in its own process: first with `mo
 (every fit in one process, the procedure before parallel folds) as the baseline, then with the
 default config (`model.workers: 2`), and checks the two give identical metrics and
 byte-identical boosters (the bundles' SHA-256 manifests), then prints seconds, the speed-up and
-peak RSS of each. Targets: 20,000 patients in <= 120 s (issue 15); pooled out-of-fold AUROC
-within 0.03 of the oracle's and above the logistic baseline's, calibration slope 0.8-1.2 (issue 4).
+peak RSS of each. With `--baseline REF` the baseline is instead the code at git revision REF
+(checked out into a temporary folder, default config), so before and after are measured in one
+run on one cohort; its metrics are compared to floating rounding (largest difference printed)
+and its bundle bytes exactly. CPU seconds include the worker processes: on a shared machine they
+are the steadier figure. Targets: 20,000 patients in <= 120 s (issue 15); pooled out-of-fold
+AUROC within 0.03 of the oracle's and above the logistic baseline's, calibration slope 0.8-1.2
+(issue 4).
 
-    .venv/bin/python benchmarks/bench_train.py [--patients 20000] [--seed 2026] [--skip-baseline]
+    .venv/bin/python benchmarks/bench_train.py [--patients 20000] [--seed 2026] [--skip-baseline | --baseline REF]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from pipeline import io
@@ -63,11 +69,42 @@ def run_training(data: Path, root: Path, workers: int) -> dict:
     }
 
 
-def measure(data: Path, root: Path, workers: int) -> dict:
-    """`run_training` in a fresh process, so its peak RSS and warm-up are its own."""
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(data: Path, root: Path, workers: int, code: Path = ROOT) -> dict:
+    """`run_training` in a fresh process, so its peak RSS and warm-up are its own; `code` is
+    the checkout whose `pipeline` and `models` it imports (this one, or a baseline revision's)."""
+    root.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, __file__, "--run", str(workers), "--data", str(data), "--root", str(root)]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=code, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def checkout(ref: str, dst: Path) -> Path:
+    """The tree of git revision `ref` in `dst` (no history; the current virtual environment runs it)."""
+    dst.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
+    return dst
+
+
+def largest_difference(a: pl.DataFrame, b: pl.DataFrame) -> float:
+    """Largest absolute difference of estimate, lo and hi between two metric tables (inf when
+    their rows differ or a value is missing in one only)."""
+    keys = ["phase", "model", "metric"]
+    joined = a.join(b, on=keys, how="full", suffix="_b", coalesce=True)
+    if joined.height != a.height or joined.height != b.height:
+        return float("inf")
+    worst = 0.0
+    for c in ("estimate", "lo", "hi"):
+        x, y = joined[c].to_numpy().astype(float), joined[f"{c}_b"].to_numpy().astype(float)
+        if (np.isnan(x) != np.isnan(y)).any():
+            return float("inf")
+        both = ~np.isnan(x)
+        worst = max(worst, float(np.abs(x[both] - y[both]).max(initial=0.0)))
+    return worst
 
 
 def main() -> int:
@@ -75,6 +112,7 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--skip-baseline", action="store_true", help="train only with the default config")
+    parser.add_argument("--baseline", help="git revision whose code is the baseline (e.g. main)")
     parser.add_argument("--run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
@@ -91,16 +129,26 @@ def main() -> int:
         io.write_tables(cohort.truth, data / "truth")
         io.write_json(cohort.metadata, data / io.SIMULATION_METADATA)
         default_workers = load_config().model.workers
-        runs = [] if args.skip_baseline else [measure(data, root, 1)]
-        runs.append(measure(data, root, default_workers))
-        for run in runs:
-            print(f"workers {run['workers']}: {run['seconds']:7.1f} s wall, {run['cpu_seconds']:7.1f} s CPU, "
+        runs, labels = [], []
+        if args.baseline:
+            code = checkout(args.baseline, root / "baseline-code")
+            runs.append(measure(data, root / "baseline", default_workers, code))
+            labels.append(f"{args.baseline}, workers {default_workers}")
+        elif not args.skip_baseline:
+            runs.append(measure(data, root / "one-worker", 1))
+            labels.append("workers 1")
+        runs.append(measure(data, root / "current", default_workers))
+        labels.append(f"current, workers {default_workers}")
+        for label, run in zip(labels, runs, strict=True):
+            print(f"{label}: {run['seconds']:7.1f} s wall, {run['cpu_seconds']:7.1f} s CPU, "
                   f"peak RSS {run['peak_rss'] / 2**30:.2f} GB (parent process)", flush=True)
         m = pl.read_parquet(runs[-1]["metrics"])
         if len(runs) == 2:
-            same = runs[0]["bundle"] == runs[1]["bundle"] and pl.read_parquet(runs[0]["metrics"]).equals(m)
-            print(f"speed-up: {runs[0]['seconds'] / runs[1]['seconds']:.2f}x; identical metrics and bundle "
-                  f"bytes: {'yes' if same else 'NO'}")
+            same_bytes = runs[0]["bundle"] == runs[1]["bundle"]
+            worst = largest_difference(pl.read_parquet(runs[0]["metrics"]), m)
+            print(f"speed-up: {runs[0]['seconds'] / runs[1]['seconds']:.2f}x wall, "
+                  f"{runs[0]['cpu_seconds'] / runs[1]['cpu_seconds']:.2f}x CPU; bundle bytes identical: "
+                  f"{'yes' if same_bytes else 'NO'}; largest metric difference {worst:.1e}")
     print(f"machine: load average {os.getloadavg()[0]:.1f} at end")
     return quality(m, args.patients, runs[-1]["seconds"])
 
