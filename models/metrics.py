@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.link import logit
+from models.link import logit, sigmoid
 
 METRICS = (
     "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio",
@@ -200,6 +200,53 @@ def _newton_line(
     return a, b
 
 
+def _plain_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """`_newton_intercept` with the arithmetic of earlier versions, for the fits whose numbers
+    are shipped (the Platt calibrators): a calibrator fitted on the same out-of-fold margins has
+    the same bits as before the bootstraps were blocked, so bundles stay byte-identical."""
+    a = a.copy()
+    observed = W @ y
+    for _ in range(_NEWTON_MAX_ITER):
+        mu = sigmoid(a[:, None] + z)
+        w_mu = W * mu
+        expected = w_mu.sum(axis=1)
+        w_mu *= mu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = np.clip((observed - expected) / (expected - w_mu.sum(axis=1)), -5, 5)
+        a += step
+        if not np.any(np.abs(step) > _NEWTON_TOL):
+            break
+    return a
+
+
+def _plain_line(
+    z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_newton_line` with the arithmetic of earlier versions (see `_plain_intercept`)."""
+    a, b = a.copy(), b.copy()
+    powers = np.column_stack([np.ones_like(z), z, z * z])  # sums of w, w z, w z^2 in one product
+    observed = W @ (y[:, None] * powers[:, :2])  # score terms that do not change
+    converged = np.zeros(a.shape, dtype=bool)
+    for _ in range(_NEWTON_MAX_ITER):
+        mu = sigmoid(a[:, None] + b[:, None] * z)
+        w_mu = W * mu
+        g = observed - w_mu @ powers[:, :2]
+        w_mu -= w_mu * mu  # now W mu (1 - mu), the Hessian weights
+        h00, h01, h11 = (w_mu @ powers).T
+        det = h00 * h11 - h01 * h01
+        with np.errstate(invalid="ignore", divide="ignore"):
+            singular = ~(det > 1e-12 * h00 * h11)
+            da = np.clip((h11 * g[:, 0] - h01 * g[:, 1]) / det, -5, 5)
+            db = np.clip((h00 * g[:, 1] - h01 * g[:, 0]) / det, -5, 5)
+        a, b = a + da, b + db
+        a[singular], b[singular] = np.nan, np.nan
+        converged = ~(np.abs(da) > _NEWTON_TOL) & ~(np.abs(db) > _NEWTON_TOL)
+        if converged.all():
+            break
+    a[~converged], b[~converged] = np.nan, np.nan
+    return a, b
+
+
 def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """All metrics for each row of weights W. NaN where undefined: AUROC, AUPRC and the
     calibration fits need both classes; Brier and ECE only a positive total weight.
@@ -241,7 +288,7 @@ def recalibration_line(
 ) -> tuple[float, float]:
     """(a, b) of the weighted logistic fit logit P(y=1) = a + b * logit(p) (Platt on logits)."""
     y, p, w = _check(y, p, w)
-    a, b = _newton_line(logit(p), y, w[None, :], np.zeros(1), np.ones(1))
+    a, b = _plain_line(logit(p), y, w[None, :], np.zeros(1), np.ones(1))
     return float(a[0]), float(b[0])
 
 
@@ -249,7 +296,7 @@ def offset_intercept(y: np.ndarray, offset: np.ndarray, w: np.ndarray | None = N
     """`a` of the weighted logistic fit logit P(y=1) = a + offset (the offset's slope fixed)."""
     y = np.asarray(y, dtype=np.float64)
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)
-    return float(_newton_intercept(np.asarray(offset, dtype=np.float64), y, w[None, :], np.zeros(1))[0])
+    return float(_plain_intercept(np.asarray(offset, dtype=np.float64), y, w[None, :], np.zeros(1))[0])
 
 
 def point_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
@@ -278,7 +325,7 @@ def brier(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
 
 def calibration_intercept(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
     y, p, w = _check(y, p, w)
-    return float(_newton_intercept(logit(p), y, w[None, :], np.zeros(1))[0])
+    return float(_plain_intercept(logit(p), y, w[None, :], np.zeros(1))[0])
 
 
 def calibration_slope(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
