@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.link import logit, sigmoid
+from models import newton
+from models.link import logit
 
 METRICS = (
     "auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio",
 )
 ECE_BINS = 10
 _CHUNK = 25  # resamples per vectorised block: bounds memory to a few (25 x n) float arrays
-_BLOCK = 2048  # columns per block of the Newton fits: (25 x 2048) float64 buffers stay in a core's cache
-_NEWTON_MAX_ITER = 50
-_NEWTON_TOL = 1e-10
 
 
 def _check(y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
@@ -72,21 +70,6 @@ class _Sample:
         self.bin_residual = np.eye(n_bins)[bins] * (self.y - self.p)[:, None]
 
 
-def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per row i, sum_j a[i, j] * b[i, j], without a temporary of the full product."""
-    return np.einsum("ij,ij->i", a, b)
-
-
-def _expit_in_place(t: np.ndarray) -> np.ndarray:
-    """t <- 1 / (1 + exp(-t)) in place (SIMD exp, no temporaries; exp overflow gives 0, exactly
-    the limit). Equals scipy's expit to floating rounding."""
-    np.negative(t, out=t)
-    with np.errstate(over="ignore"):
-        np.exp(t, out=t)
-    t += 1.0
-    return np.reciprocal(t, out=t)
-
-
 def _ranking(s: _Sample, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUROC and average precision for each row of weights W (rows in s's sorted order).
 
@@ -101,150 +84,14 @@ def _ranking(s: _Sample, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tps, fps = tps[:, s.ends], fps[:, s.ends]
         pos, neg = np.diff(tps, axis=1, prepend=0.0), np.diff(fps, axis=1, prepend=0.0)
     P, N = tps[:, -1].copy(), fps[:, -1].copy()
-    area = _rowdot(neg, tps) - _rowdot(neg, pos) / 2
+    area = newton.rowdot(neg, tps) - newton.rowdot(neg, pos) / 2
     seen = fps
     seen += tps  # T + F, the weight at or above each threshold (fps is not needed after this)
     precision = np.divide(tps, seen, out=np.zeros_like(tps), where=seen > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         auroc = area / (P * N)
-        auprc = _rowdot(pos, precision) / P
+        auprc = newton.rowdot(pos, precision) / P
     return auroc, auprc
-
-
-def _blocks(n: int):
-    """Column slices of _BLOCK columns: the Newton fits work block by block, so their few
-    (resamples x _BLOCK) buffers stay in a core's cache across the dozen passes of one
-    iteration instead of streaming (resamples x rows) arrays through memory each pass."""
-    return [slice(i, min(i + _BLOCK, n)) for i in range(0, n, _BLOCK)]
-
-
-def _offset_sums(W: np.ndarray, z: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row r of W, with mu = expit(a_r + z): sum W mu and sum W mu (1 - mu)."""
-    rows, n = W.shape
-    expected, curvature = np.zeros(rows), np.zeros(rows)
-    mu, w_mu = np.empty((rows, min(_BLOCK, n))), np.empty((rows, min(_BLOCK, n)))
-    for cols in _blocks(n):
-        m, wm = mu[:, :cols.stop - cols.start], w_mu[:, :cols.stop - cols.start]
-        _expit_in_place(np.add(a[:, None], z[cols], out=m))
-        np.multiply(W[:, cols], m, out=wm)
-        part = wm.sum(axis=1)
-        expected += part
-        curvature += part - _rowdot(wm, m)
-    return expected, curvature
-
-
-def _line_sums(W: np.ndarray, z: np.ndarray, a: np.ndarray, b: np.ndarray, powers: np.ndarray,
-               powers2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row r of W, with mu = expit(a_r + b_r z): sum W mu [1, z] (rows x 2) and the
-    Hessian sums W mu (1 - mu) [1, z, z^2] (rows x 3)."""
-    rows, n = W.shape
-    fitted, hessian = np.zeros((rows, 2)), np.zeros((rows, 3))
-    mu, w_mu = np.empty((rows, min(_BLOCK, n))), np.empty((rows, min(_BLOCK, n)))
-    for cols in _blocks(n):
-        m, wm = mu[:, :cols.stop - cols.start], w_mu[:, :cols.stop - cols.start]
-        np.multiply(b[:, None], z[cols], out=m)
-        m += a[:, None]
-        _expit_in_place(m)
-        np.multiply(W[:, cols], m, out=wm)
-        fitted += wm @ powers2[cols]
-        m *= wm
-        wm -= m  # now W mu (1 - mu)
-        hessian += wm @ powers[cols]
-    return fitted, hessian
-
-
-def _newton_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Per weight row, the MLE of `a` in logit P(y) = a + z (offset logistic regression)."""
-    a = a.copy()
-    observed = W @ y
-    for _ in range(_NEWTON_MAX_ITER):
-        expected, curvature = _offset_sums(W, z, a)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            step = np.clip((observed - expected) / curvature, -5, 5)
-        a += step
-        if not np.any(np.abs(step) > _NEWTON_TOL):
-            break
-    return a
-
-
-def _newton_line(
-    z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray,
-    powers: np.ndarray | None = None, powers2: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per weight row, the MLE of (a, b) in logit P(y) = a + b z; NaN where it is undefined.
-
-    `powers` = [1, z, z^2] per row (and `powers2` its first two columns, contiguous) may be
-    passed precomputed."""
-    a, b = a.copy(), b.copy()
-    if powers is None:
-        powers = np.column_stack([np.ones_like(z), z, z * z])
-    if powers2 is None:
-        powers2 = np.ascontiguousarray(powers[:, :2])
-    observed = W @ (y[:, None] * powers2)  # score terms that do not change
-    converged = np.zeros(a.shape, dtype=bool)
-    for _ in range(_NEWTON_MAX_ITER):
-        fitted, hessian = _line_sums(W, z, a, b, powers, powers2)
-        g = observed - fitted
-        h00, h01, h11 = hessian.T
-        det = h00 * h11 - h01 * h01
-        with np.errstate(invalid="ignore", divide="ignore"):
-            singular = ~(det > 1e-12 * h00 * h11)
-            da = np.clip((h11 * g[:, 0] - h01 * g[:, 1]) / det, -5, 5)
-            db = np.clip((h00 * g[:, 1] - h01 * g[:, 0]) / det, -5, 5)
-        a, b = a + da, b + db
-        a[singular], b[singular] = np.nan, np.nan
-        converged = ~(np.abs(da) > _NEWTON_TOL) & ~(np.abs(db) > _NEWTON_TOL)
-        if converged.all():
-            break
-    a[~converged], b[~converged] = np.nan, np.nan
-    return a, b
-
-
-def _plain_intercept(z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """`_newton_intercept` with the arithmetic of earlier versions, for the fits whose numbers
-    are shipped (the Platt calibrators): a calibrator fitted on the same out-of-fold margins has
-    the same bits as before the bootstraps were blocked, so bundles stay byte-identical."""
-    a = a.copy()
-    observed = W @ y
-    for _ in range(_NEWTON_MAX_ITER):
-        mu = sigmoid(a[:, None] + z)
-        w_mu = W * mu
-        expected = w_mu.sum(axis=1)
-        w_mu *= mu
-        with np.errstate(invalid="ignore", divide="ignore"):
-            step = np.clip((observed - expected) / (expected - w_mu.sum(axis=1)), -5, 5)
-        a += step
-        if not np.any(np.abs(step) > _NEWTON_TOL):
-            break
-    return a
-
-
-def _plain_line(
-    z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """`_newton_line` with the arithmetic of earlier versions (see `_plain_intercept`)."""
-    a, b = a.copy(), b.copy()
-    powers = np.column_stack([np.ones_like(z), z, z * z])  # sums of w, w z, w z^2 in one product
-    observed = W @ (y[:, None] * powers[:, :2])  # score terms that do not change
-    converged = np.zeros(a.shape, dtype=bool)
-    for _ in range(_NEWTON_MAX_ITER):
-        mu = sigmoid(a[:, None] + b[:, None] * z)
-        w_mu = W * mu
-        g = observed - w_mu @ powers[:, :2]
-        w_mu -= w_mu * mu  # now W mu (1 - mu), the Hessian weights
-        h00, h01, h11 = (w_mu @ powers).T
-        det = h00 * h11 - h01 * h01
-        with np.errstate(invalid="ignore", divide="ignore"):
-            singular = ~(det > 1e-12 * h00 * h11)
-            da = np.clip((h11 * g[:, 0] - h01 * g[:, 1]) / det, -5, 5)
-            db = np.clip((h00 * g[:, 1] - h01 * g[:, 0]) / det, -5, 5)
-        a, b = a + da, b + db
-        a[singular], b[singular] = np.nan, np.nan
-        converged = ~(np.abs(da) > _NEWTON_TOL) & ~(np.abs(db) > _NEWTON_TOL)
-        if converged.all():
-            break
-    a[~converged], b[~converged] = np.nan, np.nan
-    return a, b
 
 
 def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -258,10 +105,10 @@ def _batch(s: _Sample, W: np.ndarray, start: dict[str, np.ndarray]) -> dict[str,
     both_classes = (pos > 0) & (total - pos > 0)
     auroc, auprc = _ranking(s, W)
     a0 = np.broadcast_to(start["calibration_intercept"], total.shape)
-    intercept = _newton_intercept(s.z, s.y, W, np.nan_to_num(a0))
+    intercept = newton.newton_intercept(s.z, s.y, W, np.nan_to_num(a0))
     line_a0 = np.nan_to_num(np.broadcast_to(start["_line_a"], total.shape))
     line_b0 = np.nan_to_num(np.broadcast_to(start["calibration_slope"], total.shape), nan=1.0)
-    line_a, slope = _newton_line(s.z, s.y, W, line_a0, line_b0, s.powers, s.powers2)
+    line_a, slope = newton.newton_line(s.z, s.y, W, line_a0, line_b0, s.powers, s.powers2)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "auroc": auroc,
@@ -288,7 +135,7 @@ def recalibration_line(
 ) -> tuple[float, float]:
     """(a, b) of the weighted logistic fit logit P(y=1) = a + b * logit(p) (Platt on logits)."""
     y, p, w = _check(y, p, w)
-    a, b = _plain_line(logit(p), y, w[None, :], np.zeros(1), np.ones(1))
+    a, b = newton.plain_line(logit(p), y, w[None, :], np.zeros(1), np.ones(1))
     return float(a[0]), float(b[0])
 
 
@@ -296,7 +143,7 @@ def offset_intercept(y: np.ndarray, offset: np.ndarray, w: np.ndarray | None = N
     """`a` of the weighted logistic fit logit P(y=1) = a + offset (the offset's slope fixed)."""
     y = np.asarray(y, dtype=np.float64)
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)
-    return float(_plain_intercept(np.asarray(offset, dtype=np.float64), y, w[None, :], np.zeros(1))[0])
+    return float(newton.plain_intercept(np.asarray(offset, dtype=np.float64), y, w[None, :], np.zeros(1))[0])
 
 
 def point_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
@@ -325,7 +172,7 @@ def brier(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
 
 def calibration_intercept(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
     y, p, w = _check(y, p, w)
-    return float(_plain_intercept(logit(p), y, w[None, :], np.zeros(1))[0])
+    return float(newton.plain_intercept(logit(p), y, w[None, :], np.zeros(1))[0])
 
 
 def calibration_slope(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
@@ -433,7 +280,7 @@ def group_metrics(
         both = (observed > 0) & (W.sum(axis=1) - observed > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             oe = np.where(expected > 0, observed / expected, np.nan)
-        intercept = _newton_intercept(s.z, s.y, W, start)
+        intercept = newton.newton_intercept(s.z, s.y, W, start)
         return {"oe_ratio": oe, "calibration_intercept": np.where(both, intercept, np.nan),
                 "auroc": np.where(both, _ranking(s, W)[0], np.nan)}
 

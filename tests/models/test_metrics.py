@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from models import metrics
+from models import metrics, newton
 from models.link import logit, sigmoid
 
 
@@ -155,7 +155,7 @@ def test_each_resample_row_equals_its_own_single_sample_metrics(tied):
     # Rows span several of the Newton fits' column blocks; each row of a batch of resample
     # weights must give what that weighting alone gives (sklearn for ranking, score equations
     # for the calibration fits), with and without tied scores.
-    n = 2 * metrics._BLOCK + 317
+    n = 2 * newton.BLOCK + 317
     y, p, w, _ = calibrated_sample(n, 11)
     if not tied:
         p = sigmoid(np.random.default_rng(12).normal(-1.5, 1.2, n))
