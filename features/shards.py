@@ -90,6 +90,22 @@ def landmark_table_sharded(
     return pl.concat(parts).sort("patient_id", "day")
 
 
+def landmark_table_bounded(
+    tables: Tables,
+    phases: Sequence[Phase],
+    landmarks: LandmarkConfig,
+    features: FeaturesConfig,
+    spec: FeatureSpec,
+    patients_per_shard: int,
+) -> pl.DataFrame:
+    """`landmark_table(...).collect()`: in one pass, or shard by shard (the same frame) when the
+    cohort has more than `patients_per_shard` patients, so building it never holds more than a
+    shard's intermediate frames. Training, evaluation and ablation all build theirs this way."""
+    if tables["patients"].height > patients_per_shard:
+        return landmark_table_sharded(tables, phases, landmarks, features, spec, patients_per_shard)
+    return landmark_table(tables, phases, landmarks, features, spec).collect()
+
+
 def scoring_table_sharded(
     tables: Tables,
     phases: Sequence[Phase],
@@ -128,6 +144,7 @@ def in_range(bounds: Sequence[str], index: int) -> pl.Expr:
 
 __all__ = [
     "SHARD",
+    "landmark_table_bounded",
     "landmark_table_sharded",
     "in_range",
     "key_ranges",

@@ -20,8 +20,7 @@ from typing import Literal
 
 import polars as pl
 
-from features.build import landmark_table
-from features.shards import landmark_table_sharded
+from features.shards import landmark_table_bounded
 from models.config import ModelConfig
 from pipeline import io, tracking, tracking_eval
 from pipeline.artifacts import EvaluationArtifacts
@@ -49,10 +48,8 @@ def model_landmarks(model: LoadedModel, tables: dict[str, pl.DataFrame], patient
     spec, built as training builds it: in one pass, or shard by shard (the same frame, row for
     row; the censoring curve and end of follow-up from the whole cohort) when the cohort has
     more than `patients_per_shard` patients, so the intermediate frames stay bounded by a shard."""
-    if tables["patients"].height > patients_per_shard:
-        return landmark_table_sharded(tables, model.phases, model.landmarks, model.features, model.spec,
-                                      patients_per_shard)
-    return landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
+    return landmark_table_bounded(tables, model.phases, model.landmarks, model.features, model.spec,
+                                  patients_per_shard)
 
 
 def landmark_rows(model: LoadedModel, tables: dict[str, pl.DataFrame], cfg: ModelConfig,

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.build import landmark_table
 from features.registry import feature_registry
-from features.shards import landmark_table_sharded
+from features.shards import landmark_table_bounded
 from features.spec import FeatureSpec, fit_feature_spec
 from features.time import phase_expr
 from models.bundle import ModelBundle, PhaseModel
@@ -142,10 +141,8 @@ def build_landmarks(tables: dict[str, pl.DataFrame], spec: FeatureSpec, config: 
     """The landmark table, once; shard by shard (the same frame) when the cohort has more
     patients than `shards.patients_per_shard`, so building it never holds the whole cohort's
     intermediate frames at once."""
-    size = config.shards.patients_per_shard
-    if tables["patients"].height > size:
-        return landmark_table_sharded(tables, config.phases, config.landmarks, config.features, spec, size)
-    return landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    return landmark_table_bounded(tables, config.phases, config.landmarks, config.features, spec,
+                                  config.shards.patients_per_shard)
 
 
 @dataclass

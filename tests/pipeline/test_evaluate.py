@@ -31,12 +31,12 @@ def test_the_sharded_evaluation_table_is_the_one_pass_table():
 
 
 def test_the_cohort_is_built_in_shards_only_above_the_shard_size(monkeypatch):
-    import pipeline.evaluate as evaluate
+    import features.shards as shards
 
     tables = cohort()
     model = SimpleNamespace(phases=[], landmarks=None, features=None, spec=None)
-    monkeypatch.setattr(evaluate, "landmark_table_sharded", lambda *args: ("sharded", args[-1]))
-    monkeypatch.setattr(evaluate, "landmark_table", lambda *args: SimpleNamespace(collect=lambda: "one pass"))
+    monkeypatch.setattr(shards, "landmark_table_sharded", lambda *args: ("sharded", args[-1]))
+    monkeypatch.setattr(shards, "landmark_table", lambda *args: SimpleNamespace(collect=lambda: "one pass"))
     n = tables["patients"].height
     assert model_landmarks(model, tables, n) == "one pass"
     assert model_landmarks(model, tables, n - 1) == ("sharded", n - 1)
