@@ -8,8 +8,8 @@ own; `seconds` is the `score()` call (imports excluded), `cpu` its process CPU t
 thread), the fairer figure on a shared machine. With `--baseline REF` the same cohorts are also
 scored by the code at git revision REF (checked out into a temporary folder), so before and
 after are measured in one run on one model, and the two runs' scores, SHAP and manifest files
-are compared: they must be identical (the manifest without its duration and run id). The model
-is then trained by REF's code, which the current code reads too.
+are compared: they must be identical in content (the manifest without its duration, run id and
+output hashes). The model is then trained by REF's code, which the current code reads too.
 
     .venv/bin/python benchmarks/bench_score.py [--sizes 100000 400000] [--train-patients 3000] [--baseline REF]
 """
@@ -89,11 +89,15 @@ def report(label: str, n: int, r: dict) -> None:
 
 def same_outputs(before: Path, after: Path) -> list[str]:
     """What differs between two scoring runs' outputs (empty: identical). Parquet files are compared
-    byte for byte; the manifests without the fields a run makes its own (duration, run id, paths)."""
+    by content (columns, types, rows and every value, in order), not bytes: the row-group layout
+    may change between versions; the manifests without the fields a run makes its own (duration,
+    run id, paths, the output files' hashes)."""
+    import polars as pl
+
     differences = []
     for suffix in (".parquet", "-shap.parquet"):
         a, b = before.with_name(before.stem + suffix), after.with_name(after.stem + suffix)
-        if a.read_bytes() != b.read_bytes():
+        if not pl.read_parquet(a).equals(pl.read_parquet(b)):
             differences.append(f"{b.name} differs from {a.name}")
 
     def manifest(scores: Path) -> dict:
@@ -102,6 +106,7 @@ def same_outputs(before: Path, after: Path) -> list[str]:
             m.pop(key, None)
         for key in ("output", "shap_output"):
             m[key].pop("file", None)
+            m[key].pop("sha256", None)
         return m
 
     if manifest(before) != manifest(after):

@@ -309,11 +309,16 @@ class ShallowTreeExplainer:
         if n == 0 or self.n_pairs == 0:
             return np.zeros((n, self.n_features)), base
         shap = np.empty((n, self.n_features))
-        block = min(n, max(16, _ROW_BLOCK_ELEMENTS // self.n_pairs))
+        block = max(2, min(n, max(16, _ROW_BLOCK_ELEMENTS // self.n_pairs)))
+        # Never a one-row block: numpy sums a single row's pairs pairwise along the then contiguous
+        # axis, where wider blocks add them in order, so a row's last bit would depend on its batch.
+        rows = np.repeat(X, 2, axis=0) if n == 1 else X
         work = _Workspace(block)
         for start in range(0, n, block):
             stop = min(start + block, n)
-            shap[start:stop] = self._block(X[start:stop], work).T
+            first = min(start, rows.shape[0] - 2)
+            got = self._block(rows[first:max(stop, first + 2)], work).T
+            shap[start:stop] = got[start - first:stop - first]
         return shap, base
 
     def _block(self, X: np.ndarray, work: _Workspace) -> np.ndarray:

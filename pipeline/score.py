@@ -92,7 +92,7 @@ def score(
         model = load_model(model_uri, work / "model", config.mlflow)
         missing = model.missing_groups(batches.scans())
         _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)
-        parts, problems, exclusions = [], [], dict.fromkeys(EXCLUSIONS, 0)
+        parts, shap_parts, problems, exclusions = [], [], [], dict.fromkeys(EXCLUSIONS, 0)
         for index in range(batches.n_batches):
             checked = validate(batches.batch(index), required=("patients",))
             problems += checked.problems
@@ -103,30 +103,31 @@ def score(
                 )
                 for reason, n in batch.excluded.items():
                     exclusions[reason] += n
-                parts.append(_write_part(work / "parts" / f"{index}.parquet", batch.scored))
+                parts.append(_write_part(batch.scored.select(*KEYS, pl.exclude(*KEYS, *IDENTITY), *IDENTITY),
+                                         work / "parts", index, batches.n_batches))
                 if shap_out is not None:
-                    _write_part(work / "shap" / f"{index}.parquet", batch.shap)
+                    shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
             progress(index + 1, batches.n_batches)
         checked = Validated({}, merge_problems(problems))
         if checked.blocking(on_invalid):
             raise ContractViolation(checked.blocking(on_invalid))
-        result = _concat(parts, KEYS, IDENTITY)
+        risks = _risks(parts)
         rejects = checked.rejects().sort("table", "row")
-        if result.height == 0 and not allow_empty:
+        if risks.height == 0 and not allow_empty:
             raise NothingToScore(_nobody_message(batches.row_counts["patients"], as_of, exclusions, rejects))
-        pub.write(out, lambda p: io.write_frame(result, p))
+        bounds = batches.bounds or [""]  # no patient at all: one range, the empty result
+        pub.write(out, lambda p: shard_files.write_in_order(parts, bounds, ("patient_id",), p))
         if shap_out is not None:
-            shap = _concat(sorted((work / "shap").glob("*.parquet")), ("patient_id",))
-            pub.write(shap_out, lambda p: io.write_frame(shap, p))
+            pub.write(shap_out, lambda p: shard_files.write_in_order(shap_parts, bounds, ("patient_id",), p))
         rejects_path = None
         if on_invalid == OnInvalid.quarantine:
             rejects_path = artifacts.rejects_path(out)
             pub.write(rejects_path, lambda p: io.write_frame(rejects, p))
         manifest = _manifest(
-            batches, model, config, as_of, result, exclusions, rejects, out, shap_out, rejects_path, pub.stage
+            batches, model, config, as_of, risks.height, exclusions, rejects, out, shap_out, rejects_path, pub.stage
         )
         manifest["missing_groups"] = missing
-        record = _record(config, manifest, result, out)
+        record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
             config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)
         )
@@ -162,18 +163,17 @@ def _outputs(out: Path, shap_out: Path | None) -> list[Path]:
     return [out, artifacts.rejects_path(out), *([shap_out] if shap_out is not None else [])]
 
 
-def _write_part(path: Path, frame: pl.DataFrame) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, **shard_files.WORK_PARQUET)
-    return path
+def _write_part(frame: pl.DataFrame, folder: Path, index: int, ranges: int) -> Path:
+    """One batch's rows as a work file sorted by patient, ready for the range-by-range write."""
+    return shard_files.write_shard_output(frame.sort("patient_id"), folder, index, ranges, compression="uncompressed")
 
 
-def _concat(paths: list[Path], first: tuple[str, ...], last: tuple[str, ...] = ()) -> pl.DataFrame:
-    """The batch files as one frame sorted by patient, `first` columns first, `last` last."""
-    if not paths:
-        return pl.DataFrame()
-    frame = pl.read_parquet(paths).sort("patient_id")
-    return frame.select(*first, pl.exclude(*first, *last), *last)
+def _risks(parts: list[Path]) -> pl.DataFrame:
+    """Every scored row's risk and band, in patient order (the order the run's statistics are
+    computed in); the few columns the run logs, not the whole result."""
+    if not parts:
+        return pl.DataFrame({"risk_30d": [], "risk_band": []}, schema={"risk_30d": pl.Float64, "risk_band": pl.String})
+    return pl.scan_parquet(parts).select("patient_id", "risk_30d", "risk_band").sort("patient_id").collect()
 
 
 def _hash_text(text: str) -> str:
@@ -185,7 +185,7 @@ def _manifest(
     model: LoadedModel,
     config: Config,
     as_of,
-    result,
+    scored: int,
     exclusions,
     rejects,
     out,
@@ -213,7 +213,7 @@ def _manifest(
         },
         "patients": {
             "in_input": batches.row_counts["patients"],
-            "scored": result.height,
+            "scored": scored,
             "excluded": exclusions,
             "rejected": rejected.get("patients", 0),
         },
@@ -227,7 +227,7 @@ def _manifest(
         },
         "config_sha256": _hash_text(config.model_dump_json()),
         "packages": {p: version(p) for p in PACKAGES},
-        "output": {"file": str(out), "sha256": io.file_sha256(staged(out)), "rows": result.height},
+        "output": {"file": str(out), "sha256": io.file_sha256(staged(out)), "rows": scored},
     }
     if shap_out is not None:
         manifest["shap_output"] = {"file": str(shap_out), "sha256": io.file_sha256(staged(shap_out))}
@@ -240,19 +240,19 @@ def _manifest(
     return manifest
 
 
-def _record(config: Config, manifest: dict, result: pl.DataFrame, out: Path) -> tracking.ScoringRecord:
+def _record(config: Config, manifest: dict, risks: pl.DataFrame, out: Path) -> tracking.ScoringRecord:
     """What the scoring run logs: as-of, model, counts, risk distribution, the manifest (no ids)."""
     metrics = {
-        "patients_scored": result.height,
+        "patients_scored": risks.height,
         "patients_rejected": manifest["patients"]["rejected"],
         **{f"excluded_{k}": v for k, v in manifest["patients"]["excluded"].items()},
     }
-    if result.height:
-        risk = result["risk_30d"]
+    if risks.height:
+        risk = risks["risk_30d"]
         metrics |= {
             "risk_mean": risk.mean(),
             **{f"risk_p{q}": risk.quantile(q / 100) for q in (10, 50, 90)},
-            **{f"band_{b}": int((result["risk_band"] == b).sum()) for b in config.scoring.risk_bands},
+            **{f"band_{b}": int((risks["risk_band"] == b).sum()) for b in config.scoring.risk_bands},
         }
     model = manifest["model"]
     return tracking.ScoringRecord(

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from features.shards import SHARD, in_range, n_shards, shard_keys
+from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
 from features.tables import ROW
 from pipeline.contract import ContractViolation, Problem
 from pipeline.io import SUFFIXES, atomic_write, check_csv_text, table_files
@@ -33,6 +33,7 @@ class PatientBatches:
     paths: dict[str, Path]
     row_counts: dict[str, int]
     schemas: dict[str, pl.Schema]
+    bounds: list[str]  # `key_ranges` of the patients' ids, one range per batch: the output order
 
     def batch(self, index: int) -> dict[str, pl.DataFrame]:
         """Raw tables (with `_row`) of one batch; a table with no rows there is an empty frame."""
@@ -100,7 +101,7 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
             pl.PartitionBy(workdir / table, key=BATCH, include_key=False), mkdir=True, **WORK_PARQUET
         )
         schemas[table] = indexed.collect_schema()
-    return PatientBatches(Path(workdir), n_batches, paths, counts, schemas)
+    return PatientBatches(Path(workdir), n_batches, paths, counts, schemas, key_ranges(ids, n_batches))
 
 
 _KEY = "_patient_key"
@@ -127,12 +128,14 @@ def scan_shard_tables(folder: Path) -> dict[str, pl.LazyFrame]:
     return {table.name: pl.scan_parquet(table / "*.parquet") for table in sorted(Path(folder).iterdir())}
 
 
-def write_shard_output(frame: pl.DataFrame, folder: Path, shard: int) -> Path:
-    """One shard's feature rows as `<folder>/<shard>.parquet`, in row groups small enough for a
-    patient_id range read (`write_in_order`) to skip most of them by their statistics."""
+def write_shard_output(frame: pl.DataFrame, folder: Path, shard: int, ranges: int = 1, **parquet) -> Path:
+    """One shard's rows, sorted by patient_id, as `<folder>/<shard>.parquet` in about `ranges`
+    row groups: the patient_id range reads of `write_in_order` then skip all but one or two row
+    groups of each shard by their statistics, so the ordered write reads every row about once."""
     path = Path(folder) / f"{shard}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, statistics=True, row_group_size=50_000)
+    row_group = max(1, -(-frame.height // max(1, ranges)))
+    frame.write_parquet(path, statistics=True, row_group_size=row_group, **parquet)
     return path
 
 

@@ -79,7 +79,7 @@ def build_sharded(
         if tables["patients"].height == 0:
             continue
         frame = _build(tables, config.phases, config, spec, as_of, cohort).collect()
-        parts.append(shard_files.write_shard_output(frame, work / "features", shard))
+        parts.append(shard_files.write_shard_output(frame, work / "features", shard, shards))
         rows += frame.height
     keys = ("patient_id",) if as_of is not None else ("patient_id", "day")
     patients = everything["patients"].select("patient_id").collect().to_series()

@@ -109,6 +109,18 @@ def test_equals_pred_contribs(depth, seed):
     _assert_matches(shap_m, base_m, booster, d["X"], base_margin=d["margin"])
 
 
+def test_a_row_gets_the_same_bits_in_any_batch(monkeypatch):
+    """Scoring in patient batches must not change a row's SHAP values: one row alone, a last
+    block of one row and the whole set give the same bits (many trees share each feature)."""
+    d = _data(1, n=400, k=8)
+    explainer = ShallowTreeExplainer.from_booster(_train(d, depth=2, rounds=200))
+    whole, _ = explainer.shap_values(d["X"])
+    for start, stop in ((0, 1), (7, 8), (0, 3), (100, 399), (398, 400)):
+        np.testing.assert_array_equal(explainer.shap_values(d["X"][start:stop])[0], whole[start:stop])
+    monkeypatch.setattr(treeshap, "_ROW_BLOCK_ELEMENTS", 1)  # blocks of 16 rows
+    np.testing.assert_array_equal(explainer.shap_values(d["X"][:17])[0], whole[:17])  # last block: 1 row
+
+
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_equals_the_definition_in_float64(depth):
     d = _data(10 + depth, k=5)

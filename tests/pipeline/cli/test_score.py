@@ -140,6 +140,33 @@ def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, wo
     assert pl.read_csv(out).height == p["scored"]
 
 
+def test_many_batches_write_the_one_batch_result_in_patient_order(scored, workspace, tmp_path):
+    """Batches of 150 patients are written range by range of patient_id: the same rows, values
+    and order as the one-batch run, in Parquet and CSV alike."""
+    out, shap_out, _ = scored
+    cfg = tmp_path / "batches.yaml"
+    cfg.write_text(workspace.config.read_text() + "scoring:\n  batch_patients: 150\n")
+    many, many_shap = tmp_path / "scores.parquet", tmp_path / "shap.parquet"
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    def run(*args):
+        result = CliRunner().invoke(app, ["score", "--data", str(workspace.data), "--as-of", AS_OF, *args,
+                                          "--config", str(cfg)])
+        assert result.exit_code == 0, result.output
+
+    run("--out", str(many), "--shap-out", str(many_shap))
+    assert manifest_of(many)["patients"] == manifest_of(out)["patients"]
+    one = pl.read_parquet(out)
+    assert one["patient_id"].is_sorted() and one.height > 150
+    assert pl.read_parquet(many).equals(one)
+    assert pl.read_parquet(many_shap).equals(pl.read_parquet(shap_out))
+    as_csv = tmp_path / "scores.csv"
+    run("--out", str(as_csv))
+    assert pl.read_csv(as_csv, infer_schema=False)["patient_id"].to_list() == one["patient_id"].to_list()
+
+
 def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, monkeypatch):
     import pipeline.score as stage
 
