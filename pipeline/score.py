@@ -29,7 +29,7 @@ from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Validated, merge_problems, validate
-from pipeline.serving import EXCLUSIONS, IDENTITY, KEYS, LoadedModel, load_model, score_tables
+from pipeline.serving import EXCLUSIONS, LoadedModel, load_model, score_tables
 
 PACKAGES = ("relapse-risk", "polars", "xgboost", "numpy", "mlflow")
 
@@ -103,8 +103,7 @@ def score(
                 )
                 for reason, n in batch.excluded.items():
                     exclusions[reason] += n
-                parts.append(_write_part(batch.scored.select(*KEYS, pl.exclude(*KEYS, *IDENTITY), *IDENTITY),
-                                         work / "parts", index, batches.n_batches))
+                parts.append(_write_part(batch.scored, work / "parts", index, batches.n_batches))
                 if shap_out is not None:
                     shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
             progress(index + 1, batches.n_batches)
@@ -115,10 +114,9 @@ def score(
         rejects = checked.rejects().sort("table", "row")
         if risks.height == 0 and not allow_empty:
             raise NothingToScore(_nobody_message(batches.row_counts["patients"], as_of, exclusions, rejects))
-        bounds = batches.bounds or [""]  # no patient at all: one range, the empty result
-        pub.write(out, lambda p: shard_files.write_in_order(parts, bounds, ("patient_id",), p))
+        pub.write(out, lambda p: shard_files.write_in_order(parts, batches.bounds, ("patient_id",), p))
         if shap_out is not None:
-            pub.write(shap_out, lambda p: shard_files.write_in_order(shap_parts, bounds, ("patient_id",), p))
+            pub.write(shap_out, lambda p: shard_files.write_in_order(shap_parts, batches.bounds, ("patient_id",), p))
         rejects_path = None
         if on_invalid == OnInvalid.quarantine:
             rejects_path = artifacts.rejects_path(out)
@@ -171,8 +169,6 @@ def _write_part(frame: pl.DataFrame, folder: Path, index: int, ranges: int) -> P
 def _risks(parts: list[Path]) -> pl.DataFrame:
     """Every scored row's risk and band, in patient order (the order the run's statistics are
     computed in); the few columns the run logs, not the whole result."""
-    if not parts:
-        return pl.DataFrame({"risk_30d": [], "risk_band": []}, schema={"risk_30d": pl.Float64, "risk_band": pl.String})
     return pl.scan_parquet(parts).select("patient_id", "risk_30d", "risk_band").sort("patient_id").collect()
 
 
