@@ -77,43 +77,76 @@ def artefact_mask(
     return keep
 
 
+def recording_summaries(rr_ms: np.ndarray, recording_start: np.ndarray, kept: np.ndarray) -> dict[str, np.ndarray]:
+    """Per recording, in the order of `recording_start`'s flags: counts and the four summaries.
+
+    Every sum is taken beat by beat in file order (`np.bincount` accumulates sequentially), so a
+    recording's figures depend on its own beats alone, to the last bit, whichever other recordings
+    or patients share the frame. A recording with fewer than two kept beats gets NaN summaries.
+
+    >>> rr = np.array([800., 810., 1200., 820., 900., 700.])
+    >>> start = np.array([True, False, False, False, True, False])
+    >>> out = recording_summaries(rr, start, np.array([True, True, False, True, True, False]))
+    >>> out["n_beats"].tolist(), out["n_kept"].tolist(), out["rmssd_ms"][0].round(3).item()
+    ([4, 2], [3, 1], 10.0)
+    """
+    recording = np.cumsum(np.asarray(recording_start, dtype=bool)) - 1
+    n = int(recording[-1]) + 1 if recording.size else 0
+    idx = np.flatnonzero(kept)
+    of, values = recording[idx], np.asarray(rr_ms, dtype=np.float64)[idx]
+
+    def per_recording(at: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(at, weights, minlength=n)
+
+    n_kept = per_recording(of)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = per_recording(of, values) / n_kept
+        deviation = values - mean[of]
+        same = of[1:] == of[:-1]  # successive kept beats of one recording
+        diff, diff_of = (values[1:] - values[:-1])[same], of[1:][same]
+        enough = n_kept >= 2
+        return {
+            "n_beats": per_recording(recording),
+            "n_kept": n_kept,
+            "rmssd_ms": np.where(enough, np.sqrt(per_recording(diff_of, diff * diff) / (n_kept - 1)), np.nan),
+            "sdnn_ms": np.where(enough, np.sqrt(per_recording(of, deviation * deviation) / (n_kept - 1)), np.nan),
+            "pnn50": np.where(enough, 100.0 * per_recording(diff_of[np.abs(diff) > 50]) / n_kept, np.nan),
+            "mean_hr_bpm": np.where(enough, 60_000.0 / mean, np.nan),
+        }
+
+
 def rr_recording_summaries(rr: pl.LazyFrame, cfg: HrvConfig) -> pl.LazyFrame:
     """One row per (patient_id, recording_id): recorded_at, beats, kept beats and the summaries.
 
-    Beats keep their file order within a recording (a stable sort groups each recording's rows).
+    Beats keep their file order within a recording (a stable sort groups each recording's rows);
+    the summaries are `recording_summaries` of the beats `artefact_mask` keeps, null for a
+    recording with fewer than two kept beats.
     """
-    ordered = rr.sort("patient_id", "recording_id", maintain_order=True)
-    start = (
-        (pl.col("patient_id") != pl.col("patient_id").shift(1))
-        | (pl.col("recording_id") != pl.col("recording_id").shift(1))
-    ).fill_null(True)
-    marked = ordered.with_columns(
-        pl.struct(pl.col("rr_ms"), start.alias("start"))
-        .map_batches(
-            lambda s: pl.Series(
-                artefact_mask(
-                    s.struct.field("rr_ms").to_numpy(),
-                    s.struct.field("start").to_numpy(),
-                    cfg.rr_min_ms,
-                    cfg.rr_max_ms,
-                    cfg.rr_max_change,
-                )
-            ),
-            return_dtype=pl.Boolean,
-        )
-        .alias("_kept")
-    )
-    kept = pl.col("rr_ms").filter(pl.col("_kept"))
-    diff = kept.diff().drop_nulls()
-    n_kept = pl.col("_kept").sum().cast(pl.Int64)
-    enough = n_kept >= 2
-    summaries = marked.group_by("patient_id", "recording_id", maintain_order=True).agg(
-        pl.col("recorded_at").min(),
-        pl.len().cast(pl.Int64).alias("n_beats"),
-        n_kept.alias("n_kept"),
-        pl.when(enough).then((diff * diff).mean().sqrt()).alias("rmssd_ms"),
-        pl.when(enough).then(kept.std(ddof=1)).alias("sdnn_ms"),
-        pl.when(enough).then(100.0 * (diff.abs() > 50).sum() / n_kept).alias("pnn50"),
-        pl.when(enough).then(60_000.0 / kept.mean()).alias("mean_hr_bpm"),
-    )
-    return summaries.sort("patient_id", "recording_id")
+    schema = rr.collect_schema()
+    out = {
+        "patient_id": schema["patient_id"],
+        "recording_id": schema["recording_id"],
+        "recorded_at": schema["recorded_at"],
+        "n_beats": pl.Int64,
+        "n_kept": pl.Int64,
+        **dict.fromkeys(SUMMARY_COLUMNS, pl.Float64),
+    }
+
+    def summarise(beats: pl.DataFrame) -> pl.DataFrame:
+        patient, recording = beats["patient_id"], beats["recording_id"]
+        start = ((patient != patient.shift(1)) | (recording != recording.shift(1))).fill_null(True).to_numpy()
+        rr_ms = beats["rr_ms"].to_numpy()
+        kept = artefact_mask(rr_ms, start, cfg.rr_min_ms, cfg.rr_max_ms, cfg.rr_max_change)
+        first = np.flatnonzero(start)
+        at = beats["recorded_at"]
+        earliest = np.minimum.reduceat(at.to_physical().to_numpy(), first) if first.size else first
+        return pl.DataFrame(
+            {
+                "patient_id": patient.gather(first),
+                "recording_id": recording.gather(first),
+                "recorded_at": pl.Series(earliest).cast(at.dtype),
+                **recording_summaries(rr_ms, start, kept),
+            }
+        ).select(pl.col(name).cast(dtype) for name, dtype in out.items()).fill_nan(None)
+
+    return rr.sort("patient_id", "recording_id", maintain_order=True).map_batches(summarise, schema=out)

@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from features.config import HrvConfig
 from features.hrv import artefact_mask, rr_recording_summaries
@@ -104,3 +105,18 @@ def test_interleaved_rows_keep_each_recordings_order_and_short_recordings_are_nu
     assert got["n_kept"].to_list() == [3, 1]
     assert got["rmssd_ms"][0] == pytest.approx(np.sqrt((20**2 + 40**2) / 2))
     assert got.row(1, named=True)["rmssd_ms"] is None and got.row(1, named=True)["sdnn_ms"] is None
+
+
+def test_a_recordings_summaries_are_the_same_bits_whatever_shares_the_frame():
+    """Dropping other patients' recordings (as the as-of and at-risk filters do) must not move a
+    recording's figures by a bit: found by the point-in-time property test on a two-beat SDNN."""
+    def recording(patient, rr):
+        return typed("rr_intervals", {"patient_id": [patient] * len(rr), "recording_id": ["r"] * len(rr),
+                                      "recorded_at": [at(0)] * len(rr), "rr_ms": rr})
+
+    two_beats = recording("q1", [931.5591023447093, 1117.0])
+    alone = rr_recording_summaries(two_beats.lazy(), CFG).collect()
+    others = [recording("q0", [250.0] * 3), recording("q2", [250.0] * 2), recording_frame(np.random.default_rng(5))]
+    for company in ([others[0]], [others[1]], others):
+        got = rr_recording_summaries(pl.concat([*company, two_beats]).lazy(), CFG).collect()
+        assert_frame_equal(got.filter(pl.col("patient_id") == "q1"), alone, check_exact=True)
