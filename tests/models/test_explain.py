@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import shap
 
 from models.explain import (
     _dmatrix,
@@ -42,6 +41,8 @@ def test_additivity_check_catches_a_mismatch(trained, phase_data):
 
 
 def test_contributions_equal_the_shap_library(trained, phase_data):
+    import shap  # about a second to import: here, not at collection, so only this test's worker pays it
+
     X = phase_data["X"][:200]
     values, _ = contributions(trained.shared, X)
     reference = shap.TreeExplainer(trained.shared).shap_values(X)
