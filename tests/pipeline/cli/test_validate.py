@@ -14,6 +14,9 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 
+# one xdist worker simulates the module's cohort (the module fixture) for every test of the module
+pytestmark = pytest.mark.xdist_group("validate_cohort")
+
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:

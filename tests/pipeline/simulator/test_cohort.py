@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
+
+# shares the package's one simulated cohort (conftest.cohort, 4,000 patients) with the other tests
+# of its group, so that one xdist worker builds it rather than both
+pytestmark = pytest.mark.xdist_group("simulated_cohort")
 
 
 def test_cohort_shape_ages_and_overall_relapse(cohort, followed):

@@ -19,6 +19,10 @@ from pipeline.simulator.dynamics import (
 from pipeline.simulator.terms import Inputs, daily_inputs, simulated_days
 from tests.pipeline.simulator.conftest import PHASES, rate_per_1000_days, with_day
 
+# shares the package's one simulated cohort (conftest.cohort, 4,000 patients) with the other tests
+# of its group, so that one xdist worker builds it rather than both
+pytestmark = pytest.mark.xdist_group("simulated_cohort")
+
 
 def three_patients(config) -> tuple[Inputs, State]:
     pat = draw_patients(np.random.default_rng(0), config, 3)

@@ -9,6 +9,10 @@ from polars.testing import assert_frame_equal
 
 from tests.pipeline.simulator.conftest import with_day
 
+# shares the package's one simulated cohort (conftest.cohort, 4,000 patients) with the other tests
+# of its group, so that one xdist worker builds it rather than both
+pytestmark = pytest.mark.xdist_group("simulated_cohort")
+
 
 def test_truth_covers_exactly_the_at_risk_weekly_landmarks(cohort, followed):
     truth = cohort.truth["landmark_risk"]
