@@ -8,11 +8,28 @@ pytest-xdist 3.8 groups by appending `@group` to each item's node id through the
 mark is silently ignored and a module's tests spread over both workers, each building its own
 fixtures (pytest-dev/pytest-xdist#1386). Until xdist sets the structured id itself, this hook
 does, and does nothing where the suffix is already there.
+
+Under xdist each worker is a whole interpreter that would otherwise size Polars' thread pool to
+every core: `-n 2` on two cores ran four Polars threads, spinning against each other in the many
+small queries of the feature tests. A worker here gets its share of the cores instead (set before
+Polars is first imported, which is when the pool is sized); a variable already set is kept, and a
+run without workers keeps the library's default.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def _share_the_cores_between_workers() -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1 and "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
+_share_the_cores_between_workers()
 
 
 def _group(item: pytest.Item) -> str | None:
