@@ -98,7 +98,10 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
             .drop(_KEY)
         )
         keyed.sink_parquet(
-            pl.PartitionBy(workdir / table, key=BATCH, include_key=False), mkdir=True, **WORK_PARQUET
+            pl.PartitionBy(workdir / table, key=BATCH, include_key=False),
+            mkdir=True,
+            row_group_size=max(MIN_GROUP_ROWS, SPLIT_BUFFER_ROWS // n_batches),
+            **WORK_PARQUET,
         )
         schemas[table] = indexed.collect_schema()
     return PatientBatches(Path(workdir), n_batches, paths, counts, schemas, key_ranges(ids, n_batches))
@@ -109,6 +112,12 @@ _KEY = "_patient_key"
 # compression and no statistics (each costs more CPU to write and read than the disk it saves:
 # 100,000 simulated patients split in 2.0 s CPU uncompressed, 3.5 s with the default zstd).
 WORK_PARQUET = {"compression": "uncompressed", "statistics": False}
+# The partitioned sink holds a row group in memory for every batch at once, so the split's row
+# groups shrink as batches multiply: about SPLIT_BUFFER_ROWS rows buffered in all, whatever the
+# cohort's size. With the library's default row group, a 20,000,000-row beat table split into 50
+# batches peaked at 888 MB against 590 MB for 5 batches; with this bound, 597 MB.
+SPLIT_BUFFER_ROWS = 1 << 20
+MIN_GROUP_ROWS = 4096
 
 
 def write_shard_tables(tables: dict[str, pl.DataFrame], folder: Path, shard: int) -> None:
