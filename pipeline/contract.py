@@ -121,10 +121,14 @@ def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list
 
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
+_DATE_TIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")  # a date column may hold a date-time
 
 
 def _coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
-    """Cast a raw column to its contract type without raising; failures become null."""
+    """Cast a raw column to its contract type without raising; failures become null, so they are
+    reported with their rows. Nothing is cast that would change a value: a date is a whole
+    ISO date (or date-time, taken on the day written), an integer column takes only whole
+    numbers, a boolean column only true/false/yes/no/1/0, and numbers are never taken as dates."""
     col = pl.col(name)
     if source == target:
         return col
@@ -132,13 +136,22 @@ def _coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         text = col.str.strip_chars()
         text = pl.when(text == "").then(None).otherwise(text)
         if target == pl.Date:
-            return text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+            written = text.str.replace(" ", "T", literal=True).str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
+            at_time = [written.str.to_datetime(f, strict=False, time_unit="us") for f in _DATE_TIMES]
+            return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), *(t.dt.date() for t in at_time))
         if isinstance(target, pl.Datetime):
             return _to_utc_text(text)
         if target == pl.Boolean:
             low = text.str.to_lowercase()
             return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
         return text.cast(target, strict=False)
+    if source.is_numeric() and (target.is_temporal() or target == pl.Boolean or target.is_integer()):
+        if target == pl.Boolean:
+            return pl.when(col == 1).then(True).when(col == 0).then(False).otherwise(None)
+        if target.is_integer():
+            whole = pl.when(col == col.floor()).then(col) if source.is_float() else col
+            return whole.cast(target, strict=False)
+        return pl.lit(None, dtype=target)
     if target == pl.Date and isinstance(source, pl.Datetime):
         return col.dt.date()
     if isinstance(target, pl.Datetime):
@@ -169,13 +182,20 @@ def _type_and_rule_checks(
     if missing:
         return raw, problems
 
-    casts = []
+    casts = {}
     for c in spec.columns:
-        if c.name in raw.columns:
-            casts.append(_coerce(c.name, raw.schema[c.name], c.dtype).alias(c.name))
-        else:
-            casts.append(pl.lit(None, dtype=c.dtype).alias(c.name))
-    typed = raw.with_columns(casts)
+        if c.name not in raw.columns:
+            casts[c.name] = pl.lit(None, dtype=c.dtype).alias(c.name)
+            continue
+        casts[c.name] = _coerce(c.name, raw.schema[c.name], c.dtype).alias(c.name)
+        try:
+            raw.head(1).select(casts[c.name])  # a type no cast can take (a list, a struct) raises here
+        except pl.exceptions.PolarsError:
+            reason = f"has type {raw.schema[c.name]}, expected {c.dtype}"
+            problems.append(Problem(spec.name, c.name, reason, fatal=True))
+    if problems:  # only such types so far: nothing else can be checked on these columns
+        return raw, problems
+    typed = raw.with_columns(casts.values())
 
     for c in spec.columns:
         if c.name not in raw.columns:

@@ -54,11 +54,41 @@ def check_csv_text(path: Path, table: str) -> None:
                 raise _fatal(table, f"{path.name} is not UTF-8 text{hint}: {at}; save it as UTF-8") from None
             if header is None:
                 header = text.partition("\n")[0].removeprefix("\ufeff").rstrip("\r")
+                if "\r" in header:
+                    reason = "ends its lines with CR alone (old Mac style); save it with LF or CRLF line endings"
+                    raise _fatal(table, f"{path.name} {reason}")
             offset += len(block or b"")
     names = next(csv.reader([header or ""]), [])
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise _fatal(table, f"{path.name} repeats header name(s) {', '.join(repeated)}; keep one of each")
+
+
+def refuse_overwriting_inputs(data_dir: Path, outputs: Iterable[Path | None]) -> None:
+    """Refuse an output that would land on a table file of `data_dir` (any table, either suffix:
+    a new `bdnf.csv` beside `bdnf.parquet` would also break the next read), before any work."""
+    tables = {(Path(data_dir) / f"{t}{s}").resolve() for t in TABLES for s in SUFFIXES}
+    for out in outputs:
+        if out is not None and Path(out).resolve() in tables:
+            raise ValueError(f"{out} is a table file of the input folder {data_dir}; write the output elsewhere")
+
+
+def unreadable(path: Path, table: str, exc: Exception) -> ContractViolation:
+    """The problem for a table file its reader refused: for a CSV, the records whose field count
+    differs from the header's are found and named (the reader's own message names no row)."""
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            records = csv.reader(handle)
+            width = len(next(records, []))
+            ragged = [(row, len(f)) for row, f in enumerate(records, start=1) if f and len(f) != width]
+        if ragged:
+            shown = ", ".join(f"row {row} has {n}" for row, n in ragged[:_RAGGED_SHOWN])
+            more = f" and {len(ragged) - _RAGGED_SHOWN} more row(s)" if len(ragged) > _RAGGED_SHOWN else ""
+            return _fatal(table, f"{path.name}: the header has {width} fields but {shown}{more}")
+    return _fatal(table, f"{path.name} cannot be read: {str(exc).splitlines()[0]}")
+
+
+_RAGGED_SHOWN = 5
 
 
 def _fatal(table: str, reason: str) -> ContractViolation:
@@ -76,7 +106,7 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
         else:
             frame = pl.read_parquet(path)
     except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
-        raise ContractViolation([Problem(table, "", f"{path.name} cannot be read: {exc}", fatal=True)]) from None
+        raise unreadable(path, table, exc) from None
     if frame.height == 0:
         raise ContractViolation([Problem(table, "", f"{path.name} has no rows", fatal=True)])
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))

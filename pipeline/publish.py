@@ -53,6 +53,7 @@ class Publication:
     def __init__(self, outputs: Iterable[Path], marker: Path | None = None):
         self.marker = Path(marker).absolute() if marker is not None else None
         paths = [Path(p).absolute() for p in outputs]
+        _refuse_shared_files([*paths, *([self.marker] if self.marker else [])])
         self.outputs = sorted({*paths, *([self.marker] if self.marker else [])})
         self._locks: list[tuple[int, Path]] = []
         self._staging: dict[Path, Path] = {}  # destination folder -> its staging folder
@@ -169,6 +170,16 @@ def _guard(path: Path, action: Callable[[], Any]) -> Any:
         if errno.ENOSPC != getattr(exc, "errno", None) and _disk_full(Path(path).parent):
             reason = f"No space left on device ({reason})"  # a writer that hides the OS error behind its own
         raise OutputError(f"cannot write {path}: {reason}; nothing was published") from None
+
+
+def _refuse_shared_files(paths: list[Path]) -> None:
+    """Two outputs of one job must be two files: the later write would silently replace the other."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        real = path.resolve()
+        if real in seen:
+            raise OutputError(f"{seen[real]} and {path} are the same file; give each output its own path")
+        seen[real] = path
 
 
 def _disk_full(folder: Path, spare_bytes: int = 1 << 16) -> bool:

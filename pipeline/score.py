@@ -82,6 +82,7 @@ def score(
             raise ValueError(f"{path}: output must end in .parquet or .csv")
     n_reasons = config.scoring.reasons if n_reasons is None else n_reasons
     bands = config.scoring.risk_bands
+    io.refuse_overwriting_inputs(data_dir, [*_outputs(out, shap_out), artifacts.manifest_path(out)])
     tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     with (
         publish.Publication(_outputs(out, shap_out), marker=artifacts.manifest_path(out)) as pub,

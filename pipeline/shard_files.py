@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
 from features.tables import ROW
 from pipeline.contract import ContractViolation, Problem
-from pipeline.io import SUFFIXES, atomic_write, check_csv_text, table_files
+from pipeline.io import SUFFIXES, atomic_write, check_csv_text, table_files, unreadable
 
 
 @dataclass
@@ -97,12 +97,15 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
             .with_columns(pl.col(BATCH).fill_null(0))  # unknown or missing ids: batch 0, where validation names them
             .drop(_KEY)
         )
-        keyed.sink_parquet(
-            pl.PartitionBy(workdir / table, key=BATCH, include_key=False),
-            mkdir=True,
-            row_group_size=max(MIN_GROUP_ROWS, SPLIT_BUFFER_ROWS // n_batches),
-            **WORK_PARQUET,
-        )
+        try:
+            keyed.sink_parquet(
+                pl.PartitionBy(workdir / table, key=BATCH, include_key=False),
+                mkdir=True,
+                row_group_size=max(MIN_GROUP_ROWS, SPLIT_BUFFER_ROWS // n_batches),
+                **WORK_PARQUET,
+            )
+        except pl.exceptions.PolarsError as exc:  # a malformed record further in than the schema read
+            raise unreadable(paths[table], table, exc) from None
         schemas[table] = indexed.collect_schema()
     return PatientBatches(Path(workdir), n_batches, paths, counts, schemas, key_ranges(ids, n_batches))
 

@@ -16,7 +16,7 @@ from features.spec import FeatureSpec, fit_feature_spec
 from pipeline.cli.app import OUTPUT, app, config_or_fail, fail, parse_date
 from pipeline.config import Config
 from pipeline.contract import ContractViolation
-from pipeline.io import SUFFIXES, count_patients, drop_row_index, load_tables, write_frame
+from pipeline.io import SUFFIXES, count_patients, drop_row_index, load_tables, refuse_overwriting_inputs, write_frame
 from pipeline.sharded import build_sharded
 
 DataOption = Annotated[Path, typer.Option("--data", help="Folder with <table>.parquet or <table>.csv files.")]
@@ -37,6 +37,10 @@ def features(data: DataOption, out: OutOption, as_of: AsOfOption = None, config:
     """
     if out.suffix not in SUFFIXES:
         raise fail(f"{out}: output must end in .parquet or .csv")
+    try:
+        refuse_overwriting_inputs(data, [out])
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     when = parse_date(as_of) if as_of is not None else None
     console = Console(stderr=True, quiet=OUTPUT.quiet)
     cfg = config_or_fail(config)

@@ -134,6 +134,37 @@ def test_unparseable_text_values_are_reported_per_column():
     only_problem(result, "patients", "polysubstance", [3], "not a valid Boolean")
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "bad_rows", "kept"),
+    [
+        # text after a date is not a date, a date-time is taken on the day written
+        ("intake_date", ["2024-01-01xyz", "2024-02-01T23:30:00-05:00", "2024-03-011"], [1, 3], date(2024, 2, 1)),
+        # a Parquet float in an integer column: only whole numbers, never truncated
+        ("deprivation_decile", [6.7, 5.0, float("nan")], [1, 3], 5),
+        # a number in a boolean column: only 1 and 0
+        ("polysubstance", [2.0, 1.0, float("nan")], [1, 3], True),
+        ("polysubstance", [7, 0, -1], [1, 3], False),
+        # a number is never taken as a date
+        ("intake_date", [20240101, 19723, 1], [1, 2, 3], None),
+    ],
+)
+def test_values_a_cast_would_change_are_reported_not_changed(column, values, bad_rows, kept):
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(pl.Series(column, values))
+    result = validate(raw)
+    only_problem(result, "patients", column, bad_rows, "not a valid")
+    survivors = result.tables["patients"].filter(pl.col(ROW) == 2)
+    assert survivors[column].to_list() == ([kept] if kept is not None else [])
+
+
+def test_a_column_of_a_type_no_cast_can_take_is_named_with_its_type():
+    raw = tables()
+    raw["bdnf"] = raw["bdnf"].with_columns(pl.concat_list("bdnf_ng_ml").alias("bdnf_ng_ml"))
+    result = validate(raw)
+    found = only_problem(result, "bdnf", "bdnf_ng_ml", [], "has type List(Float64), expected Float64")
+    assert found.fatal
+
+
 def test_empty_required_value():
     raw = tables()
     raw["therapy_sessions"] = raw["therapy_sessions"].with_columns(attended=pl.lit(None, pl.Boolean))

@@ -88,3 +88,23 @@ def test_validate_cli_summarises_or_fails_with_exit_2(tmp_path, valid):
     assert bad.exit_code == 2
     assert "outcomes.patient_id: 3 row(s)" in bad.output
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score", "--as-of", "2024-06-01", "--out", "{data}/patients.parquet"],
+        ["score", "--as-of", "2024-06-01", "--out", "{data}/../in/bdnf.csv"],  # a new table file beside bdnf.parquet
+        ["score", "--as-of", "2024-06-01", "--out", "{tmp}/s.parquet", "--shap-out", "{data}/hrv.parquet"],
+        ["features", "--out", "{data}/outcomes.parquet"],
+    ],
+)
+def test_an_output_on_a_table_file_of_the_input_is_refused_before_any_work(tmp_path, valid, args):
+    data = tmp_path / "in"
+    write_tables(valid, data)
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    argv = [a.format(data=data, tmp=tmp_path) for a in args]
+    result = CliRunner().invoke(app, [argv[0], "--data", str(data), *argv[1:]])
+    assert result.exit_code == 2, result.output
+    assert "is a table file of the input folder" in result.output
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before  # nothing replaced, nothing added

@@ -1,5 +1,6 @@
 """CSV text as clinics export it: read correctly (BOM, CRLF, quoted commas and line breaks,
-Unicode ids) or refused clearly (not UTF-8, duplicate header names), by `relapse validate`,
+Unicode ids) or refused clearly (not UTF-8, duplicate header names, CR-only line endings, a
+record with more fields than the header), by `relapse validate`,
 `load_tables` and the patient-batch reader of `relapse score` alike."""
 
 import pytest
@@ -50,8 +51,11 @@ def test_bom_crlf_quoted_commas_and_newlines_read_correctly(folder, data, tmp_pa
         ((PATIENTS + ROWS[1] + "\nJosé,2024-01-01,30,male,x\n").encode("latin-1"), "patients.csv is not UTF-8 text"),
         ((PATIENTS + ROWS[1] + "\n").encode("utf-16"), "it looks like UTF-16"),
         ((b"patient_id,sex,intake_date,age_at_intake,sex\nb,male,2024-01-01,30,female\n"), "repeats header"),
+        ((PATIENTS + ROWS[1] + "\n").replace("\n", "\r").encode(), "ends its lines with CR alone"),
+        ((PATIENTS + ROWS[1] + "\n" + "c,2024-02-01,40,male,plain,extra\n" + ROWS[1] + "\n").encode(),
+         "the header has 5 fields but row 2 has 6"),
     ],
-    ids=["latin1", "utf16", "duplicate-header"],
+    ids=["latin1", "utf16", "duplicate-header", "cr-only", "ragged-row"],
 )
 def test_other_encodings_and_duplicate_headers_are_refused_clearly(folder, data, text, tmp_path_factory):
     _write(folder, data)

@@ -62,6 +62,15 @@ def test_a_full_disk_names_the_output_and_publishes_nothing(tmp_path):
     assert _listing(tmp_path) == ["s.csv", "s.csv.manifest.json", "s.csv.rejects.csv"]
 
 
+def test_two_outputs_on_one_file_are_refused_before_anything_is_locked_or_written(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputError, match="are the same file"):
+        Publication([tmp_path / "s.parquet", tmp_path / "d" / ".." / "s.parquet"])
+    with pytest.raises(OutputError, match="are the same file"):
+        Publication([tmp_path / "s.parquet"], marker=tmp_path / "s.parquet")
+    assert _listing(tmp_path) == ["d"]
+
+
 def test_an_unwritable_destination_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(OutputError, match="cannot write .*file/s.csv"):
