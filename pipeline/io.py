@@ -21,6 +21,10 @@ from pipeline.artifacts import EvaluationArtifacts, TrainingArtifacts
 from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, validate
 
 SUFFIXES = (".parquet", ".csv")
+# A clinic's export may hold a header-only file for a source it does not collect (no HRV devices):
+# such a table has no records, like an absent one (its feature group is reported missing). Only
+# the patients table must have rows.
+MUST_HAVE_ROWS = ("patients",)
 
 
 def find_table_file(data_dir: Path, table: str) -> Path | None:
@@ -107,7 +111,7 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
             frame = pl.read_parquet(path)
     except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
         raise unreadable(path, table, exc) from None
-    if frame.height == 0:
+    if frame.height == 0 and table in MUST_HAVE_ROWS:
         raise ContractViolation([Problem(table, "", f"{path.name} has no rows", fatal=True)])
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
 from features.tables import ROW
 from pipeline.contract import ContractViolation, Problem
-from pipeline.io import SUFFIXES, atomic_write, check_csv_text, table_files, unreadable
+from pipeline.io import MUST_HAVE_ROWS, SUFFIXES, atomic_write, check_csv_text, table_files, unreadable
 
 
 @dataclass
@@ -77,9 +77,9 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
         try:
             counts[table] = scan.select(pl.len()).collect().item()
         except Exception as exc:  # noqa: BLE001
-            problems.append(Problem(table, "", f"{paths[table].name} cannot be read: {exc}", fatal=True))
+            problems += unreadable(paths[table], table, exc).problems
             continue
-        if counts[table] == 0:
+        if counts[table] == 0 and table in MUST_HAVE_ROWS:
             problems.append(Problem(table, "", f"{paths[table].name} has no rows", fatal=True))
         elif "patient_id" not in scan.collect_schema():
             problems.append(Problem(table, "patient_id", "required column is missing", fatal=True))

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.contract import ContractViolation
 from pipeline.io import atomic_write, drop_row_index, load_tables, write_tables
+from pipeline.shard_files import split_by_patient
 from tests.pipeline.test_contract import tables
 
 
@@ -36,15 +37,26 @@ def test_missing_patients_table(tmp_path):
         load_tables(tmp_path)
 
 
-def test_unreadable_and_empty_files_are_named(tmp_path, valid):
-    write_tables({"patients": valid["patients"]}, tmp_path)
+def test_unreadable_files_and_an_empty_patients_table_are_named(tmp_path, valid):
+    valid["patients"].head(0).write_csv(tmp_path / "patients.csv")
     (tmp_path / "bdnf.parquet").write_bytes(b"not parquet at all")
-    valid["hrv"].head(0).write_csv(tmp_path / "hrv.csv")
     with pytest.raises(ContractViolation) as err:
         load_tables(tmp_path)
     text = str(err.value)
     assert "bdnf: bdnf.parquet cannot be read" in text
-    assert "hrv: hrv.csv has no rows" in text
+    assert "patients: patients.csv has no rows" in text
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_header_only_optional_table_has_no_records_like_an_absent_one(tmp_path, valid, fmt):
+    """A clinic's export may carry an empty file for a source it does not collect: its group is
+    then missing (features null, reported by scoring), never an error."""
+    write_tables({**valid, "hrv": valid["hrv"].head(0)}, tmp_path, fmt=fmt)
+    result, _ = load_tables(tmp_path, required=("patients", "outcomes"))
+    assert result.problems == [] and result.tables["hrv"].height == 0
+    batches = split_by_patient(tmp_path, 2, tmp_path / "work")
+    assert sum(batches.batch(i)["hrv"].height for i in range(batches.n_batches)) == 0
+    assert batches.batch(0)["patients"].height + batches.batch(1)["patients"].height == valid["patients"].height
 
 
 def test_two_files_for_one_table(tmp_path, valid):

@@ -167,6 +167,32 @@ def test_many_batches_write_the_one_batch_result_in_patient_order(scored, worksp
     assert pl.read_csv(as_csv, infer_schema=False)["patient_id"].to_list() == one["patient_id"].to_list()
 
 
+def test_a_header_only_table_scores_as_if_the_table_were_absent(trained, workspace, tmp_path):
+    """A clinic without HRV devices may export an empty hrv file: the same scores as without the
+    file, the group reported missing, never an error."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    outputs = {}
+    for case in ("empty", "absent"):
+        data = tmp_path / case
+        shutil.copytree(workspace.data, data)
+        for table in ("hrv", "rr_intervals"):
+            path = next(data.glob(f"{table}.*"))
+            if case == "empty":
+                pl.read_parquet(path).head(0).write_parquet(path)
+            else:
+                path.unlink()
+        outputs[case] = tmp_path / f"{case}.parquet"
+        result = CliRunner().invoke(app, ["score", "--data", str(data), "--as-of", AS_OF, "--out", str(outputs[case]),
+                                          "--config", str(workspace.config)])
+        assert result.exit_code == 0, result.output
+        assert "feature group 'hrv'" in result.output
+    identity = ["run_id"]
+    assert pl.read_parquet(outputs["empty"]).drop(identity).equals(pl.read_parquet(outputs["absent"]).drop(identity))
+
+
 def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, monkeypatch):
     import pipeline.score as stage
 

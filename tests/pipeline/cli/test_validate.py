@@ -89,7 +89,7 @@ CORRUPTIONS = {
     "non-positive RMSSD": (edit("hrv", first_row("rmssd_ms", -4.0)), "hrv.rmssd_ms: 1 row(s) are outside"),
     "RR out of range": (edit("rr_intervals", first_row("rr_ms", 5000.0)), "rr_intervals.rr_ms: 1 row(s) are outside"),
     "unreadable file": (write_bytes("hrv.parquet", b"garbage"), "hrv: hrv.parquet cannot be read"),
-    "empty file": (edit("assessments", lambda f: f.head(0)), "assessments: assessments.parquet has no rows"),
+    "empty patients": (edit("patients", lambda f: f.head(0)), "patients: patients.parquet has no rows"),
 }
 
 
