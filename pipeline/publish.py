@@ -183,11 +183,13 @@ def _refuse_shared_files(paths: list[Path]) -> None:
 
 
 def _disk_full(folder: Path, spare_bytes: int = 1 << 16) -> bool:
-    """Whether the file system holding `folder` has (almost) no space left."""
+    """Whether the file system holding `folder` has (almost) no space left; a read-only one
+    reports no free space too, and is not full."""
     try:
-        return shutil.disk_usage(folder).free < spare_bytes
+        fs = os.statvfs(folder)
     except OSError:
         return False
+    return not fs.f_flag & os.ST_RDONLY and fs.f_bavail * fs.f_frsize < spare_bytes
 
 
 def _writer_errors() -> type[Exception]:

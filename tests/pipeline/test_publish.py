@@ -71,6 +71,24 @@ def test_two_outputs_on_one_file_are_refused_before_anything_is_locked_or_writte
     assert _listing(tmp_path) == ["d"]
 
 
+def test_a_read_only_file_system_is_not_called_full(tmp_path, monkeypatch):
+    """A read-only file system reports no free space: the writer's own reason is kept."""
+    import collections
+
+    import polars as pl
+
+    fs = collections.namedtuple("fs", "f_flag f_bavail f_frsize")
+    for flag, said in ((os.ST_RDONLY, "cannot write .*s.csv: writer refused;"), (0, "No space left on device")):
+        monkeypatch.setattr(os, "statvfs", lambda _folder, flag=flag: fs(flag, 0, 4096))
+
+        def refused(path):
+            raise pl.exceptions.ComputeError("writer refused")
+
+        with pytest.raises(OutputError, match=said):
+            with Publication([tmp_path / "s.csv"]) as pub:
+                pub.write(tmp_path / "s.csv", refused)
+
+
 def test_an_unwritable_destination_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(OutputError, match="cannot write .*file/s.csv"):
