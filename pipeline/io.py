@@ -77,22 +77,26 @@ def refuse_overwriting_inputs(data_dir: Path, outputs: Iterable[Path | None]) ->
             raise ValueError(f"{out} is a table file of the input folder {data_dir}; write the output elsewhere")
 
 
+_RAGGED_SHOWN = 5
+
+
 def unreadable(path: Path, table: str, exc: Exception) -> ContractViolation:
     """The problem for a table file its reader refused: for a CSV, the records whose field count
     differs from the header's are found and named (the reader's own message names no row)."""
+    ragged: list[tuple[int, int]] = []
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            records = csv.reader(handle)
-            width = len(next(records, []))
-            ragged = [(row, len(f)) for row, f in enumerate(records, start=1) if f and len(f) != width]
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                records = csv.reader(handle)
+                width = len(next(records, []))
+                ragged = [(row, len(f)) for row, f in enumerate(records, start=1) if f and len(f) != width]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            pass  # the reader's own message, below
         if ragged:
             shown = ", ".join(f"row {row} has {n}" for row, n in ragged[:_RAGGED_SHOWN])
             more = f" and {len(ragged) - _RAGGED_SHOWN} more row(s)" if len(ragged) > _RAGGED_SHOWN else ""
             return _fatal(table, f"{path.name}: the header has {width} fields but {shown}{more}")
     return _fatal(table, f"{path.name} cannot be read: {str(exc).splitlines()[0]}")
-
-
-_RAGGED_SHOWN = 5
 
 
 def _fatal(table: str, reason: str) -> ContractViolation:
