@@ -121,11 +121,24 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
 
 
 def table_files(data_dir: Path) -> dict[str, Path]:
-    """The file of every contract table present in `data_dir`."""
+    """The file of every contract table present in `data_dir`.
+
+    A name that is a table's but for its case (`bdnf.CSV`), or a folder with a table's file name,
+    is refused rather than skipped: on a case-sensitive file system it would not be read, and the
+    clinic's data would be silently left out of every score.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ContractViolation([Problem("(data)", "", f"data folder not found: {data_dir}", fatal=True)])
-    paths, problems = {}, []
+    names = {f"{t}{s}": t for t in TABLES for s in SUFFIXES}
+    problems = []
+    for p in sorted(data_dir.iterdir()):
+        table = names.get(p.name.lower())
+        if table is not None and not p.is_file():
+            problems.append(Problem(table, "", f"{p.name} is a folder, not a table file", fatal=True))
+        elif table is not None and p.name not in names:
+            problems.append(Problem(table, "", f"{p.name} is not read: name the file {p.name.lower()}", fatal=True))
+    paths = {}
     for table in TABLES:
         try:
             path = find_table_file(data_dir, table)

@@ -59,6 +59,16 @@ def test_a_header_only_optional_table_has_no_records_like_an_absent_one(tmp_path
     assert batches.batch(0)["patients"].height + batches.batch(1)["patients"].height == valid["patients"].height
 
 
+def test_a_table_file_named_in_another_case_or_a_folder_is_refused_not_skipped(tmp_path, valid):
+    write_tables({"patients": valid["patients"]}, tmp_path)
+    valid["bdnf"].write_csv(tmp_path / "bdnf.CSV")
+    (tmp_path / "hrv.parquet").mkdir()
+    with pytest.raises(ContractViolation) as err:
+        load_tables(tmp_path)
+    assert "bdnf: bdnf.CSV is not read: name the file bdnf.csv" in str(err.value)
+    assert "hrv: hrv.parquet is a folder, not a table file" in str(err.value)
+
+
 def test_two_files_for_one_table(tmp_path, valid):
     write_tables({"patients": valid["patients"]}, tmp_path)
     valid["patients"].write_csv(tmp_path / "patients.csv")
