@@ -41,6 +41,11 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 # writes the worker's pickled start-up data, the half-fed worker died printing a traceback.
 NATIVE_CALLBACKS = {"_next_wrapper": "xgboost", "_reset_wrapper": "xgboost", "_log_callback": "xgboost",
                     "_launch": "multiprocessing"}
+# Python functions that Polars' engine calls from Rust (`map_batches` user functions): an exception
+# there unwinds through the engine, which may hand it back as an error of its own (training then
+# failed with a traceback instead of exiting 143). They run while a query is being executed, i.e.
+# below one of these Polars frames, so a signal there is held until the query returns.
+POLARS_QUERIES = ("collect", "collect_all", "_collect_eager", "sink_parquet", "sink_csv", "sink_ipc")
 REDELIVER_S = 0.02
 
 
@@ -84,11 +89,15 @@ def _handler(signum: int, _frame) -> None:
 
 
 def in_native_callback(frame) -> bool:
-    """Whether the main thread is inside a section a signal must not split (`NATIVE_CALLBACKS`)."""
+    """Whether the main thread is inside a section a signal must not split: a callback of
+    `NATIVE_CALLBACKS`, or Python code a running Polars query called (`POLARS_QUERIES`)."""
+    innermost = frame
     while frame is not None:
         code = frame.f_code
         package = NATIVE_CALLBACKS.get(code.co_name)
         if package is not None and f"{os.sep}{package}{os.sep}" in code.co_filename:
+            return True
+        if frame is not innermost and code.co_name in POLARS_QUERIES and f"{os.sep}polars{os.sep}" in code.co_filename:
             return True
         frame = frame.f_back
     return False

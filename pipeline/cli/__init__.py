@@ -90,6 +90,11 @@ def _outcome(command, signals) -> int | str | None:
             if exc.code in (0, None) or cause is None:
                 return exc.code
             raise cause from None
+        except Exception:  # an error a library made of the interruption (wrapping it in its own)
+            cause = signals.received()
+            if cause is None:
+                raise
+            raise cause from None
     except signals.Interrupted as exc:
         print(f"relapse: {signals.message(exc)}", file=sys.stderr)
         return exc.exit_code

@@ -97,3 +97,48 @@ def test_a_signal_inside_xgboosts_data_callback_is_raised_after_it():
     done = _run(XGBOOST_CALLBACK_SIGNAL)
     assert done.returncode == 143, done
     assert done.stdout == "interrupted []\n", done
+
+
+def test_a_signal_inside_a_polars_user_function_is_raised_after_the_query():
+    """Raised inside the function Polars calls from Rust, the exception would unwind through the
+    engine, which may return it as an error of its own; held, it is raised once the query returns."""
+    done = _run("""
+        import polars as pl
+
+        signals.install()
+        ran = []
+
+        def summarise(frame):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the held signal is sent again meanwhile, and held again
+            ran.append(frame.height)
+            return frame
+
+        try:
+            pl.LazyFrame({"a": [1, 2, 3]}).map_batches(summarise).collect()
+            time.sleep(5)
+        except signals.Interrupted as exc:
+            print("interrupted after", ran)
+            sys.exit(exc.exit_code)
+    """)
+    assert done.returncode == 143, done
+    assert done.stdout == "interrupted after [3]\n", done
+
+
+def test_an_error_a_library_made_of_a_signal_exits_as_interrupted():
+    done = _run("""
+        from pipeline.cli import _outcome
+
+        signals.install()
+
+        def command():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except signals.Interrupted as exc:
+                raise RuntimeError("a library's own error, wrapping the interruption") from exc
+
+        sys.exit(_outcome(command, signals))
+    """)
+    assert done.returncode == 143, done
+    assert "interrupted by SIGTERM" in done.stderr and "Traceback" not in done.stderr, done
