@@ -167,7 +167,10 @@ def _guard(path: Path, action: Callable[[], Any]) -> Any:
         return action()
     except (OSError, _writer_errors()) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-        if errno.ENOSPC != getattr(exc, "errno", None) and _disk_full(Path(path).parent):
+        blocking = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            reason = f"{blocking} is a file, not a folder"
+        elif errno.ENOSPC != getattr(exc, "errno", None) and _disk_full(Path(path).parent):
             reason = f"No space left on device ({reason})"  # a writer that hides the OS error behind its own
         raise OutputError(f"cannot write {path}: {reason}; nothing was published") from None
 
@@ -178,7 +181,8 @@ def _refuse_shared_files(paths: list[Path]) -> None:
     for path in paths:
         real = path.resolve()
         if real in seen:
-            raise OutputError(f"{seen[real]} and {path} are the same file; give each output its own path")
+            named = f"{path} is named twice" if seen[real] == path else f"{seen[real]} and {path} are the same file"
+            raise OutputError(f"{named}; give each output its own path")
         seen[real] = path
 
 

@@ -66,7 +66,7 @@ def test_two_outputs_on_one_file_are_refused_before_anything_is_locked_or_writte
     (tmp_path / "d").mkdir()
     with pytest.raises(OutputError, match="are the same file"):
         Publication([tmp_path / "s.parquet", tmp_path / "d" / ".." / "s.parquet"])
-    with pytest.raises(OutputError, match="are the same file"):
+    with pytest.raises(OutputError, match="s.parquet is named twice"):
         Publication([tmp_path / "s.parquet"], marker=tmp_path / "s.parquet")
     assert _listing(tmp_path) == ["d"]
 
@@ -91,7 +91,7 @@ def test_a_read_only_file_system_is_not_called_full(tmp_path, monkeypatch):
 
 def test_an_unwritable_destination_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(OutputError, match="cannot write .*file/s.csv"):
+    with pytest.raises(OutputError, match="cannot write .*file/s.csv: .*file is a file, not a folder"):
         Publication([tmp_path / "file" / "s.csv"]).__enter__()
 
 
