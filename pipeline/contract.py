@@ -296,6 +296,10 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
     intake = patients.unique("patient_id", keep="first").select(
         "patient_id", "intake_date", pl.lit(True).alias(_KNOWN)
     )
+    padded = patients.filter(pl.col("patient_id") != pl.col("patient_id").str.strip_chars())["patient_id"]
+    unknown = "name a patient_id that is not in patients"
+    if len(padded):
+        unknown += f" (ids are compared exactly; patients has ids with spaces around them, e.g. {padded[0]!r})"
     for name, frame in tables.items():
         if name == "patients":
             continue
@@ -305,7 +309,7 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         orphans = joined.filter(pl.col(_KNOWN).is_null())
         if orphans.height:
             problems.append(
-                _problem(name, "patient_id", "name a patient_id that is not in patients", orphans, ["patient_id"])
+                _problem(name, "patient_id", unknown, orphans, ["patient_id"])
             )
         date_cols = [spec.date_column] if spec.date_column else ["relapse_date", "last_followup_date"]
         for col in date_cols:

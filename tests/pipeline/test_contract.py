@@ -165,6 +165,13 @@ def test_a_column_of_a_type_no_cast_can_take_is_named_with_its_type():
     assert found.fatal
 
 
+def test_an_unknown_id_says_when_patients_has_it_with_spaces_around():
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(pl.col("patient_id").replace({"a": " a"}))
+    found = only_problem(validate(raw), "bdnf", "patient_id", [1], "not in patients")
+    assert "patients has ids with spaces around them, e.g. ' a'" in found.reason
+
+
 def test_empty_required_value():
     raw = tables()
     raw["therapy_sessions"] = raw["therapy_sessions"].with_columns(attended=pl.lit(None, pl.Boolean))
