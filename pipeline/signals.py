@@ -21,6 +21,7 @@ handler before it tears the modules down, so the last exit hook sets SIGINT/SIGT
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import sys
@@ -84,7 +85,15 @@ def _handler(signum: int, _frame) -> None:
     if in_native_callback(_frame):
         _redeliver(signum)
         return
+    _interrupt(signum)
+
+
+def _interrupt(signum: int) -> None:
+    """Raise `Interrupted`; from now on library log records are dropped: while the job unwinds,
+    MLflow and SQLAlchemy log the exceptions the interruption causes inside them (tracebacks of a
+    rolled-back SQLite commit), which would bury the one line the CLI prints."""
     _state.raised = True
+    logging.disable(logging.CRITICAL)
     raise Interrupted(signum)
 
 
@@ -179,8 +188,7 @@ def deferred() -> Iterator[None]:
         _state.depth -= 1
         if _state.depth == 0 and _state.pending is not None and not _state.raised:
             signum, _state.pending = _state.pending, None
-            _state.raised = True
-            raise Interrupted(signum)
+            _interrupt(signum)
 
 
 def received() -> Interrupted | None:

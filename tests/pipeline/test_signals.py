@@ -142,3 +142,25 @@ def test_an_error_a_library_made_of_a_signal_exits_as_interrupted():
     """)
     assert done.returncode == 143, done
     assert "interrupted by SIGTERM" in done.stderr and "Traceback" not in done.stderr, done
+
+
+def test_library_log_records_after_an_interruption_are_dropped():
+    """MLflow logs the errors an interruption causes inside it, with tracebacks; they must not
+    bury the CLI's one line."""
+    done = _run("""
+        import logging
+
+        signals.install()
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except signals.Interrupted as exc:
+            try:
+                raise RuntimeError("database is locked")
+            except RuntimeError:
+                logging.getLogger("mlflow.store").error("rollback failed", exc_info=True)
+            print("interrupted")
+            sys.exit(exc.exit_code)
+    """)
+    assert done.returncode == 143, done
+    assert done.stdout == "interrupted\n" and done.stderr == "", done
