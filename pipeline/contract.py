@@ -70,6 +70,7 @@ class Validated:
 
     tables: dict[str, pl.DataFrame]
     problems: list[Problem]
+    empty_rows: dict[str, list[int]] = field(default_factory=dict)  # records with no value at all, skipped
 
     def blocking(self, on_invalid: OnInvalid | str) -> list[Problem]:
         """The problems that stop the job: table-level ones always; any problem when failing."""
@@ -347,11 +348,14 @@ def validate(
     """Type, range and cross-table checks over raw tables (each with a `_row` column).
 
     Rows with any problem are left out of the returned tables; rows whose patient was
-    rejected are rejected too, so every input row is either kept or named in a problem.
+    rejected are rejected too. A record with no value in any column (a blank line in a CSV, a
+    spreadsheet's trailing empty rows) carries nothing to check or keep: it is skipped and its
+    row listed in `empty_rows`. So every input row is kept, named in a problem, or listed empty.
     `today` (default: the current UTC date) is the latest plausible record date.
     """
     today = today or datetime.now(UTC).date()
     problems = [Problem(name, "", "required table is missing", fatal=True) for name in required if name not in raw]
+    raw, empty = _skip_empty_records(raw)
     typed: dict[str, pl.DataFrame] = {}
     for name, frame in raw.items():
         checked, found = _type_and_rule_checks(SPECS[name], frame, today)
@@ -375,7 +379,21 @@ def validate(
                     )
                 )
         kept = _drop_rows(typed, problems)
-    return Validated(kept, problems)
+    return Validated(kept, problems, empty)
+
+
+HAS_VALUES = pl.any_horizontal(pl.exclude(ROW).is_not_null())  # a record with at least one value
+
+
+def _skip_empty_records(raw: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, list[int]]]:
+    kept, empty = {}, {}
+    for name, frame in raw.items():
+        if frame.width > 1 and not frame.select(HAS_VALUES.all()).item():
+            empty[name] = frame.filter(~HAS_VALUES)[ROW].to_list()
+            kept[name] = frame.filter(HAS_VALUES)
+        else:
+            kept[name] = frame
+    return kept, empty
 
 
 def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[str, pl.DataFrame]:

@@ -18,7 +18,7 @@ import polars as pl
 from features.tables import ROW, SPECS, TABLES
 from pipeline import artifacts as names
 from pipeline.artifacts import EvaluationArtifacts, TrainingArtifacts
-from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, validate
+from pipeline.contract import HAS_VALUES, ContractViolation, OnInvalid, Problem, Validated, validate
 
 SUFFIXES = (".parquet", ".csv")
 # A clinic's export may hold a header-only file for a source it does not collect (no HRV devices):
@@ -115,9 +115,15 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
             frame = pl.read_parquet(path)
     except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
         raise unreadable(path, table, exc) from None
-    if frame.height == 0 and table in MUST_HAVE_ROWS:
-        raise ContractViolation([Problem(table, "", f"{path.name} has no rows", fatal=True)])
+    if table in MUST_HAVE_ROWS and not frame.select(HAS_VALUES.any()).item():
+        raise no_rows(path, table, frame.height)
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def no_rows(path: Path, table: str, records: int) -> ContractViolation:
+    """The problem for a table that must have rows and has none with a value."""
+    only = f" (only {records} empty record(s))" if records else ""
+    return _fatal(table, f"{path.name} has no rows{only}")
 
 
 def table_files(data_dir: Path) -> dict[str, Path]:

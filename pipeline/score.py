@@ -94,9 +94,12 @@ def score(
         missing = model.missing_groups(batches.scans())
         _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)
         parts, shap_parts, problems, exclusions = [], [], [], dict.fromkeys(EXCLUSIONS, 0)
+        empty = dict.fromkeys(batches.paths, 0)
         for index in range(batches.n_batches):
             checked = validate(batches.batch(index), required=("patients",))
             problems += checked.problems
+            for table, rows in checked.empty_rows.items():
+                empty[table] += len(rows)
             if not checked.blocking(on_invalid):
                 batch = score_tables(
                     model, io.drop_row_index(checked.tables), as_of, n_reasons, bands,
@@ -114,7 +117,8 @@ def score(
         risks = _risks(parts)
         rejects = checked.rejects().sort("table", "row")
         if risks.height == 0 and not allow_empty:
-            raise NothingToScore(_nobody_message(batches.row_counts["patients"], as_of, exclusions, rejects))
+            in_input = batches.row_counts["patients"] - empty["patients"]
+            raise NothingToScore(_nobody_message(in_input, as_of, exclusions, rejects))
         pub.write(out, lambda p: shard_files.write_in_order(parts, batches.bounds, ("patient_id",), p))
         if shap_out is not None:
             pub.write(shap_out, lambda p: shard_files.write_in_order(shap_parts, batches.bounds, ("patient_id",), p))
@@ -123,7 +127,8 @@ def score(
             rejects_path = artifacts.rejects_path(out)
             pub.write(rejects_path, lambda p: io.write_frame(rejects, p))
         manifest = _manifest(
-            batches, model, config, as_of, risks.height, exclusions, rejects, out, shap_out, rejects_path, pub.stage
+            batches, model, config, as_of, risks.height, exclusions, rejects, empty, out, shap_out, rejects_path,
+            pub.stage,
         )
         manifest["missing_groups"] = missing
         record = _record(config, manifest, risks, out)
@@ -185,12 +190,15 @@ def _manifest(
     scored: int,
     exclusions,
     rejects,
+    empty: dict[str, int],
     out,
     shap_out,
     rejects_path,
     staged: Callable[[Path], Path] = lambda p: p,
 ):
-    """The scoring manifest; output hashes are read from where the files are staged (`staged`)."""
+    """The scoring manifest; output hashes are read from where the files are staged (`staged`).
+    Per table, `rows` counts the file's records: `rows_used` + `rows_rejected` + `rows_empty`
+    (records with no value, skipped); `in_input` counts the patients, empty records left out."""
     r = model.resolved
     bundle_files = io.read_json(r.bundle_dir / BUNDLE_MANIFEST)
     rejected = dict(rejects.group_by("table").len().iter_rows()) if rejects.height else {}
@@ -204,12 +212,13 @@ def _manifest(
                 "sha256": input_hashes[t],
                 "rows": batches.row_counts[t],
                 "rows_rejected": rejected.get(t, 0),
-                "rows_used": batches.row_counts[t] - rejected.get(t, 0),
+                "rows_empty": empty[t],
+                "rows_used": batches.row_counts[t] - rejected.get(t, 0) - empty[t],
             }
             for t, p in sorted(batches.paths.items())
         },
         "patients": {
-            "in_input": batches.row_counts["patients"],
+            "in_input": batches.row_counts["patients"] - empty["patients"],
             "scored": scored,
             "excluded": exclusions,
             "rejected": rejected.get("patients", 0),

@@ -35,4 +35,8 @@ def validate(
         missing = ", ".join(f"{c}: {n}" for c, n in row["missing"].items()) or "none"
         table.add_row(row["table"], paths[row["table"]].name, str(row["rows"]), str(row["patients"]), dates, missing)
     console().print(table)
+    for name, rows in result.empty_rows.items():
+        shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+        where = f"row{'s' if len(rows) > 1 else ''} {shown}"
+        console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({where})")
     result_line(f"{data}: contract OK ({len(paths)} tables)")

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.contract import ContractViolation
+from pipeline.contract import ContractViolation, validate
 from pipeline.io import load_tables
 from pipeline.shard_files import split_by_patient
 
@@ -66,3 +66,30 @@ def test_other_encodings_and_duplicate_headers_are_refused_clearly(folder, data,
         split_by_patient(folder, 10, tmp_path_factory.mktemp("batches"))
     result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
     assert result.exit_code == 2 and text in result.output and "Traceback" not in result.output
+
+
+def test_blank_lines_and_empty_records_are_skipped_and_named(folder, tmp_path_factory):
+    """A blank line, a record of separators only and a spreadsheet's trailing empty rows hold no
+    value: skipped, listed by row (rows still count them, as the file does), never an error; a
+    record with any value is still checked."""
+    _write(folder, (PATIENTS + "\n" + ROWS[1] + "\n,,,,\n" + "c,2024-03-01,50,female,x\n\n\n").encode())
+    result, _ = load_tables(folder)
+    assert result.tables["patients"]["patient_id"].to_list() == ["b", "c"]
+    assert result.tables["patients"]["_row"].to_list() == [2, 4]
+    assert result.empty_rows == {"patients": [1, 3, 5, 6]}
+    assert result.problems == []
+    batches = split_by_patient(folder, 10, tmp_path_factory.mktemp("batches"))
+    assert sorted(validate(batches.batch(0)).tables["patients"]["patient_id"].to_list()) == ["b", "c"]
+    shown = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert shown.exit_code == 0, shown.output
+    assert "patients: skipped 4 empty record(s), with no value in any column (rows 1, 3, 5, 6)" in shown.output
+
+    _write(folder, (PATIENTS + "\n,,,,\n").encode())
+    with pytest.raises(ContractViolation, match=r"patients.csv has no rows \(only 2 empty record\(s\)\)"):
+        load_tables(folder)
+    with pytest.raises(ContractViolation, match=r"patients.csv has no rows \(only 2 empty record\(s\)\)"):
+        split_by_patient(folder, 10, tmp_path_factory.mktemp("batches"))
+
+    _write(folder, (PATIENTS + ROWS[1] + "\n,,,,note\n").encode())
+    with pytest.raises(ContractViolation, match=r"patients.patient_id: 1 row\(s\) are empty \(e.g. row 2"):
+        load_tables(folder)

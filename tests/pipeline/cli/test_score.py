@@ -133,7 +133,7 @@ def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, wo
     ].to_list() == [4]
     m = manifest_of(out)
     for table, entry in m["inputs"].items():
-        assert entry["rows_used"] + entry["rows_rejected"] == entry["rows"], table
+        assert entry["rows_used"] + entry["rows_rejected"] + entry["rows_empty"] == entry["rows"], table
         assert entry["rows_rejected"] == rejects.filter(pl.col("table") == table).height
     p = m["patients"]
     assert p["scored"] + sum(p["excluded"].values()) + p["rejected"] == p["in_input"]
@@ -191,6 +191,34 @@ def test_a_header_only_table_scores_as_if_the_table_were_absent(trained, workspa
         assert "feature group 'hrv'" in result.output
     identity = ["run_id"]
     assert pl.read_parquet(outputs["empty"]).drop(identity).equals(pl.read_parquet(outputs["absent"]).drop(identity))
+
+
+def test_empty_records_change_no_score(scored, workspace, tmp_path):
+    """Rows with no value at all (a spreadsheet's empty rows), in patients and in a record
+    table, scored in patient batches: the same scores as without them."""
+    data = tmp_path / "data"
+    shutil.copytree(workspace.data, data)
+    for table in ("patients", "bdnf"):
+        path = next(data.glob(f"{table}.*"))
+        frame = pl.read_parquet(path)
+        blank = pl.DataFrame([pl.Series(c, [None, None], dtype=t) for c, t in frame.schema.items()])
+        pl.concat([frame.head(3), blank, frame.slice(3)]).write_parquet(path)
+    cfg = tmp_path / "batches.yaml"
+    cfg.write_text(workspace.config.read_text() + "scoring:\n  batch_patients: 200\n")
+    out = tmp_path / "scores.parquet"
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    args = ["score", "--data", str(data), "--as-of", AS_OF, "--out", str(out), "--reasons", "3", "--config", str(cfg)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    m, before = manifest_of(out), manifest_of(scored[0])
+    assert m["patients"] == before["patients"]
+    for table in ("patients", "bdnf"):
+        now, then = m["inputs"][table], before["inputs"][table]
+        assert (now["rows"], now["rows_empty"], now["rows_used"]) == (then["rows"] + 2, 2, then["rows_used"])
+    assert pl.read_parquet(out).drop("run_id").equals(pl.read_parquet(scored[0]).drop("run_id"))
 
 
 def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, monkeypatch):
