@@ -18,6 +18,8 @@ import polars as pl
 
 from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
 
+HAS_VALUES = pl.any_horizontal(pl.exclude(ROW).is_not_null())  # a record with at least one value
+
 
 @dataclass
 class Problem:
@@ -380,9 +382,6 @@ def validate(
                 )
         kept = _drop_rows(typed, problems)
     return Validated(kept, problems, empty)
-
-
-HAS_VALUES = pl.any_horizontal(pl.exclude(ROW).is_not_null())  # a record with at least one value
 
 
 def _skip_empty_records(raw: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, list[int]]]:

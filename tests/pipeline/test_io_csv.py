@@ -1,7 +1,7 @@
 """CSV text as clinics export it: read correctly (BOM, CRLF, quoted commas and line breaks,
 Unicode ids) or refused clearly (not UTF-8, duplicate header names, CR-only line endings, a
-record with more fields than the header), by `relapse validate`,
-`load_tables` and the patient-batch reader of `relapse score` alike."""
+record with more fields than the header) or skipped and listed (records with no value at all), by
+`relapse validate`, `load_tables` and the patient-batch reader of `relapse score` alike."""
 
 import pytest
 from typer.testing import CliRunner
