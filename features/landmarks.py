@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from features import ENGINE
 from features.asof import DAY, PIDX
 from features.config import LandmarkConfig, Phase
 from features.time import date_plus_days, days_since, last_day, phase_expr
@@ -160,7 +161,9 @@ def cohort_terms(patients: pl.LazyFrame, outcomes: pl.LazyFrame) -> Cohort:
     One row per patient goes in, so it is cheap even when the features are built shard by shard.
     """
     days = outcome_days(patients.select("patient_id", "intake_date"), outcomes)
-    censoring, end = pl.collect_all([censoring_survival(days), days.select(pl.col("followup_day").max())])
+    censoring, end = pl.collect_all(
+        [censoring_survival(days), days.select(pl.col("followup_day").max())], engine=ENGINE
+    )
     return Cohort(censoring, end.item())
 
 

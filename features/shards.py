@@ -30,6 +30,7 @@ from datetime import date
 
 import polars as pl
 
+from features import ENGINE
 from features.build import Tables, landmark_table, scoring_table
 from features.config import FeaturesConfig, LandmarkConfig, Phase
 from features.landmarks import cohort_terms
@@ -84,7 +85,7 @@ def landmark_table_sharded(
         raise ValueError("the patients and outcomes tables are required to build the landmark table")
     cohort = cohort_terms(tables["patients"].lazy(), tables["outcomes"].lazy())
     parts = [
-        landmark_table(shard, phases, landmarks, features, spec, cohort).collect()
+        landmark_table(shard, phases, landmarks, features, spec, cohort).collect(engine=ENGINE)
         for shard in _shards(tables, patients_per_shard)
     ]
     return pl.concat(parts).sort("patient_id", "day")
@@ -103,7 +104,7 @@ def landmark_table_bounded(
     shard's intermediate frames. Training, evaluation and ablation all build theirs this way."""
     if tables["patients"].height > patients_per_shard:
         return landmark_table_sharded(tables, phases, landmarks, features, spec, patients_per_shard)
-    return landmark_table(tables, phases, landmarks, features, spec).collect()
+    return landmark_table(tables, phases, landmarks, features, spec).collect(engine=ENGINE)
 
 
 def scoring_table_sharded(
@@ -118,7 +119,7 @@ def scoring_table_sharded(
     if "patients" not in tables:
         raise ValueError("the patients table is required to build features")
     shards = _shards(tables, patients_per_shard)
-    parts = [scoring_table(shard, phases, features, spec, as_of).collect() for shard in shards]
+    parts = [scoring_table(shard, phases, features, spec, as_of).collect(engine=ENGINE) for shard in shards]
     return pl.concat(parts).sort("patient_id")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from features import ENGINE
 from features.build import landmark_table
 from models.comparison import Comparison, compare
 from pipeline import artifacts, io, model_store, tracking
@@ -137,7 +138,7 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
 
 def _score_landmarks(model: LoadedModel, tables, config: Config, column: str) -> pl.DataFrame:
     """The cohort's uncensored landmark rows, built with the model's own feature settings, scored by it."""
-    frame = landmark_table(tables, model.phases, config.landmarks, model.features, model.spec).collect()
+    frame = landmark_table(tables, model.phases, config.landmarks, model.features, model.spec).collect(engine=ENGINE)
     scorable = [name for name, pm in model.bundle.phase_models.items() if pm.scorable]
     frame = frame.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
     names = model.bundle.feature_names

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from features import ENGINE
 from features.build import EXCLUSIONS as FEATURE_EXCLUSIONS
 from features.build import scoring_table
 from features.config import FeaturesConfig, LandmarkConfig, Phase
@@ -119,7 +120,8 @@ def score_tables(
     from the whole input (None: found from `tables`; batch scoring finds them once for all batches)."""
     if unavailable is None:
         unavailable = tuple(model.missing_groups(tables))
-    frame = scoring_table(tables, model.phases, model.features, model.spec, as_of, only_at_risk=True).collect()
+    plan = scoring_table(tables, model.phases, model.features, model.spec, as_of, only_at_risk=True)
+    frame = plan.collect(engine=ENGINE)
     unscorable = [p for p, pm in model.bundle.phase_models.items() if not pm.scorable]
     frame = frame.with_columns(
         pl.when(pl.col("exclusion").is_null() & pl.col("phase").is_in(unscorable))

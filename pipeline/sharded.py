@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from features import ENGINE
 from features.build import landmark_table, scoring_table
 from features.config import Phase
 from features.landmarks import cohort_terms
@@ -78,7 +79,7 @@ def build_sharded(
         tables = shard_files.read_shard_tables(work / "valid", shard)
         if tables["patients"].height == 0:
             continue
-        frame = _build(tables, config.phases, config, spec, as_of, cohort).collect()
+        frame = _build(tables, config.phases, config, spec, as_of, cohort).collect(engine=ENGINE)
         parts.append(shard_files.write_shard_output(frame, work / "features", shard, shards))
         rows += frame.height
     keys = ("patient_id",) if as_of is not None else ("patient_id", "day")

@@ -11,6 +11,7 @@ import polars as pl
 import typer
 from rich.console import Console
 
+from features import ENGINE
 from features.build import landmark_table, scoring_table
 from features.spec import FeatureSpec, fit_feature_spec
 from pipeline.cli.app import OUTPUT, app, config_or_fail, fail, parse_date
@@ -73,6 +74,6 @@ def _in_memory(data: Path, cfg: Config, when: date | None, out: Path, console: C
             plan = landmark_table(tables, cfg.phases, cfg.landmarks, cfg.features, spec)
         else:
             plan = scoring_table(tables, cfg.phases, cfg.features, spec, when)
-        frame = plan.collect()
+        frame = plan.collect(engine=ENGINE)
     write_frame(frame, out)
     return spec, frame.height

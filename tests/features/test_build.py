@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from features import build
+from features import ENGINE, build
 from features.build import SCORING_KEYS, landmark_table, scoring_table
 from features.landmarks import LANDMARK_KEYS
 from features.spec import fit_feature_spec
@@ -39,7 +39,7 @@ KEY_TYPES = {
 def training(tables, config, features=None):
     features = features or config.features
     spec = fit_feature_spec(tables, features)
-    return spec, landmark_table(tables, config.phases, config.landmarks, features, spec).collect()
+    return spec, landmark_table(tables, config.phases, config.landmarks, features, spec).collect(engine=ENGINE)
 
 
 def test_landmark_table_columns_and_types(config):
@@ -66,7 +66,8 @@ def test_scoring_row_equals_the_landmark_row_of_the_same_date(config):
     tables = cohort()
     spec, table = training(tables, config)
     row = table.filter((pl.col("patient_id") == "p2") & (pl.col("day") == 35))
-    scored = scoring_table(tables, config.phases, config.features, spec, row["landmark_date"].item()).collect()
+    as_of = row["landmark_date"].item()
+    scored = scoring_table(tables, config.phases, config.features, spec, as_of).collect(engine=ENGINE)
     assert_frame_equal(
         scored.filter(pl.col("patient_id") == "p2").select(spec.feature_names),
         row.select(spec.feature_names),
@@ -77,7 +78,7 @@ def test_scoring_exclusions(config):
     tables = cohort()
     spec = fit_feature_spec(tables, config.features)
     as_of = day(65)  # p1 relapsed on day 60; p2 is on day 55; p3 on day 45; p4 is past day 729
-    scored = scoring_table(tables, config.phases, config.features, spec, as_of).collect()
+    scored = scoring_table(tables, config.phases, config.features, spec, as_of).collect(engine=ENGINE)
     assert scored.columns == [*SCORING_KEYS, *spec.feature_names]
     assert scored.select("patient_id", "day", "phase", "exclusion").rows() == [
         ("p1", 65, "early", "relapsed"),
@@ -85,7 +86,7 @@ def test_scoring_exclusions(config):
         ("p3", 45, "early", None),
         ("p4", 865, None, "past_last_phase"),
     ]
-    early = scoring_table(tables, config.phases, config.features, spec, day(5)).collect()
+    early = scoring_table(tables, config.phases, config.features, spec, day(5)).collect(engine=ENGINE)
     assert early.filter(pl.col("patient_id") == "p3").select("day", "phase", "exclusion").row(0) == (
         -15,
         None,
@@ -98,7 +99,7 @@ def test_scoring_needs_no_outcomes(config):
     tables = cohort()
     spec = fit_feature_spec(tables, config.features)
     del tables["outcomes"]
-    scored = scoring_table(tables, config.phases, config.features, spec, day(65)).collect()
+    scored = scoring_table(tables, config.phases, config.features, spec, day(65)).collect(engine=ENGINE)
     assert scored["exclusion"].to_list() == [None, None, None, "past_last_phase"]
 
 
@@ -128,7 +129,7 @@ def test_a_table_missing_at_scoring_gives_nulls_not_zeros(config):
     tables = cohort()
     spec = fit_feature_spec(tables, config.features)
     del tables["therapy_sessions"], tables["hrv"], tables["rr_intervals"]
-    scored = scoring_table(tables, config.phases, config.features, spec, day(40)).collect()
+    scored = scoring_table(tables, config.phases, config.features, spec, day(40)).collect(engine=ENGINE)
     therapy = [c for c in spec.feature_names if c.startswith(("therapy_", "hrv_"))]
     assert scored.select(therapy).null_count().row(0) == (scored.height,) * len(therapy)
 
@@ -136,7 +137,7 @@ def test_a_table_missing_at_scoring_gives_nulls_not_zeros(config):
 def test_a_table_the_spec_does_not_use_is_ignored(config):
     tables = cohort()
     spec = fit_feature_spec({k: v for k, v in tables.items() if k != "bdnf"}, config.features)
-    table = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    table = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
     assert not any(c.startswith("bdnf") for c in table.columns)
 
 
@@ -149,7 +150,9 @@ def test_extra_columns_and_unseen_levels(config):
         pl.when(pl.col("patient_id") == "p2").then(pl.lit("Mixed")).otherwise(pl.col("ethnicity")).alias("ethnicity"),
     )
     scored = (
-        scoring_table(tables, config.phases, features, spec, day(40)).collect().filter(pl.col("patient_id") == "p2")
+        scoring_table(tables, config.phases, features, spec, day(40))
+        .collect(engine=ENGINE)
+        .filter(pl.col("patient_id") == "p2")
     )
     assert (
         scored.select("region_north", "region_south", "ethnicity_asian", "ethnicity_white_british").row(0) == (0.0,) * 4
@@ -287,7 +290,7 @@ def test_records_after_a_date_never_change_features_as_of_it(config, example):
         pl.col("landmark_date") <= cutoff
     )
     scored = scoring_table(both, config.phases, config.features, spec, cutoff)
-    for frame in pl.collect_all([landmarks, scored]):
+    for frame in pl.collect_all([landmarks, scored], engine=ENGINE):
         full, cut = (
             frame.filter(pl.col("patient_id").str.starts_with(tag)).with_columns(
                 pl.col("patient_id").str.strip_prefix(tag)
@@ -313,9 +316,9 @@ def side_by_side(full: dict[str, pl.DataFrame], cut: dict[str, pl.DataFrame]) ->
 def test_dropping_later_records_and_excluded_patients_leaves_the_scored_rows_bit_for_bit(config, example):
     tables, cutoff = example
     spec = fit_feature_spec(tables, config.features)
-    fast = scoring_table(tables, config.phases, config.features, spec, cutoff, only_at_risk=True).collect()
+    fast = scoring_table(tables, config.phases, config.features, spec, cutoff, only_at_risk=True).collect(engine=ENGINE)
     with patch.object(build, "records_up_to", lambda frames, as_of: frames):  # every record, as before
-        full = scoring_table(tables, config.phases, config.features, spec, cutoff).collect()
+        full = scoring_table(tables, config.phases, config.features, spec, cutoff).collect(engine=ENGINE)
     assert_frame_equal(fast.select(SCORING_KEYS), full.select(SCORING_KEYS))
     at_risk = pl.col("exclusion").is_null()
     assert_frame_equal(fast.filter(at_risk), full.filter(at_risk), check_exact=True)

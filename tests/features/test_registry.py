@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features import ENGINE
 from features.build import scoring_table
 from features.reasons import compile_template, render_values
 from features.registry import FeatureInfo, describe, feature_info, feature_registry
@@ -20,7 +21,7 @@ def test_every_output_column_has_an_entry(config):
     tables["patients"] = tables["patients"].with_columns(visits=pl.Series([1, 2, 3, 4]))
     features = features_config(config, demographic={"extra": ["region", "visits"]})
     spec, table = training(tables, config, features)
-    scored = scoring_table(tables, config.phases, features, spec, day(40)).collect()
+    scored = scoring_table(tables, config.phases, features, spec, day(40)).collect(engine=ENGINE)
     registry = feature_registry(spec)
     missing = [c for c in [*table.columns, *scored.columns] if c not in registry]
     assert missing == []

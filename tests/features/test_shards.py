@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from features import ENGINE
 from features.build import landmark_table, scoring_table
 from features.shards import (
     SHARD,
@@ -65,7 +66,7 @@ def test_sharded_landmark_table_is_the_unsharded_one(config):
     tables, used = _spread_cohort()
     assert used > 1
     spec = fit_feature_spec(tables, config.features)
-    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
     sharded = landmark_table_sharded(tables, config.phases, config.landmarks, config.features, spec, 1)
     assert_frame_equal(sharded, whole)
 
@@ -74,7 +75,7 @@ def test_a_shard_alone_would_weight_its_rows_differently(config):
     """Why the cohort's censoring curve is passed in: a shard's own curve changes the weights."""
     tables, _ = _spread_cohort()
     spec = fit_feature_spec(tables, config.features)
-    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
     keys = shard_keys(tables["patients"]["patient_id"], 4)
     alone = [
         landmark_table(shard_tables(tables, keys, k), config.phases, config.landmarks, config.features, spec)
@@ -87,7 +88,7 @@ def test_a_shard_alone_would_weight_its_rows_differently(config):
 def test_sharded_scoring_table_is_the_unsharded_one(config):
     tables, _ = _spread_cohort()
     spec = fit_feature_spec(tables, config.features)
-    whole = scoring_table(tables, config.phases, config.features, spec, day(40)).collect()
+    whole = scoring_table(tables, config.phases, config.features, spec, day(40)).collect(engine=ENGINE)
     sharded = scoring_table_sharded(tables, config.phases, config.features, spec, day(40), 1)
     assert_frame_equal(sharded, whole)
 

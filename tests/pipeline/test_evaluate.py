@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from features import ENGINE
 from features.build import landmark_table
 from features.spec import fit_feature_spec
 from pipeline.config import load_config
@@ -24,7 +25,7 @@ def _model(tables: dict[str, pl.DataFrame]) -> SimpleNamespace:
 def test_the_sharded_evaluation_table_is_the_one_pass_table():
     tables = cohort()
     model = _model(tables)
-    whole = landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect()
+    whole = landmark_table(tables, model.phases, model.landmarks, model.features, model.spec).collect(engine=ENGINE)
     sharded = model_landmarks(model, tables, 1)  # four patients, one per shard: built in shards
     assert_frame_equal(sharded, whole)
     assert whole.height > 0 and whole["censored"].any()  # weights that depend on other patients' censoring
@@ -36,7 +37,7 @@ def test_the_cohort_is_built_in_shards_only_above_the_shard_size(monkeypatch):
     tables = cohort()
     model = SimpleNamespace(phases=[], landmarks=None, features=None, spec=None)
     monkeypatch.setattr(shards, "landmark_table_sharded", lambda *args: ("sharded", args[-1]))
-    monkeypatch.setattr(shards, "landmark_table", lambda *args: SimpleNamespace(collect=lambda: "one pass"))
+    monkeypatch.setattr(shards, "landmark_table", lambda *args: SimpleNamespace(collect=lambda **_: "one pass"))
     n = tables["patients"].height
     assert model_landmarks(model, tables, n) == "one pass"
     assert model_landmarks(model, tables, n - 1) == ("sharded", n - 1)

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from features import ENGINE
 from features.build import landmark_table, scoring_table
 from features.shards import SHARD, shard_keys
 from features.spec import fit_feature_spec
@@ -32,7 +33,7 @@ def test_landmark_table_through_shards_on_disk_equals_one_pass(data, tmp_path):
     spec = fit_feature_spec(tables, config.features)
     built = build_sharded(data, config, tmp_path / "work")
     assert built.n_shards == 4 and built.spec == spec
-    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
     assert built.rows == whole.height
     built.write(tmp_path / "out.parquet")
     assert_frame_equal(pl.read_parquet(tmp_path / "out.parquet"), whole)
@@ -42,7 +43,7 @@ def test_scoring_table_through_shards_on_disk_equals_one_pass(data, tmp_path):
     config, tables = _config(2), cohort()
     spec = fit_feature_spec(tables, config.features)
     built = build_sharded(data, config, tmp_path / "work", as_of=day(40))
-    whole = scoring_table(tables, config.phases, config.features, spec, day(40)).collect()
+    whole = scoring_table(tables, config.phases, config.features, spec, day(40)).collect(engine=ENGINE)
     built.write(tmp_path / "out.parquet")
     assert_frame_equal(pl.read_parquet(tmp_path / "out.parquet"), whole)
 
@@ -64,6 +65,6 @@ def test_training_builds_its_landmark_table_in_shards_past_the_shard_size():
     tables = cohort()
     config = _config(1)
     spec = fit_feature_spec(tables, config.features)
-    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
+    whole = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
     assert_frame_equal(build_landmarks(tables, spec, config), whole)
     assert_frame_equal(build_landmarks(tables, spec, _config(10)), whole)

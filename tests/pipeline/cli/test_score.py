@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features import ENGINE
 from tests.pipeline.cli.conftest import AS_OF, bin_path, free_port, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -255,7 +256,8 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
 
     model = load_model("models:/relapse-risk@champion", workspace.root / "rest-model", _config(workspace).mlflow)
     tables = drop_row_index(load_tables(workspace.data)[0].tables)
-    rows = scoring_table(tables, model.phases, model.features, model.spec, date.fromisoformat(AS_OF)).collect()
+    plan = scoring_table(tables, model.phases, model.features, model.spec, date.fromisoformat(AS_OF))
+    rows = plan.collect(engine=ENGINE)
     rows = rows.filter(pl.col("exclusion").is_null()).sort("patient_id").head(25)
     payload = rows.select("patient_id", "day", *model.bundle.feature_names).to_pandas()
     split = payload.to_json(orient="split", index=False, double_precision=15)

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features import ENGINE
 from tests.pipeline.cli.conftest import AS_OF, bin_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -40,7 +41,8 @@ def _rows(workspace, n: int) -> pl.DataFrame:
     cfg = load_config(workspace.config)
     model = load_model("models:/relapse-risk@champion", workspace.root / "fresh-spec", cfg.mlflow)
     tables = drop_row_index(load_tables(workspace.data)[0].tables)
-    rows = scoring_table(tables, model.phases, model.features, model.spec, date.fromisoformat(AS_OF)).collect()
+    plan = scoring_table(tables, model.phases, model.features, model.spec, date.fromisoformat(AS_OF))
+    rows = plan.collect(engine=ENGINE)
     rows = rows.filter(pl.col("exclusion").is_null()).sort("patient_id").head(n)
     return rows.select("patient_id", "day", *model.bundle.feature_names)
 

@@ -10,6 +10,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from features import ENGINE
 from features.build import landmark_table, scoring_table
 from features.spec import fit_feature_spec
 from pipeline import io
@@ -29,8 +30,8 @@ def cohort(tmp_path_factory):
     tables = io.drop_row_index(validated.tables)
     config = load_config()
     spec = fit_feature_spec(tables, config.features)
-    landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect()
-    scored = scoring_table(tables, config.phases, config.features, spec, AS_OF).collect()
+    landmarks = landmark_table(tables, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
+    scored = scoring_table(tables, config.phases, config.features, spec, AS_OF).collect(engine=ENGINE)
     return tables, phase_profiles(landmarks, spec.feature_names), scored.filter(pl.col("exclusion").is_null())
 
 
