@@ -38,8 +38,11 @@ def artefact_mask(
 ) -> np.ndarray:
     """True for each beat the artefact rule keeps; `recording_start` flags recordings' first rows.
 
-    Vectorised for clean stretches; only a recording with a suspicious jump is walked beat by
-    beat, from its first jump on.
+    The rule: a beat outside [rr_min_ms, rr_max_ms] is dropped, and an in-range beat that differs
+    from the last kept beat of its recording by more than `max_change` of it. Where the beat
+    before is kept, "the last kept beat" is simply the one before, so the comparisons are made
+    for all beats at once; only from a jump (a beat failing that comparison) is the recording
+    walked beat by beat, until a beat is kept again, after which the two agree up to the next jump.
 
     >>> rr = np.array([800., 810., 1200., 820., 100., 830., 800.])
     >>> start = np.array([True, False, False, False, False, False, True])
@@ -59,20 +62,18 @@ def artefact_mask(
         return keep
     rec_of = recording[idx]
     ends = np.searchsorted(rec_of, rec_of[jumps], side="right").tolist()  # rec_of is non-decreasing
-    values = rr_ms[idx].tolist()  # the in-range beats, in order; plain floats for the walk
+    values = rr_ms[idx]  # the in-range beats, in order; the walks read a few of them
     removed: list[int] = []
-    done_end = -1
+    decided = 0  # positions below this are settled by a walk
     for j, end in zip(jumps.tolist(), ends, strict=True):
-        if end == done_end:  # a later jump of a recording already walked
+        if j < decided:  # a jump met inside an earlier walk
             continue
-        done_end = end
-        reference = values[j - 1]  # every beat before a recording's first jump is kept
-        for k in range(j, end):
-            value = values[k]
-            if abs(value - reference) > max_change * reference:
-                removed.append(k)
-            else:
-                reference = value
+        reference = float(values[j - 1])  # kept: no jump since the last walk ended on a kept beat
+        k = j
+        while k < end and abs(float(values[k]) - reference) > max_change * reference:
+            removed.append(k)
+            k += 1
+        decided = k + 1  # beat k (if in the recording) is kept: in step again
     keep[idx[removed]] = False
     return keep
 

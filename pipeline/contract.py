@@ -307,14 +307,15 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         if name == "patients":
             continue
         spec = SPECS[name]
+        date_cols = [spec.date_column] if spec.date_column else ["relapse_date", "last_followup_date"]
         # one join, in file order, answers both: unknown patient (no match) and dated before intake
-        joined = frame.join(intake, on="patient_id", how="left", maintain_order="left")
+        keys = frame.select(ROW, "patient_id", *date_cols)
+        joined = keys.join(intake, on="patient_id", how="left", maintain_order="left")
         orphans = joined.filter(pl.col(_KNOWN).is_null())
         if orphans.height:
             problems.append(
                 _problem(name, "patient_id", unknown, orphans, ["patient_id"])
             )
-        date_cols = [spec.date_column] if spec.date_column else ["relapse_date", "last_followup_date"]
         for col in date_cols:
             day = pl.col(col).dt.date() if isinstance(joined.schema[col], pl.Datetime) else pl.col(col)
             early = joined.filter(day < pl.col("intake_date"))

@@ -17,6 +17,8 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version
@@ -29,7 +31,7 @@ from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Validated, merge_problems, validate
-from pipeline.serving import EXCLUSIONS, LoadedModel, load_model, score_tables
+from pipeline.serving import EXCLUSIONS, BatchRows, LoadedModel, explain_rows, load_model, scoring_rows
 
 PACKAGES = ("relapse-risk", "polars", "xgboost", "numpy", "mlflow")
 
@@ -89,28 +91,35 @@ def score(
         tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp,
     ):
         work = Path(tmp)
-        batches = shard_files.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
-        model = load_model(model_uri, work / "model", config.mlflow)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="relapse-model") as pool:
+            # the model loads (Python, mostly) while Polars splits the input; an input error comes first
+            loading = pool.submit(load_model, model_uri, work / "model", config.mlflow)
+            batches = shard_files.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
+            model = loading.result()
         missing = model.missing_groups(batches.scans())
         _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)
         parts, shap_parts, problems, exclusions = [], [], [], dict.fromkeys(EXCLUSIONS, 0)
         empty = dict.fromkeys(batches.paths, 0)
-        for index in range(batches.n_batches):
-            checked = validate(batches.batch(index), required=("patients",))
-            problems += checked.problems
-            for table, rows in checked.empty_rows.items():
-                empty[table] += len(rows)
-            if not checked.blocking(on_invalid):
-                batch = score_tables(
-                    model, io.drop_row_index(checked.tables), as_of, n_reasons, bands,
-                    config.scoring.min_effect, tuple(missing),
-                )
-                for reason, n in batch.excluded.items():
-                    exclusions[reason] += n
-                parts.append(_write_part(batch.scored, work / "parts", index, batches.n_batches))
-                if shap_out is not None:
-                    shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
-            progress(index + 1, batches.n_batches)
+
+        def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None]:
+            checked = validate(raw, required=("patients",))
+            if checked.blocking(on_invalid):
+                return checked, None
+            return checked, scoring_rows(model, io.drop_row_index(checked.tables), as_of)
+
+        with closing(batches.each_ahead(prepare)) as prepared:  # closed at once on an error or a signal
+            for index, (checked, rows) in enumerate(prepared):
+                problems += checked.problems
+                for table, empty_rows in checked.empty_rows.items():
+                    empty[table] += len(empty_rows)
+                if rows is not None:
+                    batch = explain_rows(model, rows, n_reasons, bands, config.scoring.min_effect, tuple(missing))
+                    for reason, n in batch.excluded.items():
+                        exclusions[reason] += n
+                    parts.append(_write_part(batch.scored, work / "parts", index, batches.n_batches))
+                    if shap_out is not None:
+                        shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
+                progress(index + 1, batches.n_batches)
         checked = Validated({}, merge_problems(problems))
         if checked.blocking(on_invalid):
             raise ContractViolation(checked.blocking(on_invalid))

@@ -100,6 +100,12 @@ def load_model(uri: str, dst: Path, mlflow_config: MlflowConfig) -> LoadedModel:
 
 
 @dataclass
+class BatchRows:
+    rows: pl.DataFrame  # the rows the model scores: the scoring keys and features, at risk only
+    excluded: dict[str, int]  # patients not scored, by reason
+
+
+@dataclass
 class BatchScores:
     scored: pl.DataFrame  # the output rows
     shap: pl.DataFrame  # patient_id, phase, shap__<feature>..., base_value, margin
@@ -116,10 +122,17 @@ def score_tables(
     min_effect: float = DEFAULT_MIN_EFFECT,
     unavailable: Collection[str] | None = None,
 ) -> BatchScores:
-    """Score validated tables (no `_row`) as of a date. `unavailable`: the feature groups missing
-    from the whole input (None: found from `tables`; batch scoring finds them once for all batches)."""
+    """Score validated tables (no `_row`) as of a date: `scoring_rows`, then `explain_rows`.
+    `unavailable`: the feature groups missing from the whole input (None: found from `tables`;
+    batch scoring finds them once for all batches)."""
     if unavailable is None:
         unavailable = tuple(model.missing_groups(tables))
+    return explain_rows(model, scoring_rows(model, tables, as_of), n_reasons, bands, min_effect, unavailable)
+
+
+def scoring_rows(model: LoadedModel, tables, as_of: date) -> BatchRows:
+    """The as-of feature rows of validated tables (no `_row`) the model can score, and the
+    patients it cannot, by reason (a phase without a model among them)."""
     plan = scoring_table(tables, model.phases, model.features, model.spec, as_of, only_at_risk=True)
     frame = plan.collect(engine=ENGINE)
     unscorable = [p for p, pm in model.bundle.phase_models.items() if not pm.scorable]
@@ -130,7 +143,19 @@ def score_tables(
         .alias("exclusion")
     )
     excluded = dict(frame.group_by("exclusion").len().drop_nulls("exclusion").iter_rows())
-    rows = frame.filter(pl.col("exclusion").is_null())
+    return BatchRows(frame.filter(pl.col("exclusion").is_null()), excluded)
+
+
+def explain_rows(
+    model: LoadedModel,
+    batch: BatchRows,
+    n_reasons: int,
+    bands: Mapping[str, float],
+    min_effect: float,
+    unavailable: Collection[str],
+) -> BatchScores:
+    """Risk, band, reasons and SHAP values of `scoring_rows`' rows, with the model's identity."""
+    rows = batch.rows
     scores, shap = model.explain(rows, n_reasons, bands, min_effect, unavailable)
     r = model.resolved
     identity = [
@@ -145,7 +170,7 @@ def score_tables(
         .hstack(pl.DataFrame(shap, schema=[f"shap__{n}" for n in names]))
         .with_columns(scores["base_value"], scores["margin"])
     )
-    return BatchScores(scored, shap_wide, rows.select("patient_id", *names), excluded)
+    return BatchScores(scored, shap_wide, rows.select("patient_id", *names), batch.excluded)
 
 
 class RequestError(ValueError):

@@ -7,8 +7,11 @@ stages that call it (`pipeline.sharded`, `pipeline.score`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -17,6 +20,8 @@ from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
 from features.tables import ROW
 from pipeline.contract import HAS_VALUES, ContractViolation, Problem
 from pipeline.io import MUST_HAVE_ROWS, SUFFIXES, atomic_write, check_csv_text, no_rows, table_files, unreadable
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,6 +48,28 @@ class PatientBatches:
             files = sorted(part.glob("*.parquet")) if part.is_dir() else []
             tables[table] = pl.read_parquet(files) if files else pl.DataFrame(schema=schema)
         return tables
+
+    def each_ahead(self, work: Callable[[dict[str, pl.DataFrame]], T]) -> Iterator[T]:
+        """`work(self.batch(i))` for every batch in order, the next batch read and worked on in a
+        background thread while the caller handles the current one.
+
+        Polars and NumPy release the GIL in their kernels, so on two cores a batch's features are
+        built while the one before is explained and written. At most two batches are in memory; an
+        error in `work` is raised here, at its batch. When the caller stops early (an error, a
+        signal), the batch in flight is finished and dropped and nothing more is started.
+        """
+        if self.n_batches == 0:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relapse-batch")
+        try:
+            pending = pool.submit(lambda: work(self.batch(0)))
+            for index in range(self.n_batches):
+                done = pending.result()
+                if index + 1 < self.n_batches:
+                    pending = pool.submit(lambda i=index + 1: work(self.batch(i)))
+                yield done
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def scans(self) -> dict[str, pl.LazyFrame]:
         """Every table across all batches, lazily (for whole-input checks before scoring)."""

@@ -225,7 +225,7 @@ def test_empty_records_change_no_score(scored, workspace, tmp_path):
 def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, monkeypatch):
     import pipeline.score as stage
 
-    real, calls = stage.score_tables, []
+    real, calls = stage.explain_rows, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -233,7 +233,7 @@ def test_a_run_that_fails_midway_writes_nothing(trained, workspace, tmp_path, mo
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(stage, "score_tables", flaky)
+    monkeypatch.setattr(stage, "explain_rows", flaky)
     cfg = tmp_path / "batches.yaml"
     cfg.write_text(workspace.config.read_text() + "scoring:\n  batch_patients: 200\n")
     out = tmp_path / "scores.parquet"
