@@ -127,15 +127,23 @@ def variant_codes(compiled: Compiled, values: np.ndarray, refs: Mapping[str, np.
     return out
 
 
-def render_values(compiled: Compiled, values: np.ndarray, refs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Sentences for one feature's values (refs: the referenced columns, NaN where unknown)."""
+def render_values(compiled: Compiled, values: np.ndarray, refs: Mapping[str, np.ndarray]) -> pl.Series:
+    """Sentences for one feature's values (refs: the referenced columns, NaN where unknown), one
+    Polars expression per template variant, the strings never leaving Polars."""
     codes = variant_codes(compiled, values, refs)
-    out = np.empty(values.shape, dtype=object)
     frame = pl.DataFrame({"value": values, **refs}, schema={c: pl.Float64 for c in ("value", *refs)})
-    for code in np.unique(codes):
+    present = np.unique(codes)
+    if len(present) == 1:
+        return frame.select(_sentence(compiled.variants[VARIANTS[present[0]]])).to_series()
+    out = _no_sentences(len(values))
+    for code in present:
         rows = np.flatnonzero(codes == code)
-        out[rows] = frame[rows].select(_sentence(compiled.variants[VARIANTS[code]])).to_series().to_numpy()
+        out.scatter(rows, frame[rows].select(_sentence(compiled.variants[VARIANTS[code]])).to_series())
     return out
+
+
+def _no_sentences(n: int) -> pl.Series:
+    return pl.repeat(None, n, dtype=pl.String, eager=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,22 +243,32 @@ def choose(
 def representative(policy: ReasonPolicy, concept: np.ndarray, shap: np.ndarray, X: np.ndarray) -> np.ndarray:
     """[n] the feature that speaks for each row's concept (-1 where none): the patient's level of
     a categorical, else the member with the largest |SHAP|."""
-    if not len(concept):
-        return concept
-    mine = policy.member[None, :] == concept[:, None]
+    return representatives(policy, concept[:, None], shap, X)[:, 0]
+
+
+def representatives(policy: ReasonPolicy, concepts: np.ndarray, shap: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """`representative` of every column of `concepts` [n, m] (the reasons and the protective
+    factor of a batch), the rows' feature weights computed once for all of them."""
+    picks = np.full(concepts.shape, -1)
+    if not len(concepts):
+        return picks
     weight = np.abs(shap) + 1e12 * (policy.one_hot[None, :] & (X == 1))
-    pick = np.argmax(np.where(mine, weight, -1.0), axis=1)
-    return np.where(concept >= 0, pick, -1)
+    for i in range(concepts.shape[1]):
+        concept = concepts[:, i]
+        mine = policy.member[None, :] == concept[:, None]
+        pick = np.argmax(np.where(mine, weight, -1.0), axis=1)
+        picks[:, i] = np.where(concept >= 0, pick, -1)
+    return picks
 
 
 def render(policy: ReasonPolicy, feature: np.ndarray, X: np.ndarray) -> pl.Series:
     """The sentence for X[i, feature[i]] on each row (null where feature is -1), grouped by
     feature and variant: one Polars expression per group."""
-    out = np.full(len(feature), None, dtype=object)
+    out = _no_sentences(len(feature))
     names = {n: j for j, n in enumerate(policy.feature_names)}
     for j in np.unique(feature[feature >= 0]):
         rows = np.flatnonzero(feature == j)
         compiled = policy.compiled[j]
         refs = {c: X[rows, names[c]] if c in names else np.full(len(rows), math.nan) for c in compiled.refs}
-        out[rows] = render_values(compiled, X[rows, j], refs)
-    return pl.Series(out.tolist(), dtype=pl.String)
+        out.scatter(rows, render_values(compiled, X[rows, j], refs))
+    return out

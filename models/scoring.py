@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import polars as pl
 
-from features.reasons import DEFAULT_MIN_EFFECT, Choice, ReasonPolicy, choose, render, representative
+from features.reasons import DEFAULT_MIN_EFFECT, Choice, ReasonPolicy, choose, render, representatives
 from models.bundle import ModelBundle
 
 REASON_FIELDS = ("feature", "value", "shap", "effect")
@@ -72,10 +72,13 @@ def explain_scores(
         "risk_30d": out["risk"],
         "risk_band": risk_bands(out["risk"], bands).astype(str),
     }
-    for i in range(n_reasons):
-        concept = choice.reasons[:, i] if i < choice.reasons.shape[1] else np.full(len(rows), -1)
-        columns.update(_reason_columns(f"reason_{i + 1}", f"reason_{i + 1}", concept, choice, policy, shap, X))
-    columns.update(_reason_columns("protective", "protective_factor", choice.protective, choice, policy, shap, X))
+    slots = [choice.reasons[:, i] if i < choice.reasons.shape[1] else np.full(len(rows), -1) for i in range(n_reasons)]
+    concepts = np.column_stack([*slots, choice.protective])
+    features = representatives(policy, concepts, shap, X)
+    names = [*(f"reason_{i + 1}" for i in range(n_reasons)), "protective"]
+    for i, prefix in enumerate(names):
+        sentence = "protective_factor" if prefix == "protective" else prefix
+        columns.update(_reason_columns(prefix, sentence, concepts[:, i], features[:, i], choice, policy, X))
     columns["margin"], columns["base_value"] = margin, out["base"]
     return pl.DataFrame(columns).select(output_columns(n_reasons)), shap
 
@@ -84,23 +87,22 @@ def _reason_columns(
     prefix: str,
     sentence_column: str,
     concept: np.ndarray,
+    feature: np.ndarray,
     choice: Choice,
     policy: ReasonPolicy,
-    shap: np.ndarray,
     X: np.ndarray,
 ) -> dict[str, pl.Series]:
     has = concept >= 0
-    feature = representative(policy, concept, shap, X)
     value, contribution, effect = (np.full(len(concept), np.nan) for _ in range(3))
     if has.any():
         rows = np.flatnonzero(has)
         value[rows] = X[rows, feature[rows]]
         contribution[rows] = choice.concept_shap[rows, concept[rows]]
         effect[rows] = choice.effect[rows, concept[rows]]
-    names = np.array([*policy.feature_names, None], dtype=object)
+    names = pl.Series([*policy.feature_names, None], dtype=pl.String)  # index -1: no feature
     return {
         sentence_column: render(policy, feature, X),
-        f"{prefix}_feature": pl.Series(names[feature].tolist(), dtype=pl.String),
+        f"{prefix}_feature": names.gather(np.where(feature >= 0, feature, len(names) - 1)),
         f"{prefix}_value": pl.Series(np.round(value, 2)).fill_nan(None),
         f"{prefix}_shap": pl.Series(np.round(contribution, 3)).fill_nan(None),
         f"{prefix}_effect": pl.Series(np.round(effect, 4)).fill_nan(None),
