@@ -30,8 +30,9 @@ import polars as pl
 from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
-from pipeline.contract import ContractViolation, OnInvalid, Validated, merge_problems, validate
+from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, merge_problems, validate
 from pipeline.serving import EXCLUSIONS, BatchRows, LoadedModel, explain_rows, load_model, scoring_rows
+from pipeline.shard_files import PatientBatches
 
 PACKAGES = ("relapse-risk", "polars", "xgboost", "numpy", "mlflow")
 
@@ -83,7 +84,6 @@ def score(
         if path is not None and path.suffix not in (".parquet", ".csv"):
             raise ValueError(f"{path}: output must end in .parquet or .csv")
     n_reasons = config.scoring.reasons if n_reasons is None else n_reasons
-    bands = config.scoring.risk_bands
     io.refuse_overwriting_inputs(data_dir, [*_outputs(out, shap_out), artifacts.manifest_path(out)])
     tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     with (
@@ -91,53 +91,28 @@ def score(
         tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp,
     ):
         work = Path(tmp)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="relapse-model") as pool:
-            # the model loads (Python, mostly) while Polars splits the input; an input error comes first
-            loading = pool.submit(load_model, model_uri, work / "model", config.mlflow)
-            batches = shard_files.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
-            model = loading.result()
+        batches, model = _split_and_load(data_dir, model_uri, work, config)
         missing = model.missing_groups(batches.scans())
         _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)
-        parts, shap_parts, problems, exclusions = [], [], [], dict.fromkeys(EXCLUSIONS, 0)
-        empty = dict.fromkeys(batches.paths, 0)
-
-        def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None]:
-            checked = validate(raw, required=("patients",))
-            if checked.blocking(on_invalid):
-                return checked, None
-            return checked, scoring_rows(model, io.drop_row_index(checked.tables), as_of)
-
-        with closing(batches.each_ahead(prepare)) as prepared:  # closed at once on an error or a signal
-            for index, (checked, rows) in enumerate(prepared):
-                problems += checked.problems
-                for table, empty_rows in checked.empty_rows.items():
-                    empty[table] += len(empty_rows)
-                if rows is not None:
-                    batch = explain_rows(model, rows, n_reasons, bands, config.scoring.min_effect, tuple(missing))
-                    for reason, n in batch.excluded.items():
-                        exclusions[reason] += n
-                    parts.append(_write_part(batch.scored, work / "parts", index, batches.n_batches))
-                    if shap_out is not None:
-                        shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
-                progress(index + 1, batches.n_batches)
-        checked = Validated({}, merge_problems(problems))
+        done = _score_batches(
+            batches, model, as_of, n_reasons, config, on_invalid, tuple(missing), work, shap_out is not None, progress
+        )
+        checked = Validated({}, merge_problems(done.problems))
         if checked.blocking(on_invalid):
             raise ContractViolation(checked.blocking(on_invalid))
-        risks = _risks(parts)
+        risks = _risks(done.parts)
         rejects = checked.rejects().sort("table", "row")
         if risks.height == 0 and not allow_empty:
-            in_input = batches.row_counts["patients"] - empty["patients"]
-            raise NothingToScore(_nobody_message(in_input, as_of, exclusions, rejects))
-        pub.write(out, lambda p: shard_files.write_in_order(parts, batches.bounds, ("patient_id",), p))
-        if shap_out is not None:
-            pub.write(shap_out, lambda p: shard_files.write_in_order(shap_parts, batches.bounds, ("patient_id",), p))
+            in_input = batches.row_counts["patients"] - done.empty["patients"]
+            raise NothingToScore(_nobody_message(in_input, as_of, done.exclusions, rejects))
+        _gather_outputs(pub, batches, {out: done.parts, **({shap_out: done.shap_parts} if shap_out else {})})
         rejects_path = None
         if on_invalid == OnInvalid.quarantine:
             rejects_path = artifacts.rejects_path(out)
             pub.write(rejects_path, lambda p: io.write_frame(rejects, p))
         manifest = _manifest(
-            batches, model, config, as_of, risks.height, exclusions, rejects, empty, out, shap_out, rejects_path,
-            pub.stage,
+            batches, model, config, as_of, risks.height, done.exclusions, rejects, done.empty, out, shap_out,
+            rejects_path, pub.stage,
         )
         manifest["missing_groups"] = missing
         record = _record(config, manifest, risks, out)
@@ -149,6 +124,77 @@ def score(
         pub.write(artifacts.manifest_path(out), lambda p: io.write_json(manifest, p))
         pub.commit()  # scores, SHAP, rejects, then the manifest: all published or none
     return ScoreSummary(out, manifest, rejects_path, run_id)
+
+
+def _split_and_load(data_dir: Path, model_uri: str, work: Path, config: Config) -> tuple[PatientBatches, LoadedModel]:
+    """The input split into patient batches and the model, loaded (Python, mostly) in a thread
+    while Polars splits; an input error is raised first."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="relapse-model") as pool:
+        loading = pool.submit(load_model, model_uri, work / "model", config.mlflow)
+        batches = shard_files.split_by_patient(data_dir, config.scoring.batch_patients, work / "input")
+        return batches, loading.result()
+
+
+@dataclass
+class _Scored:
+    """What the batches of a scoring run left: work files and the counts the manifest reports."""
+
+    parts: list[Path]
+    shap_parts: list[Path]
+    problems: list[Problem]
+    exclusions: dict[str, int]  # patients not scored, by reason
+    empty: dict[str, int]  # empty records skipped, by table
+
+
+def _score_batches(
+    batches: PatientBatches,
+    model: LoadedModel,
+    as_of: date,
+    n_reasons: int,
+    config: Config,
+    on_invalid: OnInvalid,
+    unavailable: tuple[str, ...],
+    work: Path,
+    with_shap: bool,
+    progress: Progress,
+) -> _Scored:
+    """Validate, build the features of, explain and write every batch: each batch is validated
+    and its features built in a thread while the batch before is explained and written
+    (`PatientBatches.each_ahead`)."""
+    done = _Scored([], [], [], dict.fromkeys(EXCLUSIONS, 0), dict.fromkeys(batches.paths, 0))
+
+    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None]:
+        checked = validate(raw, required=("patients",))
+        if checked.blocking(on_invalid):
+            return checked, None
+        return checked, scoring_rows(model, io.drop_row_index(checked.tables), as_of)
+
+    with closing(batches.each_ahead(prepare)) as prepared:  # closed at once on an error or a signal
+        for index, (checked, rows) in enumerate(prepared):
+            done.problems += checked.problems
+            for table, empty_rows in checked.empty_rows.items():
+                done.empty[table] += len(empty_rows)
+            if rows is not None:
+                bands, min_effect = config.scoring.risk_bands, config.scoring.min_effect
+                batch = explain_rows(model, rows, n_reasons, bands, min_effect, unavailable)
+                for reason, n in batch.excluded.items():
+                    done.exclusions[reason] += n
+                done.parts.append(_write_part(batch.scored, work / "parts", index, batches.n_batches))
+                if with_shap:
+                    done.shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
+            progress(index + 1, batches.n_batches)
+    return done
+
+
+def _gather_outputs(pub: publish.Publication, batches: PatientBatches, outputs: dict[Path, list[Path]]) -> None:
+    """Each output gathered from its batches' work files in patient order, staged by `pub`; the
+    outputs are written side by side, one thread each (mostly Polars and Arrow, GIL released)."""
+    def gather(files: list[Path]) -> Callable[[Path], None]:
+        return lambda p: shard_files.write_in_order(files, batches.bounds, ("patient_id",), p)
+
+    with ThreadPoolExecutor(max_workers=len(outputs), thread_name_prefix="relapse-output") as pool:
+        for written in [pool.submit(pub.write, path, gather(files)) for path, files in outputs.items()]:
+            written.result()
 
 
 def _check_required(missing: dict[str, str], required: Collection[str]) -> None:
