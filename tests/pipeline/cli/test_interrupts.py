@@ -89,6 +89,8 @@ def small_cohort(workspace, tmp_path_factory):
 def test_interrupting_scoring_at_random_moments(trained, workspace, small_cohort, tmp_path):
     rng = random.Random(16)
     dest = tmp_path / "dest"
+    # 200 patients in batches of 60: signals land while a batch is worked on ahead, in its thread
+    config = write_config(tmp_path / "batches.yaml", workspace.tracking_uri, "scoring:\n  batch_patients: 60\n")
     args = [
         "score",
         "--data",
@@ -100,7 +102,7 @@ def test_interrupting_scoring_at_random_moments(trained, workspace, small_cohort
         "--shap-out",
         str(dest / "shap.parquet"),
         "--config",
-        str(workspace.config),
+        str(config),
     ]
     began = time.monotonic()
     reference = start(args, tmp_path, tmp_path / "tmp-ref")
