@@ -105,7 +105,8 @@ def score(
         if risks.height == 0 and not allow_empty:
             in_input = batches.row_counts["patients"] - done.empty["patients"]
             raise NothingToScore(_nobody_message(in_input, as_of, done.exclusions, rejects))
-        _gather_outputs(pub, batches, {out: done.parts, **({shap_out: done.shap_parts} if shap_out else {})})
+        outputs = {out: done.parts} if shap_out is None else {out: done.parts, shap_out: done.shap_parts}
+        _gather_outputs(pub, batches, outputs)
         rejects_path = None
         if on_invalid == OnInvalid.quarantine:
             rejects_path = artifacts.rejects_path(out)
