@@ -240,15 +240,11 @@ def choose(
     return Choice(reasons, protective, cs, effect)
 
 
-def representative(policy: ReasonPolicy, concept: np.ndarray, shap: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """[n] the feature that speaks for each row's concept (-1 where none): the patient's level of
-    a categorical, else the member with the largest |SHAP|."""
-    return representatives(policy, concept[:, None], shap, X)[:, 0]
-
-
 def representatives(policy: ReasonPolicy, concepts: np.ndarray, shap: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """`representative` of every column of `concepts` [n, m] (the reasons and the protective
-    factor of a batch), the rows' feature weights computed once for all of them."""
+    """[n, m] the feature that speaks for each row's concept in every column of `concepts` (the
+    reasons and the protective factor of a batch; -1 where none): the patient's level of a
+    categorical, else the member with the largest |SHAP|. The rows' feature weights are computed
+    once for all the columns."""
     picks = np.full(concepts.shape, -1)
     if not len(concepts):
         return picks

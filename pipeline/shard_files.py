@@ -58,8 +58,6 @@ class PatientBatches:
         error in `work` is raised here, at its batch. When the caller stops early (an error, a
         signal), the batch in flight is finished and dropped and nothing more is started.
         """
-        if self.n_batches == 0:
-            return
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relapse-batch")
         try:
             pending = pool.submit(lambda: work(self.batch(0)))

@@ -5,7 +5,7 @@ import pytest
 
 from features.catalog import FeatureInfo
 from features.catalog_generated import one_hot_entries
-from features.reasons import choose, compile_template, reason_policy, render, render_values, representative
+from features.reasons import choose, compile_template, reason_policy, render, render_values, representatives
 
 ENTRIES = [
     *one_hot_entries("housing", "Housing", ("stable", "unstable"), "demographic"),
@@ -46,7 +46,7 @@ def test_a_missing_group_is_never_chosen():
 def test_the_patients_level_speaks_for_a_categorical():
     X = np.array([[0.0, 1.0, 3, 1, 0], [0.0, 0.0, 1, 1, 0], [np.nan, np.nan, 1, 1, 0]])
     shap = np.array([[0.4, 0.1, 0, 0, 0], [0.4, 0.1, 0, 0, 0], [0.4, 0.1, 0, 0, 0]])
-    feature = representative(POLICY, np.array([0, 0, 0]), shap, X)
+    feature = representatives(POLICY, np.array([[0], [0], [0]]), shap, X)[:, 0]
     assert feature.tolist() == [1, 0, 0]
     assert render(POLICY, feature, X).to_list() == ["Housing: unstable", "Housing: another category",
                                                      "Housing: not recorded"]
