@@ -17,8 +17,7 @@ from enum import StrEnum
 import polars as pl
 
 from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
-
-HAS_VALUES = pl.any_horizontal(pl.exclude(ROW).is_not_null())  # a record with at least one value
+from pipeline.coercion import blank_as_null, coerce, has_values
 
 
 @dataclass
@@ -122,59 +121,6 @@ def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list
     )
 
 
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
-_DATE_TIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")  # a date column may hold a date-time
-
-
-def _coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
-    """Cast a raw column to its contract type without raising; failures become null, so they are
-    reported with their rows. Nothing is cast that would change a value: a date is a whole
-    ISO date (or date-time, taken on the day written), an integer column takes only whole
-    numbers, a boolean column only true/false/yes/no/1/0, and numbers are never taken as dates."""
-    col = pl.col(name)
-    if source == target:
-        return col
-    if source == pl.String:
-        text = col.str.strip_chars()
-        text = pl.when(text == "").then(None).otherwise(text)
-        if target == pl.Date:
-            written = text.str.replace(" ", "T", literal=True).str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
-            at_time = [written.str.to_datetime(f, strict=False, time_unit="us") for f in _DATE_TIMES]
-            return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), *(t.dt.date() for t in at_time))
-        if isinstance(target, pl.Datetime):
-            return _to_utc_text(text)
-        if target == pl.Boolean:
-            low = text.str.to_lowercase()
-            return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
-        return text.cast(target, strict=False)
-    if source.is_numeric() and (target.is_temporal() or target == pl.Boolean or target.is_integer()):
-        if target == pl.Boolean:
-            return pl.when(col == 1).then(True).when(col == 0).then(False).otherwise(None)
-        if target.is_integer():
-            whole = pl.when(col == col.floor()).then(col) if source.is_float() else col
-            return whole.cast(target, strict=False)
-        return pl.lit(None, dtype=target)
-    if target == pl.Date and isinstance(source, pl.Datetime):
-        return col.dt.date()
-    if isinstance(target, pl.Datetime):
-        if isinstance(source, pl.Datetime):
-            moved = col.dt.replace_time_zone("UTC") if source.time_zone is None else col.dt.convert_time_zone("UTC")
-            return moved.dt.cast_time_unit("us")
-        if source == pl.Date:
-            return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return col.cast(target, strict=False)
-
-
-def _to_utc_text(text: pl.Expr) -> pl.Expr:
-    """Parse ISO 8601 date-times: an explicit offset (or Z) is honoured, a naive value is UTC."""
-    iso = text.str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
-    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC")
-    naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
-    day = iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
-    return pl.coalesce(aware, pl.coalesce(naive, day).dt.replace_time_zone("UTC"))
-
-
 def _type_and_rule_checks(
     spec: TableSpec, raw: pl.DataFrame, today: date
 ) -> tuple[pl.DataFrame, list[Problem]]:
@@ -190,7 +136,7 @@ def _type_and_rule_checks(
         if c.name not in raw.columns:
             casts[c.name] = pl.lit(None, dtype=c.dtype).alias(c.name)
             continue
-        casts[c.name] = _coerce(c.name, raw.schema[c.name], c.dtype).alias(c.name)
+        casts[c.name] = coerce(c.name, raw.schema[c.name], c.dtype).alias(c.name)
         try:
             raw.head(1).select(casts[c.name])  # a type no cast can take (a list, a struct) raises here
         except pl.exceptions.PolarsError:
@@ -352,13 +298,14 @@ def validate(
 
     Rows with any problem are left out of the returned tables; rows whose patient was
     rejected are rejected too. A record with no value in any column (a blank line in a CSV, a
-    spreadsheet's trailing empty rows) carries nothing to check or keep: it is skipped and its
-    row listed in `empty_rows`. So every input row is kept, named in a problem, or listed empty.
-    `today` (default: the current UTC date) is the latest plausible record date.
+    spreadsheet's trailing empty rows; blank text counts as no value) carries nothing to check
+    or keep: it is skipped and its row listed in `empty_rows`. So every input row is kept,
+    named in a problem, or listed empty. `today` (default: the current UTC date) is the latest
+    plausible record date.
     """
     today = today or datetime.now(UTC).date()
     problems = [Problem(name, "", "required table is missing", fatal=True) for name in required if name not in raw]
-    raw, empty = _skip_empty_records(raw)
+    raw, empty = _skip_empty_records({name: blank_as_null(frame) for name, frame in raw.items()})
     typed: dict[str, pl.DataFrame] = {}
     for name, frame in raw.items():
         checked, found = _type_and_rule_checks(SPECS[name], frame, today)
@@ -388,9 +335,10 @@ def validate(
 def _skip_empty_records(raw: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, list[int]]]:
     kept, empty = {}, {}
     for name, frame in raw.items():
-        if frame.width > 1 and not frame.select(HAS_VALUES.all()).item():
-            empty[name] = frame.filter(~HAS_VALUES)[ROW].to_list()
-            kept[name] = frame.filter(HAS_VALUES)
+        any_value = has_values(frame.schema)
+        if frame.width > 1 and not frame.select(any_value.all()).item():
+            empty[name] = frame.filter(~any_value)[ROW].to_list()
+            kept[name] = frame.filter(any_value)
         else:
             kept[name] = frame
     return kept, empty

@@ -18,7 +18,8 @@ import polars as pl
 from features.tables import ROW, SPECS, TABLES
 from pipeline import artifacts as names
 from pipeline.artifacts import EvaluationArtifacts, TrainingArtifacts
-from pipeline.contract import HAS_VALUES, ContractViolation, OnInvalid, Problem, Validated, validate
+from pipeline.coercion import has_values
+from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, validate
 
 SUFFIXES = (".parquet", ".csv")
 # A clinic's export may hold a header-only file for a source it does not collect (no HRV devices):
@@ -115,7 +116,7 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
             frame = pl.read_parquet(path)
     except Exception as exc:  # noqa: BLE001  (any reader failure is an unreadable file)
         raise unreadable(path, table, exc) from None
-    if table in MUST_HAVE_ROWS and not frame.select(HAS_VALUES.any()).item():
+    if table in MUST_HAVE_ROWS and not frame.select(has_values(frame.schema).any()).item():
         raise no_rows(path, table, frame.height)
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
 from features.tables import ROW
-from pipeline.contract import HAS_VALUES, ContractViolation, Problem
+from pipeline.coercion import has_values
+from pipeline.contract import ContractViolation, Problem
 from pipeline.io import MUST_HAVE_ROWS, SUFFIXES, atomic_write, check_csv_text, no_rows, table_files, unreadable
 
 T = TypeVar("T")
@@ -101,11 +102,12 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
     for table, scan in scans.items():
         try:
             must = table in MUST_HAVE_ROWS  # parsing every field costs a pass: only where it matters
-            counts[table], has_values = scan.select(pl.len(), HAS_VALUES.any() if must else True).collect().row(0)
+            any_value = has_values(scan.collect_schema()).any() if must else True
+            counts[table], some = scan.select(pl.len(), any_value).collect().row(0)
         except Exception as exc:  # noqa: BLE001
             problems += unreadable(paths[table], table, exc).problems
             continue
-        if not has_values:
+        if not some:
             problems += no_rows(paths[table], table, counts[table]).problems
         elif "patient_id" not in scan.collect_schema():
             problems.append(Problem(table, "patient_id", "required column is missing", fatal=True))

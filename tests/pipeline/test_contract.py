@@ -178,6 +178,27 @@ def test_empty_required_value():
     only_problem(validate(raw), "therapy_sessions", "attended", [1, 2], "are empty")
 
 
+def test_blank_text_is_a_missing_value_not_a_value():
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(
+        sex=pl.Series(["female", "  ", "other"]), ethnicity=pl.Series(["", "\t", "group_a"]),
+        clinic_site=pl.Series([" ", "south", "north"]),
+    )
+    raw["bdnf"] = raw["bdnf"].with_columns(patient_id=pl.Series(["a", "   "]))
+    raw["assessments"] = pl.concat([raw["assessments"], with_rows(pl.DataFrame(
+        {"patient_id": [" "], "assessed_on": [None], "instrument": [""], "score": [None]},
+        schema=raw["assessments"].drop("_row").schema))]).with_columns(pl.Series("_row", [1, 2]))
+    result = validate(raw)
+    only_problem(result, "patients", "sex", [2], "are empty")
+    only_problem(result, "bdnf", "patient_id", [2], "are empty")
+    assert result.empty_rows == {"assessments": [2]}  # a record of blanks only carries nothing
+    own = {(p.table, p.column) for p in result.problems if "patients row was rejected" not in p.reason}
+    assert own == {("patients", "sex"), ("bdnf", "patient_id")}
+    kept = result.tables["patients"]
+    assert kept["ethnicity"].to_list() == [None, "group_a"]  # a blank is no subgroup of its own
+    assert kept["clinic_site"].to_list() == [None, "north"]
+
+
 def test_duplicate_patient_ids():
     raw = tables()
     raw["patients"] = raw["patients"].with_columns(patient_id=pl.Series(["a", "a", "c"]))

@@ -84,7 +84,7 @@ def test_blank_lines_and_empty_records_are_skipped_and_named(folder, tmp_path_fa
     assert shown.exit_code == 0, shown.output
     assert "patients: skipped 4 empty record(s), with no value in any column (rows 1, 3, 5, 6)" in shown.output
 
-    _write(folder, (PATIENTS + "\n,,,,\n").encode())
+    _write(folder, (PATIENTS + "\n , ,\t,, \n").encode())  # blank text is no value either
     with pytest.raises(ContractViolation, match=r"patients.csv has no rows \(only 2 empty record\(s\)\)"):
         load_tables(folder)
     with pytest.raises(ContractViolation, match=r"patients.csv has no rows \(only 2 empty record\(s\)\)"):

@@ -1,0 +1,86 @@
+"""How a raw value reads: blank text is no value, and a value becomes its contract type only
+when no information would be lost.
+
+Pure Polars expressions, used by the contract checks (`pipeline.contract`) and by the readers
+that must tell a table with records from one with none (`pipeline.io`, `pipeline.shard_files`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from features.tables import ROW
+
+
+def _has_value(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    return (col.str.strip_chars() != "").fill_null(False) if dtype == pl.String else col.is_not_null()
+
+
+def has_values(schema: Mapping[str, pl.DataType]) -> pl.Expr:
+    """True for a record with a value in some column other than `_row` (blank text is none)."""
+    checks = [_has_value(name, dtype) for name, dtype in schema.items() if name != ROW]
+    return pl.any_horizontal(checks) if checks else pl.lit(False)
+
+
+def blank_as_null(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text values that are empty or only whitespace made missing, as an empty CSV field is.
+
+    A Parquet export or a spreadsheet may write "" or "  " where nothing was recorded; taken
+    as a value it would be a patient id, a category or a subgroup of its own."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(pl.when(_has_value(n, pl.String)).then(pl.col(n)).alias(n) for n in text)
+
+
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+_DATE_TIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")  # a date column may hold a date-time
+
+
+def coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """Cast a raw column to its contract type without raising; failures become null, so they are
+    reported with their rows. Nothing is cast that would change a value: a date is a whole
+    ISO date (or date-time, taken on the day written), an integer column takes only whole
+    numbers, a boolean column only true/false/yes/no/1/0, and numbers are never taken as dates."""
+    col = pl.col(name)
+    if source == target:
+        return col
+    if source == pl.String:
+        text = col.str.strip_chars()  # blank values are already missing (`blank_as_null`)
+        if target == pl.Date:
+            written = text.str.replace(" ", "T", literal=True).str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
+            at_time = [written.str.to_datetime(f, strict=False, time_unit="us") for f in _DATE_TIMES]
+            return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), *(t.dt.date() for t in at_time))
+        if isinstance(target, pl.Datetime):
+            return _to_utc_text(text)
+        if target == pl.Boolean:
+            low = text.str.to_lowercase()
+            return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
+        return text.cast(target, strict=False)
+    if source.is_numeric() and (target.is_temporal() or target == pl.Boolean or target.is_integer()):
+        if target == pl.Boolean:
+            return pl.when(col == 1).then(True).when(col == 0).then(False).otherwise(None)
+        if target.is_integer():
+            whole = pl.when(col == col.floor()).then(col) if source.is_float() else col
+            return whole.cast(target, strict=False)
+        return pl.lit(None, dtype=target)
+    if target == pl.Date and isinstance(source, pl.Datetime):
+        return col.dt.date()
+    if isinstance(target, pl.Datetime):
+        if isinstance(source, pl.Datetime):
+            moved = col.dt.replace_time_zone("UTC") if source.time_zone is None else col.dt.convert_time_zone("UTC")
+            return moved.dt.cast_time_unit("us")
+        if source == pl.Date:
+            return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return col.cast(target, strict=False)
+
+
+def _to_utc_text(text: pl.Expr) -> pl.Expr:
+    """Parse ISO 8601 date-times: an explicit offset (or Z) is honoured, a naive value is UTC."""
+    iso = text.str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
+    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC")
+    naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
+    day = iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+    return pl.coalesce(aware, pl.coalesce(naive, day).dt.replace_time_zone("UTC"))

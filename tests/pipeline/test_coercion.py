@@ -1,0 +1,21 @@
+"""Blank text is no value, in eager frames and in lazy scans alike."""
+
+import polars as pl
+
+from features.tables import ROW
+from pipeline.coercion import blank_as_null, has_values
+
+
+def test_blank_text_of_any_whitespace_is_missing_and_other_text_is_kept():
+    frame = pl.DataFrame({"id": ["", " ", "\t\n", " a ", None, "b"], "n": [None, None, None, None, None, 1]})
+    assert blank_as_null(frame)["id"].to_list() == [None, None, None, " a ", None, "b"]
+    assert blank_as_null(frame)["n"].to_list() == frame["n"].to_list()
+
+
+def test_a_record_has_values_when_any_column_but_the_row_number_holds_one():
+    frame = pl.DataFrame({ROW: [1, 2, 3, 4], "id": ["  ", None, "x", ""], "n": [None, None, None, 0.0]})
+    assert frame.select(has_values(frame.schema)).to_series().to_list() == [False, False, True, True]
+    lazy = frame.lazy()
+    assert lazy.select(has_values(lazy.collect_schema()).any()).collect().item()
+    assert not frame.head(2).select(has_values(frame.schema).any()).item()
+    assert not pl.DataFrame({ROW: [1]}).select(has_values({ROW: pl.Int64})).item()
