@@ -11,7 +11,14 @@ after are measured in one run on one model, and the two runs' scores, SHAP and m
 are compared: they must be identical in content (the manifest without its duration, run id and
 output hashes). The model is then trained by REF's code, which the current code reads too.
 
-    .venv/bin/python benchmarks/bench_score.py [--sizes 100000 400000] [--train-patients 3000] [--baseline REF]
+With `--stages`, the current code's run also reports where its wall seconds go: each stage of
+`pipeline.score` (input split, model load, batch reads, validation, features, risk + SHAP +
+reasons, batch files, the gathered outputs, manifest, MLflow) timed around its function, summed
+over calls, per thread (the model loads beside the split; batches are read, validated and their
+features built one batch ahead, in a thread of their own). The timers add a few calls per batch.
+
+    .venv/bin/python benchmarks/bench_score.py [--sizes 100000 400000] [--train-patients 3000]
+        [--baseline REF] [--stages]
 """
 
 from __future__ import annotations
@@ -36,6 +43,30 @@ from pipeline.config import load_config
 import pipeline.score
 from pipeline.score import score
 config = load_config(Path(sys.argv[1]))
+stages = {}
+if sys.argv[5:] == ["stages"]:
+    import threading
+    from pipeline import shard_files, tracking
+    from pipeline.shard_files import PatientBatches
+    def timed(owner, name, label):
+        inner = getattr(owner, name)
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                thread = threading.current_thread().name.split("_")[0].removeprefix("relapse-")
+                key = (label, "main" if thread == "MainThread" else thread)
+                stages[key] = stages.get(key, 0.0) + time.perf_counter() - t
+        setattr(owner, name, wrapper)
+    for owner, name, label in [
+        (shard_files, "split_by_patient", "input split into batches"), (pipeline.score, "load_model", "model load"),
+        (PatientBatches, "batch", "batch read"), (pipeline.score, "validate", "validation"),
+        (pipeline.score, "scoring_rows", "features"), (pipeline.score, "explain_rows", "risk, SHAP and reasons"),
+        (pipeline.score, "_write_part", "batch work files"), (pipeline.score, "_gather_outputs", "outputs gathered"),
+        (pipeline.score, "_manifest", "manifest and hashes"), (tracking, "log_scoring", "MLflow scoring run"),
+    ]:
+        timed(owner, name, label)
 started, cpu = time.perf_counter(), time.process_time()
 data, as_of, out = Path(sys.argv[2]), date.fromisoformat(sys.argv[3]), Path(sys.argv[4])
 summary = score(data, as_of, "models:/relapse-risk@champion", out, config, n_reasons=3,
@@ -44,7 +75,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_
                   "scored": summary.manifest["patients"]["scored"],
                   "in_input": summary.manifest["patients"]["in_input"],
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "code": pipeline.score.__file__}))
+                  "code": pipeline.score.__file__,
+                  "stages": [[label, thread, seconds] for (label, thread), seconds in stages.items()]}))
 """
 
 
@@ -69,9 +101,9 @@ def checkout(ref: str, dst: Path) -> Path:
     return dst
 
 
-def score_with(code: Path, config: Path, data: Path, out: Path) -> dict:
+def score_with(code: Path, config: Path, data: Path, out: Path, stages: bool = False) -> dict:
     run = subprocess.run(
-        [sys.executable, "-c", SCORE_ONE, str(config), str(data), AS_OF, str(out)],
+        [sys.executable, "-c", SCORE_ONE, str(config), str(data), AS_OF, str(out), *(["stages"] if stages else [])],
         check=True, capture_output=True, text=True, cwd=code, env=_env(code),
     )
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -85,6 +117,8 @@ def report(label: str, n: int, r: dict) -> None:
         f"{r['cpu']:.1f} s CPU; peak RSS {r['peak_mb']:,.0f} MB",
         flush=True,
     )
+    for label, thread, seconds in r["stages"]:
+        print(f"{'':>9} {label:<26} {seconds:7.1f} s wall  ({thread} thread)", flush=True)
 
 
 def same_outputs(before: Path, after: Path) -> list[str]:
@@ -119,6 +153,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 400_000])
     parser.add_argument("--train-patients", type=int, default=3000)
     parser.add_argument("--baseline", help="git revision to measure side by side (e.g. main)")
+    parser.add_argument("--stages", action="store_true", help="also time each stage of the current code's run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -138,7 +173,7 @@ def main() -> None:
             if baseline is not None:
                 before = score_with(baseline, config, data, tmp / f"before{n}.parquet")
                 report(args.baseline, n, before)
-            results[n] = score_with(ROOT, config, data, tmp / f"scores{n}.parquet")
+            results[n] = score_with(ROOT, config, data, tmp / f"scores{n}.parquet", args.stages)
             report("current", n, results[n])
             if baseline is not None:
                 wall, cpu = before["seconds"] / results[n]["seconds"], before["cpu"] / results[n]["cpu"]
