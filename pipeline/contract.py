@@ -17,7 +17,7 @@ from enum import StrEnum
 import polars as pl
 
 from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
-from pipeline.coercion import blank_as_null, coerce, has_values
+from pipeline.coercion import blank_as_null, coerce
 
 
 @dataclass
@@ -332,13 +332,15 @@ def validate(
     return Validated(kept, problems, empty)
 
 
+_ANY_VALUE = pl.any_horizontal(pl.exclude(ROW).is_not_null())  # once blank text is null (`blank_as_null`)
+
+
 def _skip_empty_records(raw: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, list[int]]]:
     kept, empty = {}, {}
     for name, frame in raw.items():
-        any_value = has_values(frame.schema)
-        if frame.width > 1 and not frame.select(any_value.all()).item():
-            empty[name] = frame.filter(~any_value)[ROW].to_list()
-            kept[name] = frame.filter(any_value)
+        if frame.width > 1 and not frame.select(_ANY_VALUE.all()).item():
+            empty[name] = frame.filter(~_ANY_VALUE)[ROW].to_list()
+            kept[name] = frame.filter(_ANY_VALUE)
         else:
             kept[name] = frame
     return kept, empty
