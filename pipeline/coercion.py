@@ -7,7 +7,7 @@ that must tell a table with records from one with none (`pipeline.io`, `pipeline
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import polars as pl
 
@@ -25,13 +25,23 @@ def has_values(schema: Mapping[str, pl.DataType]) -> pl.Expr:
     return pl.any_horizontal(checks) if checks else pl.lit(False)
 
 
-def blank_as_null(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text values that are empty or only whitespace made missing, as an empty CSV field is.
+def blank_as_null(frame: pl.DataFrame, skip: Collection[str] = ()) -> pl.DataFrame:
+    """Text values that are empty or only whitespace made missing, as an empty CSV field is;
+    the columns in `skip` are left as they are.
 
     A Parquet export or a spreadsheet may write "" or "  " where nothing was recorded; taken
     as a value it would be a patient id, a category or a subgroup of its own."""
-    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    return frame.with_columns(pl.when(_has_value(n, pl.String)).then(pl.col(n)).alias(n) for n in text)
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String and name not in skip]
+    if not text or frame.height == 0:
+        return frame
+    # Whitespace is ASCII at or below the space, or not ASCII. A column whose smallest value
+    # starts above the space and whose largest starts within ASCII holds no blank value: two
+    # cheap passes (min, max) spare the pass over every value's text in the common case.
+    bounds = frame.select(*(pl.col(n).min().alias(f"{i}lo") for i, n in enumerate(text)),
+                          *(pl.col(n).max().alias(f"{i}hi") for i, n in enumerate(text))).row(0, named=True)
+    suspect = [n for i, n in enumerate(text)
+               if bounds[f"{i}lo"] is not None and not (bounds[f"{i}lo"][:1] > " " and bounds[f"{i}hi"][:1] < "\x80")]
+    return frame.with_columns(pl.when(_has_value(n, pl.String)).then(pl.col(n)).alias(n) for n in suspect)
 
 
 _TRUE = ("true", "t", "yes", "y", "1")

@@ -305,7 +305,11 @@ def validate(
     """
     today = today or datetime.now(UTC).date()
     problems = [Problem(name, "", "required table is missing", fatal=True) for name in required if name not in raw]
-    raw, empty = _skip_empty_records({name: blank_as_null(frame) for name, frame in raw.items()})
+    # A blank patient id outside patients needs no pass of its own: patients has none (a blank
+    # one is an empty value there), so it is named as "not in patients".
+    raw, empty = _skip_empty_records(
+        {name: blank_as_null(frame, skip=() if name == "patients" else ("patient_id",)) for name, frame in raw.items()}
+    )
     typed: dict[str, pl.DataFrame] = {}
     for name, frame in raw.items():
         checked, found = _type_and_rule_checks(SPECS[name], frame, today)
@@ -332,17 +336,20 @@ def validate(
     return Validated(kept, problems, empty)
 
 
-_ANY_VALUE = pl.any_horizontal(pl.exclude(ROW).is_not_null())  # once blank text is null (`blank_as_null`)
-
-
 def _skip_empty_records(raw: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, list[int]]]:
+    """Each table without its records of no value, and their rows. Blank text is no value: the
+    tables come through `blank_as_null`, a child table's patient_id aside (see `validate`), so
+    only the records with nothing but a patient_id have theirs looked at."""
     kept, empty = {}, {}
     for name, frame in raw.items():
-        if frame.width > 1 and not frame.select(_ANY_VALUE.all()).item():
-            empty[name] = frame.filter(~_ANY_VALUE)[ROW].to_list()
-            kept[name] = frame.filter(_ANY_VALUE)
-        else:
+        if frame.width < 2:
             kept[name] = frame
+            continue
+        id_only = frame.filter(pl.all_horizontal(pl.exclude(ROW, "patient_id").is_null()))
+        no_value = blank_as_null(id_only).filter(pl.all_horizontal(pl.exclude(ROW).is_null()))[ROW]
+        kept[name] = frame.filter(~pl.col(ROW).is_in(no_value.implode())) if len(no_value) else frame
+        if len(no_value):
+            empty[name] = no_value.to_list()
     return kept, empty
 
 

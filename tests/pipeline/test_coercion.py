@@ -10,6 +10,16 @@ def test_blank_text_of_any_whitespace_is_missing_and_other_text_is_kept():
     frame = pl.DataFrame({"id": ["", " ", "\t\n", " a ", None, "b"], "n": [None, None, None, None, None, 1]})
     assert blank_as_null(frame)["id"].to_list() == [None, None, None, " a ", None, "b"]
     assert blank_as_null(frame)["n"].to_list() == frame["n"].to_list()
+    assert blank_as_null(frame, skip=("id",))["id"].to_list() == frame["id"].to_list()
+
+
+def test_whitespace_beyond_ascii_and_columns_without_blanks():
+    """The min/max shortcut must not miss a blank that sorts high (non-ASCII whitespace) or low."""
+    frame = pl.DataFrame({"ideographic": ["\u3000", "P1"], "nbsp": ["x", "\u00a0 "], "tab": ["\t", "a"],
+                          "accented": ["a", "é"], "plain": ["P2", "P1"], "control": ["\x1f", "a"]})
+    kept = blank_as_null(frame)
+    assert kept.null_count().row(0, named=True) == {"ideographic": 1, "nbsp": 1, "tab": 1, "accented": 0,
+                                                     "plain": 0, "control": 0}
 
 
 def test_a_record_has_values_when_any_column_but_the_row_number_holds_one():

@@ -190,7 +190,7 @@ def test_blank_text_is_a_missing_value_not_a_value():
         schema=raw["assessments"].drop("_row").schema))]).with_columns(pl.Series("_row", [1, 2]))
     result = validate(raw)
     only_problem(result, "patients", "sex", [2], "are empty")
-    only_problem(result, "bdnf", "patient_id", [2], "are empty")
+    only_problem(result, "bdnf", "patient_id", [2], "not in patients")  # patients has no blank id
     assert result.empty_rows == {"assessments": [2]}  # a record of blanks only carries nothing
     own = {(p.table, p.column) for p in result.problems if "patients row was rejected" not in p.reason}
     assert own == {("patients", "sex"), ("bdnf", "patient_id")}
