@@ -1,7 +1,8 @@
 """Questionnaire scores (PHQ-9, GAD-7, PCL-5, craving VAS, …) as of each landmark.
 
 Instruments are those in the training data (fixed in the FeatureSpec; one seen only at
-scoring is ignored). Per instrument i, with the assessments dated on or before day t:
+scoring is ignored), each matched by its key (`naming.text_key`: "phq9 " is PHQ9). Per
+instrument i, with the assessments dated on or before day t:
 - `assess_<i>_latest`: the score on the latest day it was taken (the mean of that day's scores);
 - `assess_<i>_age_days`: t minus that day;
 - `assess_<i>_change_since_first`: latest minus the score on the first day it was taken.
@@ -14,10 +15,11 @@ from collections.abc import Sequence
 import polars as pl
 
 from features.asof import DAY, PIDX, as_of, drop_prefixed, running_totals
-from features.naming import level_columns
+from features.naming import keys_of, level_columns, text_key
 
 STATS = ("latest", "age_days", "change_since_first")
 _NOW = "_now_"
+_KEY = "_instrument_key"
 
 
 def instrument_prefixes(instruments: Sequence[str]) -> list[str]:
@@ -32,12 +34,17 @@ def feature_names(instruments: Sequence[str]) -> list[str]:
 def assessment_state(assessments: pl.LazyFrame, instruments: Sequence[str]) -> pl.LazyFrame:
     """One row per patient and day: per instrument, the latest and first day mean score so far."""
     aggregates, latest, derived = [], [], []
-    for k, instrument in enumerate(instruments):
-        mine = pl.col("instrument") == instrument
+    keys = keys_of(instruments)
+    for k, key in enumerate(keys):
+        mine = pl.col(_KEY) == key
         aggregates.append(pl.col("score").filter(mine).mean().alias(f"i{k}_value"))
         derived.append(pl.when(pl.col(f"i{k}_value").is_not_null()).then(pl.col(DAY)).alias(f"i{k}_day"))
         latest += [f"i{k}_value", f"i{k}_day"]
-    known = assessments.filter(pl.col("instrument").is_in(list(instruments)))
+    # each spelling keyed once, not each row: an instrument matches however it is written
+    spellings = assessments.select(pl.col("instrument").unique()).with_columns(
+        text_key(pl.col("instrument")).alias(_KEY)
+    )
+    known = assessments.join(spellings.filter(pl.col(_KEY).is_in(keys)), on="instrument", maintain_order="left")
     daily = known.group_by(PIDX, DAY).agg(aggregates).with_columns(derived)
     firsts = [
         pl.col(f"i{k}_value").drop_nulls().first().over(PIDX).alias(f"i{k}_first") for k in range(len(instruments))

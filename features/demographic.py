@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from features.config import DemographicConfig
-from features.naming import level_columns
+from features.naming import distinct_values, keys_of, level_columns, text_key
 from features.tables import HOUSING, SEXES, SPECS
 
 NUMERIC = ("age_at_intake", "deprivation_decile", "ketamine_years", "prior_treatments")
@@ -56,7 +56,7 @@ def fit_levels(patients: pl.DataFrame, cfg: DemographicConfig) -> dict[str, obje
 
 
 def _observed_levels(series: pl.Series) -> tuple[str, ...]:
-    return tuple(sorted(series.drop_nulls().cast(pl.String).unique().to_list()))
+    return distinct_values(series)  # "Asian" and "asian " are one level
 
 
 def _is_numeric(series: pl.Series) -> bool:
@@ -109,11 +109,17 @@ def check_sensitive(cfg: DemographicConfig) -> None:
 
 
 def one_hot(column: str, levels: Sequence[str]) -> list[pl.Expr]:
-    """0/1 per level; null where the value is missing; an unseen value is 0 in every column."""
+    """0/1 per level; null where the value is missing; an unseen value is 0 in every column.
+    A learned level matches every spelling of it (`naming.text_key`); the contract's fixed
+    levels are exact already (the contract refuses any other spelling)."""
     value = pl.col(column).cast(pl.String)
+    if column not in FIXED_LEVELS:
+        value, levels_as = text_key(value), keys_of(levels)
+    else:
+        levels_as = list(levels)
     return [
         pl.when(value.is_null()).then(None).otherwise((value == level).cast(pl.Float64)).alias(name)
-        for level, name in zip(levels, level_columns(column, levels), strict=True)
+        for level, name in zip(levels_as, level_columns(column, levels), strict=True)
     ]
 
 

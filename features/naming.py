@@ -1,8 +1,13 @@
-"""Column names generated from data values: one-hot levels and instruments.
+"""Column names generated from data values (one-hot levels and instruments), and the key that
+tells two spellings of one free-text value apart from two values.
 
 Names are lower-case ASCII letters, digits and underscores, so they are valid everywhere a
 feature name goes (XGBoost, MLflow, CSV headers). Two values that would share a name get
 `_2`, `_3`, … in the order of the (sorted) values, so the mapping is deterministic.
+
+A learned level or instrument is matched by its key (`text_key`), at fitting and at scoring
+alike: an export that writes "phq9" or "PHQ9 " where training saw "PHQ9" means the same
+instrument, and would otherwise match nothing, leaving every patient's scores unknown.
 """
 
 from __future__ import annotations
@@ -10,7 +15,36 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import polars as pl
+
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def text_key(text: pl.Expr) -> pl.Expr:
+    """The form the spellings of one free-text value share: Unicode compatibility form (NFKC),
+    lower case, each run of whitespace one space and none around it. "PHQ9", " phq9" and
+    "PHQ\u00a09" share a key with "PHQ9", "phq 9"; "PHQ-9" is another value."""
+    return text.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def keys_of(values: Sequence[str]) -> list[str]:
+    """`text_key` of each value, in order.
+
+    >>> keys_of(["PHQ9 ", "Craving  VAS", "ＰＨＱ9"])
+    ['phq9', 'craving vas', 'phq9']
+    """
+    return pl.select(text_key(pl.Series(values, dtype=pl.String))).to_series().to_list()
+
+
+def distinct_values(values: pl.Series) -> tuple[str, ...]:
+    """The values observed, one spelling per key (the first in sort order), sorted.
+
+    >>> distinct_values(pl.Series(["asian", "Black", "Asian", None, "Asian "]))
+    ('Asian', 'Black')
+    """
+    seen = pl.DataFrame({"value": values.drop_nulls().cast(pl.String).unique()})
+    first = seen.group_by(text_key(pl.col("value")).alias("key")).agg(pl.col("value").min())
+    return tuple(sorted(first["value"].to_list()))
 
 
 def slug(text: str) -> str:

@@ -18,6 +18,7 @@ import polars as pl
 
 from features import assessments, bdnf, demographic, hrv, therapy
 from features.config import FeaturesConfig
+from features.naming import distinct_values
 
 GROUPS = ("demographic", "bdnf", "hrv", "therapy", "assessments")
 GROUP_TABLES: dict[str, tuple[str, ...]] = {
@@ -193,5 +194,5 @@ def _hrv_metrics(tables: Tables, present: set[str]) -> tuple[str, ...]:
 
 
 def _instruments(frame: pl.LazyFrame | pl.DataFrame) -> tuple[str, ...]:
-    values = frame.lazy().select(pl.col("instrument").drop_nulls().unique()).collect().to_series()
-    return tuple(sorted(values.to_list()))
+    """The instruments taken, one spelling of each (`naming.distinct_values`)."""
+    return distinct_values(frame.lazy().select(pl.col("instrument").drop_nulls().unique()).collect().to_series())

@@ -83,6 +83,17 @@ def test_unseen_category_at_scoring_is_zero_in_every_column():
     assert got.select("ethnicity_asian", "ethnicity_white_british", "region_north", "region_south").row(0) == (0.0,) * 4
 
 
+def test_a_learned_level_matches_every_spelling_of_it_at_fitting_and_at_scoring():
+    cfg = DemographicConfig(extra=["region"])
+    fitted = train().with_columns(pl.Series("region", ["north", "North ", None]))
+    learned = fit_levels(fitted, cfg)
+    assert learned["levels"]["region"] == ("North ", )  # one level, not two
+    new = patients(["y", "z"], ethnicity=["asian", "WHITE  BRITISH"], region=["NORTH", "south"])
+    got = build(new, cfg, learned)
+    assert got.select("ethnicity_asian", "ethnicity_white_british", "region_north").rows() == [
+        (1.0, 0.0, 1.0), (0.0, 1.0, 0.0)]
+
+
 def test_unknown_extra_column_is_named():
     with pytest.raises(ValueError, match="shoe_size"):
         fit_levels(train(), DemographicConfig(extra=["shoe_size"]))
