@@ -47,7 +47,7 @@ def landmark_table(
     `features.shards`.
     """
     check_config(spec, features)
-    lazy = _lazy(tables)
+    lazy = _lazy(tables, spec.extra)
     if "outcomes" not in lazy:
         raise ValueError("the outcomes table is required to build the landmark table")
     people = _people(lazy, spec)
@@ -77,7 +77,7 @@ def scoring_table(
     at-risk row's features are unchanged (each is built from the patient's own records only).
     """
     check_config(spec, features)
-    lazy = records_up_to(_lazy(tables), as_of)
+    lazy = records_up_to(_lazy(tables, spec.extra), as_of)
     people = _people(lazy, spec)
     day = days_since(pl.lit(as_of, dtype=pl.Date), pl.col("intake_date"))
     rows = people.with_columns(pl.lit(as_of, dtype=pl.Date).alias("as_of"), day.alias(DAY))
@@ -147,8 +147,10 @@ def records_up_to(tables: dict[str, pl.LazyFrame], as_of: date) -> dict[str, pl.
 RECORD_DATES = {t: s.date_column for t, s in SPECS.items() if s.date_column and not s.one_per_patient}
 
 
-def _lazy(tables: Tables) -> dict[str, pl.LazyFrame]:
-    """Lazy frames with every optional contract column present (null where the data had none)."""
+def _lazy(tables: Tables, extra: Sequence[str]) -> dict[str, pl.LazyFrame]:
+    """Lazy frames of the contract's columns, every optional one present (null where the data
+    had none), and of the patients' `extra` columns. Nothing else is read: an export's own
+    columns, whatever their names (`_pidx`, `day`), never meet the builders' working columns."""
     if "patients" not in tables:
         raise ValueError("the patients table is required to build features")
     out = {}
@@ -156,9 +158,11 @@ def _lazy(tables: Tables) -> dict[str, pl.LazyFrame]:
         lazy = frame.lazy()
         if name in SPECS:
             have = lazy.collect_schema()
-            lazy = lazy.with_columns(
-                pl.lit(None, dtype=c.dtype).alias(c.name) for c in SPECS[name].columns if c.name not in have
-            )
+            columns = [pl.col(c.name) if c.name in have else pl.lit(None, dtype=c.dtype).alias(c.name)
+                       for c in SPECS[name].columns]
+            if name == "patients":
+                columns += [pl.col(c) for c in extra if c in have]
+            lazy = lazy.select(columns)
         out[name] = lazy
     return out
 

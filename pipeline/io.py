@@ -118,7 +118,13 @@ def read_raw_table(path: Path, table: str) -> pl.DataFrame:
         raise unreadable(path, table, exc) from None
     if table in MUST_HAVE_ROWS and not frame.select(has_values(frame.schema).any()).item():
         raise no_rows(path, table, frame.height)
-    return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    return with_row_numbers(frame)
+
+
+def with_row_numbers[F: (pl.DataFrame, pl.LazyFrame)](frame: F) -> F:
+    """`_row`, the 1-based data row, added first. An input column of that name is an export's
+    own (extra columns are not read) and is left out, so it cannot stand for the row number."""
+    return frame.drop(ROW, strict=False).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
 def no_rows(path: Path, table: str, records: int) -> ContractViolation:

@@ -17,10 +17,18 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
-from features.tables import ROW
 from pipeline.coercion import has_values
 from pipeline.contract import ContractViolation, Problem
-from pipeline.io import MUST_HAVE_ROWS, SUFFIXES, atomic_write, check_csv_text, no_rows, table_files, unreadable
+from pipeline.io import (
+    MUST_HAVE_ROWS,
+    SUFFIXES,
+    atomic_write,
+    check_csv_text,
+    no_rows,
+    table_files,
+    unreadable,
+    with_row_numbers,
+)
 
 T = TypeVar("T")
 
@@ -118,7 +126,7 @@ def split_by_patient(data_dir: Path, batch_patients: int, workdir: Path) -> Pati
     keys = shard_keys(ids, n_batches).lazy().rename({"patient_id": _KEY, SHARD: BATCH})
     schemas = {}
     for table, scan in scans.items():
-        indexed = scan.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+        indexed = with_row_numbers(scan)
         keyed = (
             indexed.with_columns(pl.col("patient_id").cast(pl.String).alias(_KEY))
             .join(keys, on=_KEY, how="left", maintain_order="left")

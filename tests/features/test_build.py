@@ -159,6 +159,19 @@ def test_extra_columns_and_unseen_levels(config):
     )
 
 
+def test_an_exports_own_columns_are_not_read_whatever_their_names(config):
+    """Columns beyond the contract named like the builders' working columns change nothing."""
+    tables = cohort()
+    spec, expected = training(tables, config)
+    clash = {"_pidx": 7, "day": -1, "phase": "x", "bdnf_latest": 99.0, "_now_value": 1.0, "label": 1, "_row": 3}
+    with_own = {name: t.with_columns(pl.lit(v).alias(k) for k, v in clash.items()) for name, t in tables.items()}
+    got = landmark_table(with_own, config.phases, config.landmarks, config.features, spec).collect(engine=ENGINE)
+    assert_frame_equal(got, expected)
+    scored = [scoring_table(t, config.phases, config.features, spec, day(40)).collect(engine=ENGINE)
+              for t in (tables, with_own)]
+    assert_frame_equal(scored[1], scored[0])
+
+
 def test_a_features_config_other_than_the_specs_is_refused(config):
     spec = fit_feature_spec(cohort(), config.features)
     with pytest.raises(ValueError, match="therapy.window_days"):

@@ -26,6 +26,18 @@ def test_each_format_loads_every_table(tmp_path, valid, fmt):
         assert loaded.equals(frame.cast(loaded.schema)), name
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_an_input_column_named_like_the_row_number_is_not_read(tmp_path, valid, fmt):
+    own = {name: frame.with_columns(pl.lit(99).alias("_row")) for name, frame in valid.items()}
+    write_tables(own, tmp_path, fmt=fmt)
+    result, _ = load_tables(tmp_path, required=("patients", "outcomes"))
+    assert result.problems == []
+    assert result.tables["patients"]["_row"].to_list() == list(range(1, valid["patients"].height + 1))
+    batches = split_by_patient(tmp_path, 2, tmp_path / "batches")
+    rows = sorted(r for i in range(batches.n_batches) for r in batches.batch(i)["patients"]["_row"].to_list())
+    assert rows == list(range(1, valid["patients"].height + 1))
+
+
 def test_optional_tables_may_be_absent(tmp_path, valid):
     write_tables({"patients": valid["patients"]}, tmp_path)
     result, _ = load_tables(tmp_path)
