@@ -85,6 +85,7 @@ def train(
     for phase in config.phase_names:
         part, data[phase] = phase_data(landmarks, spec, phase)
         rows[phase] = _evaluation_rows(part, tables["patients"])
+    _check_learnable(np.concatenate([d.y for d in data.values()]), data_dir, config.landmarks.horizon_days)
     trained = fit_phases(data, list(spec.feature_names), config.model,
                          on_fold=lambda done, total: on_fold("all", done, total))
     fits = trained.fits
@@ -135,6 +136,23 @@ def train(
         )
     return TrainSummary(outcome.run_id, outcome.version, table, counts, warnings, simulation is not None,
                         sensitivity)
+
+
+def _check_learnable(labels: np.ndarray, data_dir: Path, horizon: int) -> None:
+    """Refuse a cohort with nothing to learn from, before anything is fitted or registered: no
+    landmark row with a known outcome, or every one with the same outcome. (A cohort with a few
+    events is learnable: it gets the pooled constant rate, which says how few.)"""
+    if labels.size == 0:
+        raise ValueError(
+            f"{data_dir}: no landmark row has a known {horizon}-day outcome (each patient relapsed, or their "
+            "follow-up ended, before a landmark's horizon could be seen); nothing trained or registered"
+        )
+    if labels.min() == labels.max():
+        which = "relapse" if labels[0] == 1 else "no relapse"
+        raise ValueError(
+            f"{data_dir}: all {labels.size:,} landmark rows with a known {horizon}-day outcome have {which}: "
+            "one outcome class, nothing to learn; nothing trained or registered"
+        )
 
 
 def build_landmarks(tables: dict[str, pl.DataFrame], spec: FeatureSpec, config: Config) -> pl.DataFrame:
