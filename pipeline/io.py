@@ -64,6 +64,11 @@ def check_csv_text(path: Path, table: str) -> None:
                     raise _fatal(table, f"{path.name} {reason}")
             offset += len(block or b"")
     names = next(csv.reader([header or ""]), [])
+    other = next((d for d in (";", "\t", "|") if len(names) == 1 and d in names[0]), None)
+    if other is not None:
+        shown = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}[other]
+        raise _fatal(table, f"{path.name} has one header field, {names[0][:60]!r}: its fields look separated by "
+                            f"{shown}; save it with commas between fields")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise _fatal(table, f"{path.name} repeats header name(s) {', '.join(repeated)}; keep one of each")
@@ -72,9 +77,12 @@ def check_csv_text(path: Path, table: str) -> None:
 def refuse_overwriting_inputs(data_dir: Path, outputs: Iterable[Path | None]) -> None:
     """Refuse an output that would land on a table file of `data_dir` (any table, either suffix:
     a new `bdnf.csv` beside `bdnf.parquet` would also break the next read), before any work."""
-    tables = {(Path(data_dir) / f"{t}{s}").resolve() for t in TABLES for s in SUFFIXES}
+    folder = Path(data_dir).resolve()
+    tables = {f"{t}{s}".casefold() for t in TABLES for s in SUFFIXES}
     for out in outputs:
-        if out is not None and Path(out).resolve() in tables:
+        # in any case: `Patients.parquet` is the input's file on a case-insensitive file system,
+        # and beside it on any other, where every later read refuses the folder
+        if out is not None and Path(out).resolve().parent == folder and Path(out).name.casefold() in tables:
             raise ValueError(f"{out} is a table file of the input folder {data_dir}; write the output elsewhere")
 
 

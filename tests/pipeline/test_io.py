@@ -131,6 +131,8 @@ def test_validate_cli_summarises_or_fails_with_exit_2(tmp_path, valid):
         ["score", "--as-of", "2024-06-01", "--out", "{data}/../in/bdnf.csv"],  # a new table file beside bdnf.parquet
         ["score", "--as-of", "2024-06-01", "--out", "{tmp}/s.parquet", "--shap-out", "{data}/hrv.parquet"],
         ["features", "--out", "{data}/outcomes.parquet"],
+        ["features", "--out", "{data}/BDNF.parquet"],  # the input's own file where case is not told apart
+        ["score", "--as-of", "2024-06-01", "--out", "{data}/Patients.csv"],
     ],
 )
 def test_an_output_on_a_table_file_of_the_input_is_refused_before_any_work(tmp_path, valid, args):

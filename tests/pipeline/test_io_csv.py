@@ -54,8 +54,10 @@ def test_bom_crlf_quoted_commas_and_newlines_read_correctly(folder, data, tmp_pa
         ((PATIENTS + ROWS[1] + "\n").replace("\n", "\r").encode(), "ends its lines with CR alone"),
         ((PATIENTS + ROWS[1] + "\n" + "c,2024-02-01,40,male,plain,extra\n" + ROWS[1] + "\n").encode(),
          "the header has 5 fields but row 2 has 6"),
+        ((PATIENTS + ROWS[1] + "\n").replace(",", ";").encode(), "its fields look separated by semicolons"),
+        ((PATIENTS + ROWS[1] + "\n").replace(",", "\t").encode(), "its fields look separated by tabs"),
     ],
-    ids=["latin1", "utf16", "duplicate-header", "cr-only", "ragged-row"],
+    ids=["latin1", "utf16", "duplicate-header", "cr-only", "ragged-row", "semicolons", "tabs"],
 )
 def test_other_encodings_and_duplicate_headers_are_refused_clearly(folder, data, text, tmp_path_factory):
     _write(folder, data)
