@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from features import hrv
+from features import assessments, demographic, hrv
+from features.naming import keys_of, text_key
 from features.reasons import BEAT_SOURCE
 from features.spec import FeatureSpec
 
@@ -48,6 +49,41 @@ def missing_groups(spec: FeatureSpec, tables: Tables) -> dict[str, str]:
         reasons = [_why_empty(tables.get(table), table, columns) for table, columns in SOURCES[group]]
         if all(reasons):
             out[group] = "; ".join(r for r in reasons if r)
+    return out
+
+
+def unread_inputs(spec: FeatureSpec, tables: Tables) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """What the model reads that `tables` lack, short of a whole missing group: input → (why,
+    the feature columns it leaves unknown for every patient). Two kinds:
+    - `patients.<column>`: an optional column that held values in training, absent or empty here
+      (a header spelled `Deprivation_Decile`, a dropped column);
+    - `assessments.instrument <name>`: an instrument of the model that no assessment here names
+      (matched by `naming.text_key`), with the instruments here that the model does not know.
+    Scoring warns of each, the manifest lists them, and reasons never cite their features."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    if "demographic" in spec.groups_used and spec.patient_columns:
+        patients = tables["patients"].lazy()
+        have = [c for c in spec.patient_columns if c in patients.collect_schema()]
+        counts = patients.select(pl.col(have).count()).collect().row(0, named=True) if have else {}
+        sources = demographic.feature_sources(spec.categorical_levels, spec.extra, spec.extra_numeric)
+        for column in spec.patient_columns:
+            why = "column absent" if column not in counts else "no value in any row" if not counts[column] else ""
+            if why:
+                out[f"patients.{column}"] = (why, tuple(sources[column]))
+    frame = tables.get("assessments")
+    if "assessments" in spec.groups_used and spec.instruments and not _why_empty(frame, "assessments", ("score",)):
+        here = frame.lazy().group_by(text_key(pl.col("instrument")).alias("key")).agg(
+            pl.col("instrument").min(), pl.len()).sort("len", descending=True).collect()
+        known = keys_of(spec.instruments)
+        unknown = here.filter(~pl.col("key").is_in(known) & pl.col("key").is_not_null())
+        others = ", ".join(f"{r['instrument']!r} ({r['len']:,} rows)" for r in unknown.head(3).iter_rows(named=True))
+        names = assessments.feature_names(spec.instruments)
+        for k, (instrument, key) in enumerate(zip(spec.instruments, known, strict=True)):
+            if key not in set(here["key"].drop_nulls()):
+                why = "no assessment names it" + (f"; instruments here the model does not know: {others}" if others
+                                                  else "")
+                per = len(assessments.STATS)
+                out[f"assessments.instrument {instrument}"] = (why, tuple(names[per * k:per * (k + 1)]))
     return out
 
 

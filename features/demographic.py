@@ -80,17 +80,25 @@ def feature_names(
 ) -> list[str]:
     """The demographic columns in output order; `extra` in config order; none from `exclude`
     (patient columns that are not predictors, e.g. a sensitive attribute)."""
+    return [c for names in feature_sources(levels, extra, extra_numeric, exclude).values() for c in names]
+
+
+def feature_sources(
+    levels: Mapping[str, Sequence[str]],
+    extra: Sequence[str],
+    extra_numeric: Sequence[str],
+    exclude: Sequence[str] = (),
+) -> dict[str, list[str]]:
+    """Each patients column the features read → its feature columns, in output order."""
 
     def columns(name: str) -> list[str]:
-        if name in exclude:
-            return []
         if name in FIXED_LEVELS or name in LEARNED or (name in extra and name not in extra_numeric):
             return level_columns(name, levels[name])
         return [name]
 
     order = ["age_at_intake", "sex", "ethnicity", "deprivation_decile", "polysubstance", "ketamine_years"]
     order += ["prior_treatments", "trauma_history", "housing", *extra]
-    return [c for name in order for c in columns(name)]
+    return {name: columns(name) for name in order if name not in exclude}
 
 
 def sensitive_columns(cfg: DemographicConfig) -> tuple[str, ...]:

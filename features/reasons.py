@@ -167,8 +167,11 @@ class ReasonPolicy:
         return m
 
     def unavailable_concepts(self, missing: Collection[str]) -> np.ndarray:
-        """[c] concepts with a feature from a missing group (or, for `hrv_beats`, a pNN50 feature)."""
-        bad = np.array([g in missing for g in self.groups], dtype=bool)
+        """[c] concepts with a feature from a missing group (or, for `hrv_beats`, a pNN50 feature),
+        or with a feature named in `missing` itself (its input is absent: `coverage.unread_inputs`)."""
+        missing = set(missing)
+        bad = np.array([g in missing or n in missing for n, g in zip(self.feature_names, self.groups, strict=True)],
+                       dtype=bool)
         if BEAT_SOURCE in missing:
             bad |= np.array([n.startswith("hrv_pnn50_") for n in self.feature_names], dtype=bool)
         out = np.zeros(len(self.concepts), dtype=bool)

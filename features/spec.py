@@ -19,6 +19,7 @@ import polars as pl
 from features import assessments, bdnf, demographic, hrv, therapy
 from features.config import FeaturesConfig
 from features.naming import distinct_values
+from features.tables import SPECS
 
 GROUPS = ("demographic", "bdnf", "hrv", "therapy", "assessments")
 GROUP_TABLES: dict[str, tuple[str, ...]] = {
@@ -46,6 +47,9 @@ class FeatureSpec:
     extra_categorical: tuple[str, ...] = ()
     hrv_metrics: tuple[str, ...] = ()
     instruments: tuple[str, ...] = ()
+    # optional patients columns the features read that had a value in training (absent or empty
+    # at scoring, their features are unknown for every patient: `coverage.unread_inputs`)
+    patient_columns: tuple[str, ...] = ()
     features_config: dict[str, Any] = field(default_factory=dict)
     version: int = SPEC_VERSION
 
@@ -84,6 +88,7 @@ class FeatureSpec:
             "extra_categorical",
             "hrv_metrics",
             "instruments",
+            "patient_columns",
         ):
             values[key] = tuple(values.get(key, ()))
         values["categorical_levels"] = {k: tuple(v) for k, v in values.get("categorical_levels", {}).items()}
@@ -112,14 +117,17 @@ def fit_feature_spec(tables: Tables, features: FeaturesConfig) -> FeatureSpec:
         used.remove("assessments")
         absent.append("assessments")
     names: list[str] = []
+    patient_columns: list[str] = []
     if "demographic" in used:
         demographic.check_sensitive(features.demographic)
-        names += demographic.feature_names(
+        sources = demographic.feature_sources(
             learned["levels"],
             features.demographic.extra,
             learned["extra_numeric"],
             exclude=demographic.sensitive_columns(features.demographic),
         )
+        names += [c for columns in sources.values() for c in columns]
+        patient_columns = _with_values(_collect(tables["patients"]), [c for c in sources if c not in _REQUIRED])
     if "bdnf" in used:
         names += bdnf.FEATURES
     if "hrv" in used:
@@ -141,6 +149,7 @@ def fit_feature_spec(tables: Tables, features: FeaturesConfig) -> FeatureSpec:
         extra_categorical=tuple(learned["extra_categorical"]),
         hrv_metrics=tuple(metrics),
         instruments=tuple(instruments),
+        patient_columns=tuple(patient_columns),
         features_config=features.model_dump(mode="json"),
     )
 
@@ -191,6 +200,14 @@ def _hrv_metrics(tables: Tables, present: set[str]) -> tuple[str, ...]:
     if "rr_intervals" in present:
         found |= set(hrv.BEAT_METRICS)
     return tuple(m for m in hrv.METRICS if m in found)
+
+
+_REQUIRED = {c.name for c in SPECS["patients"].columns if c.required}
+
+
+def _with_values(patients: pl.DataFrame, columns: list[str]) -> list[str]:
+    """The `columns` of `patients` that hold a value in some row, in order."""
+    return [c for c in columns if c in patients.columns and patients[c].null_count() < patients.height]
 
 
 def _instruments(frame: pl.LazyFrame | pl.DataFrame) -> tuple[str, ...]:

@@ -7,8 +7,9 @@ identifiers in clear) → publish scores, SHAP, rejects and the manifest (last) 
 outputs untouched.
 
 Two outcomes write nothing: a required feature group missing from the input (`MissingGroups`;
-otherwise it is a warning and the manifest's `missing_groups`), and nobody scorable on the
-as-of date (`NothingToScore`, with the counts by exclusion reason) unless `allow_empty`.
+otherwise a missing group is a warning and the manifest's `missing_groups`, as is a smaller input
+the model reads and the data lack, a patients column or an instrument: `unread_inputs`), and
+nobody scorable on the as-of date (`NothingToScore`, with the counts by exclusion reason) unless `allow_empty`.
 """
 
 from __future__ import annotations
@@ -92,10 +93,10 @@ def score(
     ):
         work = Path(tmp)
         batches, model = _split_and_load(data_dir, model_uri, work, config)
-        missing = model.missing_groups(batches.scans())
+        missing, unread, never_reasons = model.unavailable(batches.scans())
         _check_required(missing, config.scoring.require_groups if require_groups is None else require_groups)
         done = _score_batches(
-            batches, model, as_of, n_reasons, config, on_invalid, tuple(missing), work, shap_out is not None, progress
+            batches, model, as_of, n_reasons, config, on_invalid, never_reasons, work, shap_out is not None, progress
         )
         checked = Validated({}, merge_problems(done.problems))
         if checked.blocking(on_invalid):
@@ -116,6 +117,7 @@ def score(
             rejects_path, pub.stage,
         )
         manifest["missing_groups"] = missing
+        manifest["unread_inputs"] = unread
         record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
             config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)

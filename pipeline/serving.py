@@ -19,7 +19,7 @@ from features import ENGINE
 from features.build import EXCLUSIONS as FEATURE_EXCLUSIONS
 from features.build import scoring_table
 from features.config import FeaturesConfig, LandmarkConfig, Phase
-from features.coverage import missing_groups
+from features.coverage import missing_groups, unread_inputs
 from features.reasons import DEFAULT_MIN_EFFECT, ReasonPolicy, reason_policy
 from features.registry import describe, feature_registry
 from features.spec import FeatureSpec
@@ -79,6 +79,14 @@ class LoadedModel:
         """Feature groups the model was trained with that `tables` cannot feed, with why."""
         return missing_groups(self.spec, tables)
 
+    def unavailable(self, tables) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+        """What `tables` cannot feed: the missing groups and the unread inputs (`coverage`), each
+        with why, and what `explain` must never give as a reason (those groups, those features)."""
+        groups = missing_groups(self.spec, tables)
+        inputs = unread_inputs(self.spec, tables)
+        never = (*groups, *(name for _, names in inputs.values() for name in names))
+        return groups, {label: why for label, (why, _) in inputs.items()}, never
+
     def risk(self, rows: pl.DataFrame) -> np.ndarray:
         """The final risk (calibrated, then site-recalibrated) for rows holding `phase` and the
         feature columns: the number `explain` reports, without the reasons."""
@@ -126,7 +134,7 @@ def score_tables(
     `unavailable`: the feature groups missing from the whole input (None: found from `tables`;
     batch scoring finds them once for all batches)."""
     if unavailable is None:
-        unavailable = tuple(model.missing_groups(tables))
+        unavailable = model.unavailable(tables)[2]
     return explain_rows(model, scoring_rows(model, tables, as_of), n_reasons, bands, min_effect, unavailable)
 
 

@@ -88,6 +88,13 @@ def score(
             err=True,
             fg=typer.colors.YELLOW,
         )
+    for label, why in m["unread_inputs"].items():
+        typer.secho(
+            f"warning: {label}, which the model was trained with, is not in the data ({why}); its features are "
+            "unknown for every patient, risks may differ from full data, and it gives no reasons",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     excluded = ", ".join(f"{k}: {v}" for k, v in m["patients"]["excluded"].items())
     out_console.print(
         f"scored {m['patients']['scored']} of {m['patients']['in_input']} patients as of {m['as_of']} "

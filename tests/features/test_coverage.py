@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from features.coverage import expected_groups, missing_groups
+from features.coverage import expected_groups, missing_groups, unread_inputs
 from features.spec import fit_feature_spec
 from tests.features.conftest import cohort
 
@@ -32,3 +32,24 @@ def test_the_raw_beats_are_their_own_source(config):
     assert list(missing_groups(spec, no_beats)) == ["hrv_beats"]
     neither = {k: v for k, v in no_beats.items() if k != "hrv"}
     assert list(missing_groups(spec, neither)) == ["hrv", "hrv_beats"]
+
+
+def test_an_absent_patients_column_and_an_unmatched_instrument_are_unread_inputs(config):
+    tables = cohort()
+    spec = fit_feature_spec(tables, config.features)
+    assert spec.patient_columns == ("polysubstance", "housing")  # the optional ones with a value
+    assert unread_inputs(spec, tables) == {}
+    respelled = tables["assessments"].with_columns(pl.col("instrument").replace({"GAD7": "gad7 "}))
+    assert unread_inputs(spec, dict(tables, assessments=respelled)) == {}  # one instrument, however spelled
+    changed = dict(
+        tables,
+        patients=tables["patients"].drop("housing").with_columns(pl.lit(None, pl.Boolean).alias("polysubstance")),
+        assessments=tables["assessments"].with_columns(pl.col("instrument").replace({"PHQ9": "PHQ-9"})),
+    )
+    got = unread_inputs(spec, changed)
+    assert got["patients.housing"] == ("column absent", ("housing_stable", "housing_unstable", "housing_homeless"))
+    assert got["patients.polysubstance"] == ("no value in any row", ("polysubstance",))
+    why, names = got["assessments.instrument PHQ9"]
+    assert why == "no assessment names it; instruments here the model does not know: 'PHQ-9' (2 rows)"
+    assert names == ("assess_phq9_latest", "assess_phq9_age_days", "assess_phq9_change_since_first")
+    assert list(got) == ["patients.polysubstance", "patients.housing", "assessments.instrument PHQ9"]

@@ -43,6 +43,13 @@ def test_a_missing_group_is_never_chosen():
     assert choose(POLICY, shap, np.zeros(1), 1, 0.0, unavailable=("therapy",)).reasons.tolist() == [[-1]]
 
 
+def test_a_feature_whose_input_is_absent_is_never_chosen_nor_its_concept():
+    shap = np.array([[0.5, 0.0, 0.1, 0.0, 0.0]])
+    assert choose(POLICY, shap, np.zeros(1), 2, 0.0).reasons.tolist() == [[0, 1]]
+    # housing_stable's input is absent: the housing concept goes, whatever its other level holds
+    assert choose(POLICY, shap, np.zeros(1), 2, 0.0, unavailable=("housing_stable",)).reasons.tolist() == [[1, -1]]
+
+
 def test_the_patients_level_speaks_for_a_categorical():
     X = np.array([[0.0, 1.0, 3, 1, 0], [0.0, 0.0, 1, 1, 0], [np.nan, np.nan, 1, 1, 0]])
     shap = np.array([[0.4, 0.1, 0, 0, 0], [0.4, 0.1, 0, 0, 0], [0.4, 0.1, 0, 0, 0]])
