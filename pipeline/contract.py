@@ -111,7 +111,8 @@ def merge_problems(problems: Iterable[Problem]) -> list[Problem]:
 
 
 def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list[str]) -> Problem:
-    cols = [ROW, *[c for c in show if c in bad.columns and c != ROW]]
+    # the patient first wherever the table names one: the row number alone sends a reader to the file
+    cols = [ROW, *dict.fromkeys(c for c in ["patient_id", *show] if c in bad.columns and c != ROW)]
     return Problem(
         table,
         column,

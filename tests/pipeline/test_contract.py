@@ -175,7 +175,8 @@ def test_an_unknown_id_says_when_patients_has_it_with_spaces_around():
 def test_empty_required_value():
     raw = tables()
     raw["therapy_sessions"] = raw["therapy_sessions"].with_columns(attended=pl.lit(None, pl.Boolean))
-    only_problem(validate(raw), "therapy_sessions", "attended", [1, 2], "are empty")
+    found = only_problem(validate(raw), "therapy_sessions", "attended", [1, 2], "are empty")
+    assert "row 1: patient_id='a', attended=None" in found.message()  # the patient, not just the row
 
 
 def test_blank_text_is_a_missing_value_not_a_value():
