@@ -68,6 +68,10 @@ def coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         if target == pl.Boolean:
             low = text.str.to_lowercase()
             return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
+        if target.is_integer():  # "3" and "3.0" (as a Parquet 3.0 is), never "3.5"
+            number = text.cast(pl.Float64, strict=False)
+            whole = pl.when(number == number.floor()).then(number).cast(target, strict=False)
+            return pl.coalesce(text.cast(target, strict=False), whole)
         return text.cast(target, strict=False)
     if source.is_numeric() and (target.is_temporal() or target == pl.Boolean or target.is_integer()):
         if target == pl.Boolean:

@@ -141,6 +141,9 @@ def test_unparseable_text_values_are_reported_per_column():
         ("intake_date", ["2024-01-01xyz", "2024-02-01T23:30:00-05:00", "2024-03-011"], [1, 3], date(2024, 2, 1)),
         # a Parquet float in an integer column: only whole numbers, never truncated
         ("deprivation_decile", [6.7, 5.0, float("nan")], [1, 3], 5),
+        # the same as text (a CSV): "5.0" is the whole number 5, as the Parquet 5.0 is
+        ("deprivation_decile", ["6.7", "5.0", "NaN"], [1, 3], 5),
+        ("deprivation_decile", ["1e400", " 5 ", "five"], [1, 3], 5),
         # a number in a boolean column: only 1 and 0
         ("polysubstance", [2.0, 1.0, float("nan")], [1, 3], True),
         ("polysubstance", [7, 0, -1], [1, 3], False),
