@@ -95,5 +95,7 @@ def _why_empty(frame: pl.LazyFrame | pl.DataFrame | None, table: str, columns: t
     present = [c for c in columns if c in lazy.collect_schema()]
     if not present:
         return f"table {table} has none of {', '.join(columns)}"
-    counts = lazy.select(pl.col(present).count()).collect().row(0)
+    rows, *counts = lazy.select(pl.len(), pl.col(present).count()).collect().row(0)
+    if not rows:
+        return f"table {table} has no rows"
     return "" if any(counts) else f"table {table}: {', '.join(present)} all empty"

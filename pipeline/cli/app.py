@@ -33,6 +33,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def interval(row) -> str:
+    """A metric row as `estimate (lo-hi)`; `-` where it is undefined (null or NaN).
+
+    >>> interval({"estimate": 0.8512, "lo": 0.83, "hi": 0.87}), interval({"estimate": float("nan"), "lo": None})
+    ('0.851 (0.830-0.870)', '-')
+    """
+    if row is None or row["estimate"] is None or row["estimate"] != row["estimate"]:
+        return "-"
+    if row["lo"] is None or row["lo"] != row["lo"]:
+        return f"{row['estimate']:.3f}"
+    return f"{row['estimate']:.3f} ({row['lo']:.3f}-{row['hi']:.3f})"
+
+
 def config_or_fail(path: Path | None) -> Config:
     """The merged, validated config, or exit 2 naming the key and the file that set it."""
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, config_or_fail, console, fail, result
+from pipeline.cli.app import app, config_or_fail, console, fail, interval, result
 from pipeline.contract import ContractViolation
 
 SHOWN = ("auroc", "brier", "calibration_intercept", "calibration_slope", "oe_ratio")
@@ -51,13 +51,5 @@ def print_metrics(out, metrics, title: str) -> None:
     for r in metrics.iter_rows(named=True):
         wide.setdefault(r["phase"], {})[r["metric"]] = r
     for phase, m in wide.items():
-        table.add_row(phase, *[_ci(m.get(k)) for k in SHOWN])
+        table.add_row(phase, *[interval(m.get(k)) for k in SHOWN])
     out.print(table)
-
-
-def _ci(row) -> str:
-    if row is None or row["estimate"] is None or row["estimate"] != row["estimate"]:
-        return "-"
-    if row["lo"] is None or row["lo"] != row["lo"]:
-        return f"{row['estimate']:.3f}"
-    return f"{row['estimate']:.3f} ({row['lo']:.3f}-{row['hi']:.3f})"

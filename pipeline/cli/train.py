@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline.cli.app import app, config_or_fail, console, fail, result
+from pipeline.cli.app import app, config_or_fail, console, fail, interval, result
 from pipeline.contract import ContractViolation
 
 
@@ -115,15 +115,7 @@ def _print_metrics(out, metrics) -> None:
     for r in metrics.iter_rows(named=True):
         wide.setdefault((r["phase"], r["model"]), {})[r["metric"]] = r
     for (phase, model), m in wide.items():
-        cells = [_ci(m.get(k)) for k in ("auroc", "brier", "calibration_slope")]
+        cells = [interval(m.get(k)) for k in ("auroc", "brier", "calibration_slope")]
         in_sample = any(r.get("in_sample") for r in m.values())
         table.add_row(phase, f"{model} (in-sample)" if in_sample else model, *cells)
     out.print(table)
-
-
-def _ci(row) -> str:
-    if row is None or row["estimate"] is None:
-        return "-"
-    if row["lo"] is None:
-        return f"{row['estimate']:.3f}"
-    return f"{row['estimate']:.3f} ({row['lo']:.3f}-{row['hi']:.3f})"

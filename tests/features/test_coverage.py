@@ -21,7 +21,7 @@ def test_an_absent_table_or_an_all_null_column_is_a_missing_group(config):
     blank = dict(tables, assessments=tables["assessments"].with_columns(pl.lit(None, pl.Float64).alias("score")))
     assert missing_groups(spec, blank) == {"assessments": "table assessments: score all empty"}
     empty = dict(tables, therapy_sessions=tables["therapy_sessions"].clear())
-    assert list(missing_groups(spec, empty)) == ["therapy"]
+    assert missing_groups(spec, empty) == {"therapy": "table therapy_sessions has no rows"}
 
 
 def test_the_raw_beats_are_their_own_source(config):
