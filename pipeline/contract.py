@@ -362,6 +362,34 @@ def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[
     return out
 
 
+# Tables where a record equal to another in every column is, almost surely, one record written
+# twice (an export's join fanning out), which the features would count twice. Not the beats: two
+# beats of one recording may be equal.
+DUPLICATES_CHECKED = ("bdnf", "hrv", "therapy_sessions", "assessments")
+
+
+def duplicate_records(tables: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
+    """Per checked table, the rows (`_row`) repeating an earlier record in every contract column.
+    Reported (by `relapse validate` and `relapse train`), not removed: the clinic decides."""
+    out = {}
+    for name in DUPLICATES_CHECKED:
+        frame = tables.get(name)
+        if frame is None or frame.height < 2:
+            continue
+        columns = [c.name for c in SPECS[name].columns if c.name in frame.columns]
+        repeats = frame.filter(~pl.struct(columns).is_first_distinct())[ROW]
+        if len(repeats):
+            out[name] = repeats.to_list()
+    return out
+
+
+def duplicates_warning(table: str, rows: list[int]) -> str:
+    """ "therapy_sessions: 2 record(s) repeat an earlier one in every column (rows 7, 9); …"."""
+    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5:,} more" if len(rows) > 5 else "")
+    return (f"{table}: {len(rows):,} record(s) repeat an earlier one in every column (rows {shown}); the features "
+            "count each again: remove them if they are one record written twice")
+
+
 def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:
     """Per table: rows, patients, date range and missing values per column (for `validate`)."""
     out = []

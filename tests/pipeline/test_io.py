@@ -117,6 +117,13 @@ def test_validate_cli_summarises_or_fails_with_exit_2(tmp_path, valid):
     ok = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
     assert "contract OK" in ok.output and "therapy_sessions" in ok.output
+    assert "repeat an earlier one" not in ok.output
+    sessions = valid["therapy_sessions"]
+    pl.concat([sessions, sessions.head(1), sessions]).write_parquet(tmp_path / "therapy_sessions.parquet")
+    twice = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert twice.exit_code == 0, twice.output  # a warning: two equal sessions on one day can be real
+    assert "warning: therapy_sessions: 3 record(s) repeat an earlier one in every column (rows 3, 4, 5)" in (
+        twice.output)
     valid["outcomes"].with_columns(patient_id=pl.lit("ghost")).write_parquet(tmp_path / "outcomes.parquet")
     bad = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
     assert bad.exit_code == 2
