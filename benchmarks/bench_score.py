@@ -11,11 +11,12 @@ after are measured in one run on one model, and the two runs' scores, SHAP and m
 are compared: they must be identical in content (the manifest without its duration, run id and
 output hashes). The model is then trained by REF's code, which the current code reads too.
 
-With `--stages`, the current code's run also reports where its wall seconds go: each stage of
-`pipeline.score` (input split, model load, batch reads, validation, features, risk + SHAP +
-reasons, batch files, the gathered outputs, manifest, MLflow) timed around its function, summed
-over calls, per thread (the model loads beside the split; batches are read, validated and their
-features built one batch ahead, in a thread of their own). The timers add a few calls per batch.
+With `--stages`, each run (the baseline's too) also reports where its wall seconds go: each
+stage of `pipeline.score` (input split, model load, the missing groups and inputs, batch reads,
+validation, features, risk + SHAP + reasons, batch files, the gathered outputs, manifest, MLflow)
+timed around its function, summed over calls, per thread (the model loads beside the split;
+batches are read, validated and their features built one batch ahead, in a thread of their own).
+The timers add a few calls per batch.
 
     .venv/bin/python benchmarks/bench_score.py [--sizes 100000 400000] [--train-patients 3000]
         [--baseline REF] [--stages]
@@ -48,8 +49,11 @@ if sys.argv[5:] == ["stages"]:
     import threading
     from pipeline import shard_files, tracking
     from pipeline.shard_files import PatientBatches
+    from pipeline.serving import LoadedModel
     def timed(owner, name, label):
-        inner = getattr(owner, name)
+        inner = getattr(owner, name, None)
+        if inner is None:  # a stage a baseline revision does not have
+            return
         def wrapper(*args, **kwargs):
             t = time.perf_counter()
             try:
@@ -65,6 +69,8 @@ if sys.argv[5:] == ["stages"]:
         (pipeline.score, "scoring_rows", "features"), (pipeline.score, "explain_rows", "risk, SHAP and reasons"),
         (pipeline.score, "_write_part", "batch work files"), (pipeline.score, "_gather_outputs", "outputs gathered"),
         (pipeline.score, "_manifest", "manifest and hashes"), (tracking, "log_scoring", "MLflow scoring run"),
+        (LoadedModel, "unavailable", "groups and inputs missing"),
+        (LoadedModel, "missing_groups", "groups and inputs missing"),
     ]:
         timed(owner, name, label)
 started, cpu = time.perf_counter(), time.process_time()
@@ -143,8 +149,10 @@ def same_outputs(before: Path, after: Path) -> list[str]:
             m[key].pop("sha256", None)
         return m
 
-    if manifest(before) != manifest(after):
-        differences.append("manifests differ")
+    a, b = manifest(before), manifest(after)
+    if a != b:
+        keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        differences.append(f"manifests differ in {', '.join(keys)}")
     return differences
 
 
@@ -171,7 +179,7 @@ def main() -> None:
             relapse("simulate", "--patients", str(n), "--seed", "2", "--out", str(data))
             print(f"simulated {n:,} patients in {time.perf_counter() - t:.0f} s", flush=True)
             if baseline is not None:
-                before = score_with(baseline, config, data, tmp / f"before{n}.parquet")
+                before = score_with(baseline, config, data, tmp / f"before{n}.parquet", args.stages)
                 report(args.baseline, n, before)
             results[n] = score_with(ROOT, config, data, tmp / f"scores{n}.parquet", args.stages)
             report("current", n, results[n])

@@ -72,8 +72,10 @@ def unread_inputs(spec: FeatureSpec, tables: Tables) -> dict[str, tuple[str, tup
                 out[f"patients.{column}"] = (why, tuple(sources[column]))
     frame = tables.get("assessments")
     if "assessments" in spec.groups_used and spec.instruments and not _why_empty(frame, "assessments", ("score",)):
-        here = frame.lazy().group_by(text_key(pl.col("instrument")).alias("key")).agg(
-            pl.col("instrument").min(), pl.len()).sort("len", descending=True).collect()
+        spellings = frame.lazy().group_by("instrument").len()  # each spelling keyed once, not each row
+        here = (spellings.group_by(text_key(pl.col("instrument")).alias("key"))
+                .agg(pl.col("instrument").min(), pl.col("len").sum()).sort("len", "key", descending=[True, False])
+                .collect())
         known = keys_of(spec.instruments)
         unknown = here.filter(~pl.col("key").is_in(known) & pl.col("key").is_not_null())
         others = ", ".join(f"{r['instrument']!r} ({r['len']:,} rows)" for r in unknown.head(3).iter_rows(named=True))
