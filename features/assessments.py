@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from features.asof import DAY, PIDX, as_of, drop_prefixed, running_totals
-from features.naming import keys_of, level_columns, text_key
+from features.naming import level_columns, matching
 
 STATS = ("latest", "age_days", "change_since_first")
 _NOW = "_now_"
@@ -34,17 +34,15 @@ def feature_names(instruments: Sequence[str]) -> list[str]:
 def assessment_state(assessments: pl.LazyFrame, instruments: Sequence[str]) -> pl.LazyFrame:
     """One row per patient and day: per instrument, the latest and first day mean score so far."""
     aggregates, latest, derived = [], [], []
-    keys = keys_of(instruments)
-    for k, key in enumerate(keys):
-        mine = pl.col(_KEY) == key
+    targets, key = matching(instruments)
+    for k, target in enumerate(targets):
+        mine = pl.col(_KEY) == target
         aggregates.append(pl.col("score").filter(mine).mean().alias(f"i{k}_value"))
         derived.append(pl.when(pl.col(f"i{k}_value").is_not_null()).then(pl.col(DAY)).alias(f"i{k}_day"))
         latest += [f"i{k}_value", f"i{k}_day"]
     # each spelling keyed once, not each row: an instrument matches however it is written
-    spellings = assessments.select(pl.col("instrument").unique()).with_columns(
-        text_key(pl.col("instrument")).alias(_KEY)
-    )
-    known = assessments.join(spellings.filter(pl.col(_KEY).is_in(keys)), on="instrument", maintain_order="left")
+    spellings = assessments.select(pl.col("instrument").unique()).with_columns(key(pl.col("instrument")).alias(_KEY))
+    known = assessments.join(spellings.filter(pl.col(_KEY).is_in(targets)), on="instrument", maintain_order="left")
     daily = known.group_by(PIDX, DAY).agg(aggregates).with_columns(derived)
     firsts = [
         pl.col(f"i{k}_value").drop_nulls().first().over(PIDX).alias(f"i{k}_first") for k in range(len(instruments))

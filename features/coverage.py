@@ -17,9 +17,10 @@ from collections.abc import Mapping
 import polars as pl
 
 from features import assessments, demographic, hrv
-from features.naming import keys_of, text_key
+from features.naming import matching
 from features.reasons import BEAT_SOURCE
 from features.spec import FeatureSpec
+from features.tables import has_value
 
 # per group: (table, columns of which one must hold a value)
 SOURCES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
@@ -63,20 +64,25 @@ def unread_inputs(spec: FeatureSpec, tables: Tables) -> dict[str, tuple[str, tup
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
     if "demographic" in spec.groups_used and spec.patient_columns:
         patients = tables["patients"].lazy()
-        have = [c for c in spec.patient_columns if c in patients.collect_schema()]
-        counts = patients.select(pl.col(have).count()).collect().row(0, named=True) if have else {}
+        schema = patients.collect_schema()
+        have = [c for c in spec.patient_columns if c in schema]  # raw values: blank text counts as none
+        counts = {}
+        if have:
+            counts = patients.select(has_value(c, schema[c]).sum() for c in have).collect().row(0, named=True)
         sources = demographic.feature_sources(spec.categorical_levels, spec.extra, spec.extra_numeric)
         for column in spec.patient_columns:
             why = "column absent" if column not in counts else "no value in any row" if not counts[column] else ""
             if why:
                 out[f"patients.{column}"] = (why, tuple(sources[column]))
     frame = tables.get("assessments")
-    if "assessments" in spec.groups_used and spec.instruments and not _why_empty(frame, "assessments", ("score",)):
+    checkable = frame is not None and "instrument" in frame.lazy().collect_schema()  # else the contract says so
+    if "assessments" in spec.groups_used and spec.instruments and checkable and not _why_empty(
+            frame, "assessments", ("score",)):
+        known, key = matching(spec.instruments)
         spellings = frame.lazy().group_by("instrument").len()  # each spelling keyed once, not each row
-        here = (spellings.group_by(text_key(pl.col("instrument")).alias("key"))
-                .agg(pl.col("instrument").min(), pl.col("len").sum()).sort("len", "key", descending=[True, False])
-                .collect())
-        known = keys_of(spec.instruments)
+        here = (spellings.group_by(key(pl.col("instrument")).alias("key"))
+                .agg(pl.col("instrument").cast(pl.String).min(), pl.col("len").sum())
+                .sort("len", "key", descending=[True, False]).collect())
         unknown = here.filter(~pl.col("key").is_in(known) & pl.col("key").is_not_null())
         others = ", ".join(f"{r['instrument']!r} ({r['len']:,} rows)" for r in unknown.head(3).iter_rows(named=True))
         names = assessments.feature_names(spec.instruments)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from features.config import DemographicConfig
-from features.naming import distinct_values, keys_of, level_columns, text_key
+from features.naming import distinct_values, level_columns, matching
 from features.tables import HOUSING, SEXES, SPECS
 
 NUMERIC = ("age_at_intake", "deprivation_decile", "ketamine_years", "prior_treatments")
@@ -121,10 +121,10 @@ def one_hot(column: str, levels: Sequence[str]) -> list[pl.Expr]:
     A learned level matches every spelling of it (`naming.text_key`); the contract's fixed
     levels are exact already (the contract refuses any other spelling)."""
     value = pl.col(column).cast(pl.String)
+    levels_as = list(levels)
     if column not in FIXED_LEVELS:
-        value, levels_as = text_key(value), keys_of(levels)
-    else:
-        levels_as = list(levels)
+        levels_as, key = matching(levels)
+        value = key(value)
     return [
         pl.when(value.is_null()).then(None).otherwise((value == level).cast(pl.Float64)).alias(name)
         for level, name in zip(levels_as, level_columns(column, levels), strict=True)

@@ -13,7 +13,7 @@ instrument, and would otherwise match nothing, leaving every patient's scores un
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 
@@ -25,6 +25,21 @@ def text_key(text: pl.Expr) -> pl.Expr:
     lower case, each run of whitespace one space and none around it. "PHQ9", " phq9" and
     "PHQ\u00a09" share a key with "PHQ9", "phq 9"; "PHQ-9" is another value."""
     return text.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def matching(levels: Sequence[str]) -> tuple[list[str], Callable[[pl.Expr], pl.Expr]]:
+    """How data values are matched to `levels`: the targets, and what to apply to a value (of
+    any type, read as text) before comparing. By key (`text_key`), or exactly where two levels
+    share a key: a spec fitted before levels were keyed may hold both spellings, which it
+    trained on as two values.
+
+    >>> matching(["PHQ9", "GAD7"])[0], matching(["Asian", "asian"])[0]
+    (['phq9', 'gad7'], ['Asian', 'asian'])
+    """
+    keys = keys_of(levels)
+    if len(set(keys)) == len(keys):
+        return keys, lambda value: text_key(value.cast(pl.String))
+    return list(levels), lambda value: value.cast(pl.String)
 
 
 def keys_of(values: Sequence[str]) -> list[str]:

@@ -14,12 +14,20 @@ from datetime import date
 import polars as pl
 
 ROW = "_row"
+
 UTC_DATETIME = pl.Datetime("us", "UTC")
 SEXES = ("female", "male", "other", "unknown")
 HOUSING = ("stable", "unstable", "homeless")
 MODALITIES = ("CBT", "MBI", "EMDR", "CM", "MI", "group", "family", "other")
 RR_PHYSIOLOGICAL_MS = (200.0, 3000.0)  # 20-300 bpm: anything outside is not a heartbeat
 EARLIEST_DATE = date(1900, 1, 1)  # no record of this service predates it; the latest is the run's date
+
+
+def has_value(name: str, dtype: pl.DataType) -> pl.Expr:
+    """True where column `name` holds a value: not null and, for text, not blank (empty or only
+    whitespace, as a Parquet export or a spreadsheet may write for "not recorded")."""
+    column = pl.col(name)
+    return (column.str.strip_chars() != "").fill_null(False) if dtype == pl.String else column.is_not_null()
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,12 @@ from collections.abc import Collection, Mapping
 
 import polars as pl
 
-from features.tables import ROW
-
-
-def _has_value(name: str, dtype: pl.DataType) -> pl.Expr:
-    col = pl.col(name)
-    return (col.str.strip_chars() != "").fill_null(False) if dtype == pl.String else col.is_not_null()
+from features.tables import ROW, has_value
 
 
 def has_values(schema: Mapping[str, pl.DataType]) -> pl.Expr:
     """True for a record with a value in some column other than `_row` (blank text is none)."""
-    checks = [_has_value(name, dtype) for name, dtype in schema.items() if name != ROW]
+    checks = [has_value(name, dtype) for name, dtype in schema.items() if name != ROW]
     return pl.any_horizontal(checks) if checks else pl.lit(False)
 
 
@@ -41,7 +36,7 @@ def blank_as_null(frame: pl.DataFrame, skip: Collection[str] = ()) -> pl.DataFra
                           *(pl.col(n).max().alias(f"{i}hi") for i, n in enumerate(text))).row(0, named=True)
     suspect = [n for i, n in enumerate(text)
                if bounds[f"{i}lo"] is not None and not (bounds[f"{i}lo"][:1] > " " and bounds[f"{i}hi"][:1] < "\x80")]
-    return frame.with_columns(pl.when(_has_value(n, pl.String)).then(pl.col(n)).alias(n) for n in suspect)
+    return frame.with_columns(pl.when(has_value(n, pl.String)).then(pl.col(n)).alias(n) for n in suspect)
 
 
 _TRUE = ("true", "t", "yes", "y", "1")

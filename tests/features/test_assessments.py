@@ -77,3 +77,9 @@ def test_an_instrument_matches_however_an_export_spells_it():
     assert_frame_equal(build(respelled, {"a": [0, 7, 14, 30]}), exact)
     other = records().with_columns(pl.col("instrument").replace({"PHQ9": "PHQ-9"}))  # another name: unknown
     assert build(other, {"a": [0, 7, 14, 30]})["assess_phq9_latest"].null_count() == 4
+
+
+def test_a_categorical_instrument_column_reads_as_text():
+    exact = build(records(), {"a": [0, 7, 14, 30]})
+    categorical = records().with_columns(pl.col("instrument").cast(pl.Categorical))
+    assert_frame_equal(build(categorical, {"a": [0, 7, 14, 30]}), exact)

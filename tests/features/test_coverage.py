@@ -53,3 +53,16 @@ def test_an_absent_patients_column_and_an_unmatched_instrument_are_unread_inputs
     assert why == "no assessment names it; instruments here the model does not know: 'PHQ-9' (2 rows)"
     assert names == ("assess_phq9_latest", "assess_phq9_age_days", "assess_phq9_change_since_first")
     assert list(got) == ["patients.polysubstance", "patients.housing", "assessments.instrument PHQ9"]
+
+
+def test_unread_inputs_read_raw_scans_of_any_type_and_blank_text_is_no_value(config):
+    tables = cohort()
+    spec = fit_feature_spec(tables, config.features)
+    raw = dict(
+        tables,
+        patients=tables["patients"].with_columns(pl.lit("  ").alias("housing")),  # blanks only: no value
+        assessments=tables["assessments"].with_columns(pl.col("instrument").cast(pl.Categorical)),
+    )
+    assert list(unread_inputs(spec, {k: v.lazy() for k, v in raw.items()})) == ["patients.housing"]
+    no_column = dict(tables, assessments=tables["assessments"].drop("instrument"))
+    assert unread_inputs(spec, no_column) == {}  # the contract names a missing column, not this check

@@ -94,6 +94,15 @@ def test_a_learned_level_matches_every_spelling_of_it_at_fitting_and_at_scoring(
         (1.0, 0.0, 1.0), (0.0, 1.0, 0.0)]
 
 
+def test_a_spec_holding_two_spellings_of_one_level_still_matches_each_exactly():
+    """Fitted before levels were keyed, such a spec trained on them as two values."""
+    cfg = DemographicConfig(extra=["region"])
+    learned = fit_levels(train(), cfg)
+    learned["levels"]["region"] = ("North", "north")
+    got = build(patients(["y", "z"], region=["north", "NORTH"]), cfg, learned)
+    assert got.select("region_north", "region_north_2").rows() == [(0.0, 1.0), (0.0, 0.0)]
+
+
 def test_unknown_extra_column_is_named():
     with pytest.raises(ValueError, match="shoe_size"):
         fit_levels(train(), DemographicConfig(extra=["shoe_size"]))
