@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 400_000])
     parser.add_argument("--train-patients", type=int, default=3000)
     parser.add_argument("--baseline", help="git revision to measure side by side (e.g. main)")
-    parser.add_argument("--stages", action="store_true", help="also time each stage of the current code's run")
+    parser.add_argument("--stages", action="store_true", help="also time each stage of every run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

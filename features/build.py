@@ -150,7 +150,8 @@ RECORD_DATES = {t: s.date_column for t, s in SPECS.items() if s.date_column and 
 def _lazy(tables: Tables, extra: Sequence[str]) -> dict[str, pl.LazyFrame]:
     """Lazy frames of the contract's columns, every optional one present (null where the data
     had none), and of the patients' `extra` columns. Nothing else is read: an export's own
-    columns, whatever their names (`_pidx`, `day`), never meet the builders' working columns."""
+    columns, whatever their names (`_pidx`, `day`), never meet the builders' working columns (an
+    extra may not be named like them: `demographic.fit_levels`)."""
     if "patients" not in tables:
         raise ValueError("the patients table is required to build features")
     out = {}

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from features.config import DemographicConfig
+from features.landmarks import LANDMARK_KEYS
 from features.naming import distinct_values, level_columns, matching
 from features.tables import HOUSING, SEXES, SPECS
 
@@ -28,6 +29,7 @@ FLAGS = ("polysubstance", "trauma_history")
 FIXED_LEVELS: dict[str, tuple[str, ...]] = {"sex": SEXES, "housing": HOUSING}
 LEARNED = ("ethnicity",)
 _CONTRACT_COLUMNS = {c.name for c in SPECS["patients"].columns}
+_KEY_COLUMNS = {*LANDMARK_KEYS, "as_of", "exclusion"}  # the landmark and scoring tables' keys
 
 
 def fit_levels(patients: pl.DataFrame, cfg: DemographicConfig) -> dict[str, object]:
@@ -38,6 +40,12 @@ def fit_levels(patients: pl.DataFrame, cfg: DemographicConfig) -> dict[str, obje
     clash = [name for name in cfg.extra if name in _CONTRACT_COLUMNS]
     if clash:
         raise ValueError(f"features.demographic.extra names contract column(s) already used: {', '.join(clash)}")
+    reserved = [name for name in cfg.extra if name.startswith("_") or name in _KEY_COLUMNS]
+    if reserved:
+        raise ValueError(
+            f"features.demographic.extra names column(s) the tables' own columns use: {', '.join(reserved)} "
+            "(names starting with '_' and the key columns are reserved); rename them in the patients table"
+        )
     levels = {name: FIXED_LEVELS[name] for name in ("sex",)}
     levels["ethnicity"] = _observed_levels(patients["ethnicity"]) if "ethnicity" in patients.columns else ()
     levels["housing"] = FIXED_LEVELS["housing"]

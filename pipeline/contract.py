@@ -383,11 +383,16 @@ def duplicate_records(tables: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
     return out
 
 
+def rows_text(rows: list[int], shown: int = 5) -> str:
+    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"."""
+    listed = ", ".join(map(str, rows[:shown])) + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
+    return f"row{'s' if len(rows) > 1 else ''} {listed}"
+
+
 def duplicates_warning(table: str, rows: list[int]) -> str:
     """ "therapy_sessions: 2 record(s) repeat an earlier one in every column (rows 7, 9); …"."""
-    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5:,} more" if len(rows) > 5 else "")
-    return (f"{table}: {len(rows):,} record(s) repeat an earlier one in every column (rows {shown}); the features "
-            "count each again: remove them if they are one record written twice")
+    return (f"{table}: {len(rows):,} record(s) repeat an earlier one in every column ({rows_text(rows)}); the "
+            "features count each again: remove them if they are one record written twice")
 
 
 def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:

@@ -77,12 +77,17 @@ def check_csv_text(path: Path, table: str) -> None:
 def refuse_overwriting_inputs(data_dir: Path, outputs: Iterable[Path | None]) -> None:
     """Refuse an output that would land on a table file of `data_dir` (any table, either suffix:
     a new `bdnf.csv` beside `bdnf.parquet` would also break the next read), before any work."""
-    folder = Path(data_dir).resolve()
-    tables = {f"{t}{s}".casefold() for t in TABLES for s in SUFFIXES}
+    folder = Path(data_dir)
+    files = {(folder / f"{t}{s}").resolve() for t in TABLES for s in SUFFIXES}  # a linked table too
+    names = {f"{t}{s}".casefold() for t in TABLES for s in SUFFIXES}
     for out in outputs:
-        # in any case: `Patients.parquet` is the input's file on a case-insensitive file system,
-        # and beside it on any other, where every later read refuses the folder
-        if out is not None and Path(out).resolve().parent == folder and Path(out).name.casefold() in tables:
+        if out is None:
+            continue
+        out = Path(out)
+        # a name in any case: `Patients.parquet` is the input's file on a case-insensitive file
+        # system, and beside it on any other, where every later read refuses the folder
+        same_folder = out.parent.exists() and folder.exists() and out.parent.samefile(folder)
+        if out.resolve() in files or (same_folder and out.name.casefold() in names):
             raise ValueError(f"{out} is a table file of the input folder {data_dir}; write the output elsewhere")
 
 

@@ -72,7 +72,8 @@ class LoadedModel:
         unavailable: Collection[str] = (),
     ) -> tuple[pl.DataFrame, np.ndarray]:
         """Risk, band and reasons for rows holding `phase` and the feature columns; `unavailable`
-        names feature groups absent from the data, whose features are never given as reasons."""
+        names feature groups absent from the data and features whose input is (`unavailable`):
+        none of them is ever given as a reason."""
         return explain_scores(self.bundle, rows, n_reasons, bands, self.policy, min_effect, unavailable)
 
     def missing_groups(self, tables) -> dict[str, str]:
@@ -131,8 +132,8 @@ def score_tables(
     unavailable: Collection[str] | None = None,
 ) -> BatchScores:
     """Score validated tables (no `_row`) as of a date: `scoring_rows`, then `explain_rows`.
-    `unavailable`: the feature groups missing from the whole input (None: found from `tables`;
-    batch scoring finds them once for all batches)."""
+    `unavailable`: the feature groups and features whose input the whole input lacks (None: found
+    from `tables` by `LoadedModel.unavailable`; batch scoring finds them once for all batches)."""
     if unavailable is None:
         unavailable = model.unavailable(tables)[2]
     return explain_rows(model, scoring_rows(model, tables, as_of), n_reasons, bands, min_effect, unavailable)

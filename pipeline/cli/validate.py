@@ -10,7 +10,7 @@ from rich.table import Table
 from pipeline.cli.app import app, console, fail
 from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
-from pipeline.contract import ContractViolation, duplicate_records, duplicates_warning, summarise
+from pipeline.contract import ContractViolation, duplicate_records, duplicates_warning, rows_text, summarise
 from pipeline.io import load_tables
 
 
@@ -36,9 +36,7 @@ def validate(
         table.add_row(row["table"], paths[row["table"]].name, str(row["rows"]), str(row["patients"]), dates, missing)
     console().print(table)
     for name, rows in result.empty_rows.items():
-        shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-        where = f"row{'s' if len(rows) > 1 else ''} {shown}"
-        console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({where})")
+        console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({rows_text(rows)})")
     for name, rows in duplicate_records(result.tables).items():
         typer.secho(f"warning: {duplicates_warning(name, rows)}", err=True, fg=typer.colors.YELLOW)
     result_line(f"{data}: contract OK ({len(paths)} tables)")

@@ -120,6 +120,12 @@ def test_extra_naming_a_contract_column_is_refused():
         fit_levels(train(), DemographicConfig(extra=["housing"]))
 
 
+@pytest.mark.parametrize("name", ["_pidx", "day", "phase", "as_of"])
+def test_an_extra_named_like_a_working_or_key_column_is_refused(name):
+    with pytest.raises(ValueError, match=f"tables. own columns use: {name} "):
+        fit_levels(train().with_columns(pl.lit(1).alias(name)), DemographicConfig(extra=[name]))
+
+
 def test_non_numeric_text_in_a_numeric_extra_fails_loudly():
     cfg = DemographicConfig(extra=["income"])
     learned = fit_levels(train(), cfg)

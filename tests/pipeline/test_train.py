@@ -29,7 +29,7 @@ def _train(folder, outcomes: dict) -> tuple:
         # every patient relapses on the day of intake: no landmark has a known outcome
         ({"relapse_date": [date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)],
           "last_followup_date": [date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)]},
-         "no landmark row has a known 30-day outcome"),
+         "no landmark row to train on has a known 30-day outcome"),
         # a year of follow-up each and nobody relapses
         ({"relapse_date": [None, None, None],
           "last_followup_date": [date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)]},
