@@ -81,17 +81,14 @@ def score(
     except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
     m = summary.manifest
-    for group, why in m["missing_groups"].items():
+    lacking = [f"feature group '{g}' the model was trained with is missing from the data ({why})"
+               for g, why in m["missing_groups"].items()]
+    lacking += [f"{label}, which the model was trained with, is not in the data ({why})"
+                for label, why in m["unread_inputs"].items()]
+    for what in lacking:
         typer.secho(
-            f"warning: feature group '{group}' the model was trained with is missing from the data ({why}); "
-            "its features are unknown for every patient, risks may differ from full data, and it gives no reasons",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-    for label, why in m["unread_inputs"].items():
-        typer.secho(
-            f"warning: {label}, which the model was trained with, is not in the data ({why}); its features are "
-            "unknown for every patient, risks may differ from full data, and it gives no reasons",
+            f"warning: {what}; its features are unknown for every patient, risks may differ from full data, "
+            "and it gives no reasons",
             err=True,
             fg=typer.colors.YELLOW,
         )
