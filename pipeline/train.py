@@ -28,7 +28,7 @@ from pipeline import artifacts as names
 from pipeline import io, temporal, tracking
 from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
-from pipeline.contract import duplicate_records, duplicates_warning
+from pipeline.contract import input_warnings
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
 from pipeline.registry import model_description
 from pipeline.reports.cohort import accrual, participant_flow
@@ -100,8 +100,7 @@ def train(
         table = pl.concat([table, temporal.held_out_metrics(trained, held_out, spec.feature_names,
                                                             config.phases, config.model)])
     counts = count_table(fits)
-    warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(validated.tables).items()]
-    warnings += trained.warnings + [w for fit in fits.values() for w in fit.warnings]
+    warnings = input_warnings(validated.tables) + trained.warnings + [w for fit in fits.values() for w in fit.warnings]
 
     hashes = io.hash_files(paths)
     run = _TrainingRun(landmarks, oof, trained, rows, spec, config, simulation, paths, hashes,

@@ -10,7 +10,7 @@ from rich.table import Table
 from pipeline.cli.app import app, console, fail
 from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
-from pipeline.contract import ContractViolation, duplicate_records, duplicates_warning, rows_text, summarise
+from pipeline.contract import ContractViolation, input_warnings, rows_text, summarise
 from pipeline.io import load_tables
 
 
@@ -37,6 +37,6 @@ def validate(
     console().print(table)
     for name, rows in result.empty_rows.items():
         console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({rows_text(rows)})")
-    for name, rows in duplicate_records(result.tables).items():
-        typer.secho(f"warning: {duplicates_warning(name, rows)}", err=True, fg=typer.colors.YELLOW)
+    for warning in input_warnings(result.tables):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     result_line(f"{data}: contract OK ({len(paths)} tables)")

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from features.tables import ROW
-from pipeline.contract import validate
+from pipeline.contract import input_warnings, validate
 
 
 def with_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -201,6 +201,20 @@ def test_blank_text_is_a_missing_value_not_a_value():
     kept = result.tables["patients"]
     assert kept["ethnicity"].to_list() == [None, "group_a"]  # a blank is no subgroup of its own
     assert kept["clinic_site"].to_list() == [None, "north"]
+
+
+def test_ids_that_differ_only_in_unicode_form_case_or_spacing_are_warned_of_not_merged():
+    raw = tables()
+    nfc, nfd = "Zo\u00eb", "Zoe\u0308"  # one name, typed and pasted
+    raw["patients"] = raw["patients"].with_columns(patient_id=pl.Series([nfc, "b", nfd]))
+    for name in ("outcomes", "bdnf", "hrv", "rr_intervals", "therapy_sessions", "assessments"):
+        raw[name] = raw[name].with_columns(pl.col("patient_id").replace({"a": nfc, "c": nfd}))
+    result = validate(raw)
+    assert result.problems == [] and result.tables["patients"].height == 3  # two patients, as written
+    (warning,) = input_warnings(result.tables)
+    assert warning.startswith(f"patients: 1 group(s) of patient ids differ only in Unicode form, letter case or "
+                              f"spacing, e.g. {nfc!r} / {nfd!r} (rows 1, 3)")
+    assert input_warnings(validate(tables()).tables) == []
 
 
 def test_duplicate_patient_ids():
