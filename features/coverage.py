@@ -74,25 +74,32 @@ def unread_inputs(spec: FeatureSpec, tables: Tables) -> dict[str, tuple[str, tup
             why = "column absent" if column not in counts else "no value in any row" if not counts[column] else ""
             if why:
                 out[f"patients.{column}"] = (why, tuple(sources[column]))
-    frame = tables.get("assessments")
-    checkable = frame is not None and "instrument" in frame.lazy().collect_schema()  # else the contract says so
-    if "assessments" in spec.groups_used and spec.instruments and checkable and not _why_empty(
-            frame, "assessments", ("score",)):
-        known, key = matching(spec.instruments)
-        spellings = frame.lazy().group_by("instrument").len()  # each spelling keyed once, not each row
-        here = (spellings.group_by(key(pl.col("instrument")).alias("key"))
-                .agg(pl.col("instrument").cast(pl.String).min(), pl.col("len").sum())
-                .sort("len", "key", descending=[True, False]).collect())
-        unknown = here.filter(~pl.col("key").is_in(known) & pl.col("key").is_not_null())
-        others = ", ".join(f"{r['instrument']!r} ({r['len']:,} rows)" for r in unknown.head(3).iter_rows(named=True))
-        names = assessments.feature_names(spec.instruments)
-        for k, (instrument, key) in enumerate(zip(spec.instruments, known, strict=True)):
-            if key not in set(here["key"].drop_nulls()):
-                why = "no assessment names it" + (f"; instruments here the model does not know: {others}" if others
-                                                  else "")
-                per = len(assessments.STATS)
-                out[f"assessments.instrument {instrument}"] = (why, tuple(names[per * k:per * (k + 1)]))
+    if "assessments" in spec.groups_used and spec.instruments:
+        out |= _unread_instruments(spec.instruments, tables.get("assessments"))
     return out
+
+
+def _unread_instruments(
+    instruments: tuple[str, ...], frame: pl.LazyFrame | pl.DataFrame | None
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The model's instruments no assessment in `frame` names (see `unread_inputs`); nothing when
+    the table, its `instrument` column or its scores are missing (a missing group, or the
+    contract's error)."""
+    if frame is None or "instrument" not in frame.lazy().collect_schema():
+        return {}
+    if _why_empty(frame, "assessments", ("score",)):
+        return {}
+    known, key = matching(instruments)
+    spellings = frame.lazy().group_by("instrument").len()  # each spelling keyed once, not each row
+    here = (spellings.group_by(key(pl.col("instrument")).alias("key"))
+            .agg(pl.col("instrument").cast(pl.String).min(), pl.col("len").sum())
+            .sort("len", "key", descending=[True, False]).collect())
+    unknown = here.filter(~pl.col("key").is_in(known) & pl.col("key").is_not_null())
+    others = ", ".join(f"{r['instrument']!r} ({r['len']:,} rows)" for r in unknown.head(3).iter_rows(named=True))
+    why = "no assessment names it" + (f"; instruments here the model does not know: {others}" if others else "")
+    seen, names, per = set(here["key"].drop_nulls()), assessments.feature_names(instruments), len(assessments.STATS)
+    return {f"assessments.instrument {instrument}": (why, tuple(names[per * k:per * (k + 1)]))
+            for k, (instrument, target) in enumerate(zip(instruments, known, strict=True)) if target not in seen}
 
 
 def _why_empty(frame: pl.LazyFrame | pl.DataFrame | None, table: str, columns: tuple[str, ...]) -> str:

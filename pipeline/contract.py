@@ -349,9 +349,9 @@ def _skip_empty_records(raw: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.Data
             continue
         id_only = frame.filter(pl.all_horizontal(pl.exclude(ROW, "patient_id").is_null()))
         no_value = blank_as_null(id_only).filter(pl.all_horizontal(pl.exclude(ROW).is_null()))[ROW]
-        kept[name] = frame.filter(~pl.col(ROW).is_in(no_value.implode())) if len(no_value) else frame
+        kept[name] = frame
         if len(no_value):
-            empty[name] = no_value.to_list()
+            kept[name], empty[name] = frame.filter(~pl.col(ROW).is_in(no_value.implode())), no_value.to_list()
     return kept, empty
 
 

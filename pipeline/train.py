@@ -140,10 +140,10 @@ def train(
 
 
 def _check_learnable(labels: np.ndarray, data_dir: Path, horizon: int) -> None:
-    """Refuse a cohort with nothing to learn from, before any model is fitted or registered: no
-    landmark row to train on with a known outcome, or every one with the same outcome. (A cohort
-    with a few events is learnable: it gets the pooled constant rate, which says how few.) The
-    rows are those left after a temporal hold-out."""
+    """Refuse a cohort with nothing to learn from, before any booster is fitted or anything is
+    registered: no landmark row to train on with a known outcome, or every one with the same
+    outcome. (A cohort with a few events is learnable: it gets the pooled constant rate, which
+    says how few.) The rows are those left after a temporal hold-out."""
     if labels.size == 0:
         raise ValueError(
             f"{data_dir}: no landmark row to train on has a known {horizon}-day outcome (each patient relapsed, "
