@@ -22,9 +22,13 @@ _NOT_NAME = re.compile(r"[^a-z0-9]+")
 
 def text_key(text: pl.Expr) -> pl.Expr:
     """The form the spellings of one free-text value share: Unicode compatibility form (NFKC),
-    lower case, each run of whitespace one space and none around it. "PHQ9", " phq9" and
-    "PHQ\u00a09" share a key with "PHQ9", "phq 9"; "PHQ-9" is another value."""
-    return text.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    no invisible format characters (Unicode category Cf: zero-width spaces and joiners, a byte
+    order mark, soft hyphens, direction marks, which a copy from a web page or a spreadsheet
+    carries unseen), lower case, each run of whitespace one space and none around it. "PHQ9",
+    " phq9", "PHQ\u200b9" and "PHQ\u00a09" share a key with "PHQ9", "phq 9"; "PHQ-9" is another
+    value."""
+    return (text.str.normalize("NFKC").str.replace_all(r"\p{Cf}+", "").str.to_lowercase()
+            .str.replace_all(r"\s+", " ").str.strip_chars())
 
 
 def matching(levels: Sequence[str]) -> tuple[list[str], Callable[[pl.Expr], pl.Expr]]:
@@ -45,8 +49,8 @@ def matching(levels: Sequence[str]) -> tuple[list[str], Callable[[pl.Expr], pl.E
 def keys_of(values: Sequence[str]) -> list[str]:
     """`text_key` of each value, in order.
 
-    >>> keys_of(["PHQ9 ", "Craving  VAS", "ＰＨＱ9"])
-    ['phq9', 'craving vas', 'phq9']
+    >>> keys_of(["PHQ9 ", "Craving  VAS", "ＰＨＱ9", "PHQ\u200b9"])
+    ['phq9', 'craving vas', 'phq9', 'phq9']
     """
     return pl.select(text_key(pl.Series(values, dtype=pl.String))).to_series().to_list()
 

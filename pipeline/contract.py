@@ -385,8 +385,9 @@ def duplicate_records(tables: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
 
 
 def lookalike_ids(patients: pl.DataFrame) -> list[pl.DataFrame]:
-    """Groups of patients rows whose ids differ only in Unicode form, letter case or spacing
-    (`naming.text_key`: "Zoë" typed and pasted, "p001" and "P001 "). They are different patients
+    """Groups of patients rows whose ids differ only in Unicode form, letter case, spacing or
+    invisible characters (`naming.text_key`: "Zoë" typed and pasted, "p001" and "P001 ", "P001"
+    and "P\u200b001" from a web page). They are different patients
     to every table; reported (by `relapse validate` and `relapse train`), never merged."""
     if patients.height < 2:
         return []
@@ -396,12 +397,12 @@ def lookalike_ids(patients: pl.DataFrame) -> list[pl.DataFrame]:
 
 
 def lookalike_warning(groups: list[pl.DataFrame]) -> str:
-    """ "patients: 1 group(s) of ids differ only in Unicode form, case or spacing, e.g. …"."""
+    """ "patients: 1 group(s) of ids differ only in Unicode form, case, spacing or invisible characters, e.g. …"."""
     first = groups[0]
     shown = " / ".join(repr(i) for i in first["patient_id"])
-    return (f"patients: {len(groups):,} group(s) of patient ids differ only in Unicode form, letter case or "
-            f"spacing, e.g. {shown} ({rows_text(first[ROW].to_list())}); each is a patient of its own here: "
-            "make them one id if they are one patient")
+    return (f"patients: {len(groups):,} group(s) of patient ids differ only in Unicode form, letter case, "
+            f"spacing or invisible characters, e.g. {shown} ({rows_text(first[ROW].to_list())}); each is a patient "
+            "of its own here: make them one id if they are one patient")
 
 
 def rows_text(rows: list[int], shown: int = 5) -> str:
