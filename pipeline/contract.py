@@ -259,7 +259,7 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         # one join, in file order, answers both: unknown patient (no match) and dated before intake
         keys = frame.select(ROW, "patient_id", *date_cols)
         joined = keys.join(intake, on="patient_id", how="left", maintain_order="left")
-        orphans = joined.filter(pl.col(_KNOWN).is_null())
+        orphans = joined.filter(pl.col(_KNOWN).is_null() & pl.col("patient_id").is_not_null())  # null: "empty"
         if orphans.height:
             problems.append(
                 _problem(name, "patient_id", unknown, orphans, ["patient_id"])

@@ -237,6 +237,14 @@ def test_orphan_child_rows():
     only_problem(validate(raw), "bdnf", "patient_id", [2], "not in patients")
 
 
+def test_a_missing_child_patient_id_is_reported_once_as_empty():
+    raw = tables()
+    raw["bdnf"] = raw["bdnf"].with_columns(patient_id=pl.Series(["a", None]))
+    result = validate(raw)
+    only_problem(result, "bdnf", "patient_id", [2], "are empty")
+    assert len(result.problems) == 1, [p.message() for p in result.problems]  # not "not in patients" too
+
+
 @pytest.mark.parametrize(
     ("table", "column"),
     [
