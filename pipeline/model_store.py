@@ -8,10 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from pipeline.artifacts import BUNDLE
-from pipeline.config import MlflowConfig
+from pipeline.config import MlflowConfig, load_yaml
 from pipeline.tracking import connect, tracking_uri
 
 
@@ -68,7 +66,7 @@ def _resolve(cfg: MlflowConfig, uri: str, dst: Path | None) -> ResolvedModel:
 def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
     mlmodel = folder / "MLmodel"
     if mlmodel.is_file():
-        meta = yaml.safe_load(mlmodel.read_text()) or {}
+        meta = load_yaml(mlmodel.read_text()) or {}
         return ResolvedModel(
             uri, folder / "artifacts" / BUNDLE, meta.get("model_name"), None, meta.get("run_id")
         )

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
+
+from pipeline.config import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("features", "models", "pipeline")
@@ -97,7 +98,7 @@ def describe_version(client, name: str, version: str, description: str, tags: di
 def model_identity(model_dir: Path, name: str | None) -> dict[str, str | None]:
     """run_id from the model's MLmodel file; the registered version from the registry when one is set."""
     mlmodel = model_dir / "MLmodel"
-    meta = yaml.safe_load(mlmodel.read_text()) if mlmodel.is_file() else {}
+    meta = load_yaml(mlmodel.read_text()) if mlmodel.is_file() else {}
     run_id = (meta or {}).get("run_id")
     return {"model_name": name, "model_version": _registered_version(name, run_id), "run_id": run_id}
 

@@ -11,12 +11,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.config import check_phases
 from features.tables import HOUSING, MODALITIES, SEXES
-from pipeline.config import ConfigError, deep_merge
+from pipeline.config import ConfigError, deep_merge, read_yaml
 
 MASKABLE = (  # the optional patient columns `cohort.missing_shares` may leave blank
     "ethnicity",
@@ -312,23 +311,11 @@ class SimulationConfig(_Strict):
 
 def load_simulation_config(path: Path | None = None) -> SimulationConfig:
     """`configs/simulation.yaml`, with the user's file (if any) deep-merged over it, validated."""
-    data = _read_mapping(DEFAULT_SIMULATION_CONFIG)
+    data = read_yaml(DEFAULT_SIMULATION_CONFIG)
     if path is not None:
-        data = deep_merge(data, _read_mapping(Path(path)))
+        data = deep_merge(data, read_yaml(Path(path)))
     try:
         return SimulationConfig.model_validate(data)
     except ValidationError as exc:
         lines = [f"'{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid simulation configuration:\n  " + "\n  ".join(lines)) from None
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return data
