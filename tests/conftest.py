@@ -11,9 +11,11 @@ does, and does nothing where the suffix is already there.
 
 Under xdist each worker is a whole interpreter that would otherwise size Polars' thread pool to
 every core: `-n 2` on two cores ran four Polars threads, spinning against each other in the many
-small queries of the feature tests. A worker here gets its share of the cores instead (set before
-Polars is first imported, which is when the pool is sized); a variable already set is kept, and a
-run without workers keeps the library's default.
+small queries of the feature tests. NumPy's OpenBLAS did the same in the metrics' and baselines'
+matrix products (about 4% of the suite's CPU time went to spinning threads). A worker here gets its
+share of the cores for both pools instead (set before Polars and NumPy are first imported, which is
+when the pools are sized); a variable already set is kept, and a run without workers keeps the
+libraries' defaults.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import pytest
 def _share_the_cores_between_workers() -> None:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1 and "PYTEST_XDIST_WORKER" in os.environ:
-        os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        for pool in ("POLARS_MAX_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(pool, share)
 
 
 _share_the_cores_between_workers()
