@@ -97,19 +97,34 @@ def newton_line(
 
     `powers` = [1, z, z^2] per row (and `powers2` its first two columns, contiguous) may be
     passed precomputed."""
-    a, b = a.copy(), b.copy()
     if powers is None:
         powers = np.column_stack([np.ones_like(z), z, z * z])
     if powers2 is None:
         powers2 = np.ascontiguousarray(powers[:, :2])
     observed = W @ (y[:, None] * powers2)  # score terms that do not change
-    converged = np.zeros(a.shape, dtype=bool)
-    for _ in range(MAX_ITER):
-        fitted, hessian = _line_sums(W, z, a, b, powers, powers2)
-        g = observed - fitted
-        a, b, converged = _line_step(a, b, g, hessian)
-        if converged.all():
-            break
+
+    def fit(a, b, rows):
+        converged = np.zeros(a.shape, dtype=bool)
+        for _ in range(MAX_ITER):
+            fitted, hessian = _line_sums(W[rows], z, a, b, powers, powers2)
+            a, b, converged = _line_step(a, b, observed[rows] - fitted, hessian)
+            if converged.all():
+                break
+        return a, b, converged
+
+    return _from_zero_where_needed(fit, a, b)
+
+
+def _from_zero_where_needed(fit, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`fit(a, b, rows)` from the given start, then again from (0, 0) for the rows that did not
+    converge: Newton from the usual start (a slope of 1) overshoots into saturation when the
+    true slope is far from it, e.g. negative for a model that ranks a cohort the wrong way round,
+    while (0, 0) is the classical start of a logistic fit. Rows that converged keep their bits;
+    rows that fail from both starts are NaN."""
+    a, b, converged = fit(a.copy(), b.copy(), slice(None))  # every row (a view, not a copy, of W)
+    if not converged.all():
+        again = ~converged
+        a[again], b[again], converged[again] = fit(np.zeros(again.sum()), np.zeros(again.sum()), again)
     a[~converged], b[~converged] = np.nan, np.nan
     return a, b
 
@@ -153,17 +168,19 @@ def plain_line(
     z: np.ndarray, y: np.ndarray, W: np.ndarray, a: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """`newton_line` with the arithmetic of earlier versions (see `plain_intercept`)."""
-    a, b = a.copy(), b.copy()
     powers = np.column_stack([np.ones_like(z), z, z * z])  # sums of w, w z, w z^2 in one product
     observed = W @ (y[:, None] * powers[:, :2])  # score terms that do not change
-    converged = np.zeros(a.shape, dtype=bool)
-    for _ in range(MAX_ITER):
-        mu = sigmoid(a[:, None] + b[:, None] * z)
-        w_mu = W * mu
-        g = observed - w_mu @ powers[:, :2]
-        w_mu -= w_mu * mu  # now W mu (1 - mu), the Hessian weights
-        a, b, converged = _line_step(a, b, g, w_mu @ powers)
-        if converged.all():
-            break
-    a[~converged], b[~converged] = np.nan, np.nan
-    return a, b
+
+    def fit(a, b, rows):
+        converged = np.zeros(a.shape, dtype=bool)
+        for _ in range(MAX_ITER):
+            mu = sigmoid(a[:, None] + b[:, None] * z)
+            w_mu = W[rows] * mu
+            g = observed[rows] - w_mu @ powers[:, :2]
+            w_mu -= w_mu * mu  # now W mu (1 - mu), the Hessian weights
+            a, b, converged = _line_step(a, b, g, w_mu @ powers)
+            if converged.all():
+                break
+        return a, b, converged
+
+    return _from_zero_where_needed(fit, a, b)

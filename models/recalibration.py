@@ -16,6 +16,15 @@ Closed testing on the local labelled rows of one phase, with IPCW-weighted log-l
 When the slope cannot be estimated (constant predictions, as from a fallback phase, or a single
 outcome class), step 1 compares intercept against none with chi-square(1) and step 2 is skipped.
 
+Guards, each stated in the test's `note`:
+- A slope of zero or below is never chosen: it would rank the local patients the other way round
+  (or all alike), and reasons that raise the model's risk would lower the reported one. A model
+  that ranks a cohort no better than chance, or inverted, is not fixed by recalibration; the
+  test falls back to the intercept alone and says so.
+- A phase with fewer than `min_events` patients with an event keeps the model: five events give
+  a slope of 4 or an intercept of +5 as easily as the truth.
+- A recalibrated risk lies in [RISK_FLOOR, RISK_CEILING], as every calibrated risk does.
+
 Caveat: landmark rows of one patient are correlated (an event is seen by several weekly
 landmarks), so treating rows as independent makes the tests somewhat anti-conservative; with
 the simple models tested (one or two parameters) this errs towards updating a model that needed
@@ -30,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import chi2
 
+from models.calibration import RISK_CEILING, RISK_FLOOR
 from models.link import logit, sigmoid
 from models.metrics import calibration_intercept, recalibration_line
 
@@ -55,12 +65,14 @@ class Recalibration:
             raise ValueError("recalibration 'none' must have a = 0 and b = 1")
         if self.method == "intercept" and self.b != 1.0:
             raise ValueError("recalibration 'intercept' must have b = 1")
+        if self.b <= 0:
+            raise ValueError("a recalibration slope must be positive: a slope of 0 or below reverses the ranking")
 
     def apply(self, risk: np.ndarray) -> np.ndarray:
         risk = np.asarray(risk, dtype=np.float64)
         if self.method == "none":
             return risk
-        return sigmoid(self.a + self.b * logit(risk))
+        return np.clip(sigmoid(self.a + self.b * logit(risk)), RISK_FLOOR, RISK_CEILING)
 
     def then(self, later: Recalibration) -> Recalibration:
         """This layer followed by `later`, as one layer (used when a recalibrated model is
@@ -89,6 +101,7 @@ class ClosedTest:
     p_slope: float | None  # step 2 p-value; None when step 2 was not reached or not possible
     n_rows: int
     n_events: int
+    note: str = ""  # why a guard (module docstring) decided, when one did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +113,7 @@ class ClosedTest:
             "p_slope": self.p_slope,
             "n_rows": self.n_rows,
             "n_events": self.n_events,
+            "note": self.note,
         }
 
 
@@ -109,11 +123,14 @@ def log_likelihood(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
     return float(np.sum(w * (y * z - np.logaddexp(0.0, z))))
 
 
-def closed_test(y: np.ndarray, risk: np.ndarray, w: np.ndarray | None = None, alpha: float = ALPHA) -> ClosedTest:
+def closed_test(y: np.ndarray, risk: np.ndarray, w: np.ndarray | None = None, alpha: float = ALPHA,
+                groups: np.ndarray | None = None, min_events: int = 0) -> ClosedTest:
     """Choose none / intercept / intercept_slope for one phase (see the module docstring).
 
-    y: 0/1 labels; risk: the model's calibrated risk for the same rows; w: IPCW weights.
-    Rows with no events or no non-events keep the model ("none"): nothing can be tested.
+    y: 0/1 labels; risk: the model's calibrated risk for the same rows; w: IPCW weights; groups:
+    each row's patient, to count patients with an event against `min_events` (without groups,
+    rows are counted). Rows with no events or no non-events keep the model ("none"): nothing can
+    be tested.
     """
     y = np.asarray(y, dtype=np.float64)
     risk = np.asarray(risk, dtype=np.float64)
@@ -121,30 +138,41 @@ def closed_test(y: np.ndarray, risk: np.ndarray, w: np.ndarray | None = None, al
     if not (y.shape == risk.shape == w.shape) or y.ndim != 1:
         raise ValueError("y, risk and w must be 1-D arrays of one length")
     n, events = int(y.size), int(np.sum(y == 1))
+    untested = {m: float("nan") for m in METHODS}
     if n == 0 or events in (0, n) or w.sum() <= 0:
-        return ClosedTest(Recalibration(), {m: float("nan") for m in METHODS}, 1.0, None, n, events)
+        return ClosedTest(Recalibration(), untested, 1.0, None, n, events)
+    event_patients = events if groups is None else int(np.unique(np.asarray(groups)[y == 1]).size)
+    if event_patients < min_events:
+        return ClosedTest(Recalibration(), untested, 1.0, None, n, events,
+                          f"kept: {event_patients} patient(s) with an event, fewer than min_events ({min_events})")
     w = w * (n / w.sum())
     a_int = calibration_intercept(y, risk, w)
     a_line, b_line = recalibration_line(y, risk, w)
+    estimable = np.isfinite(a_line) and np.isfinite(b_line) and np.ptp(risk) > 0
+    note = ""
+    if estimable and b_line <= 0:
+        estimable = False
+        note = (f"slope {b_line:.3f} not used: the model ranks these patients no better than chance or the "
+                "wrong way round, which recalibration cannot fix")
     candidates = {
         "none": Recalibration(),
         "intercept": Recalibration("intercept", a_int, 1.0) if np.isfinite(a_int) else None,
-        "intercept_slope": Recalibration("intercept_slope", a_line, b_line)
-        if np.isfinite(a_line) and np.isfinite(b_line) and np.ptp(risk) > 0
-        else None,
+        "intercept_slope": Recalibration("intercept_slope", a_line, b_line) if estimable else None,
     }
     ll = {m: log_likelihood(y, c.apply(risk), w) if c else float("nan") for m, c in candidates.items()}
+
+    def chose(method: str, p1: float, p2: float | None = None) -> ClosedTest:
+        return ClosedTest(candidates[method], ll, p1, p2, n, events, note)
+
     if candidates["intercept_slope"] is None:
         if candidates["intercept"] is None:
-            return ClosedTest(Recalibration(), ll, 1.0, None, n, events)
+            return chose("none", 1.0)
         p1 = float(chi2.sf(max(2 * (ll["intercept"] - ll["none"]), 0.0), df=1))
-        chosen = candidates["intercept"] if p1 < alpha else candidates["none"]
-        return ClosedTest(chosen, ll, p1, None, n, events)
+        return chose("intercept" if p1 < alpha else "none", p1)
     p1 = float(chi2.sf(max(2 * (ll["intercept_slope"] - ll["none"]), 0.0), df=2))
     if p1 >= alpha:
-        return ClosedTest(candidates["none"], ll, p1, None, n, events)
+        return chose("none", p1)
     if candidates["intercept"] is None:
-        return ClosedTest(candidates["intercept_slope"], ll, p1, None, n, events)
+        return chose("intercept_slope", p1)
     p2 = float(chi2.sf(max(2 * (ll["intercept_slope"] - ll["intercept"]), 0.0), df=1))
-    chosen = candidates["intercept_slope"] if p2 < alpha else candidates["intercept"]
-    return ClosedTest(chosen, ll, p1, p2, n, events)
+    return chose("intercept_slope" if p2 < alpha else "intercept", p1, p2)

@@ -44,12 +44,14 @@ class RecalibrateSummary:
     synthetic: bool
 
 
-def phase_tests(rows: pl.DataFrame, phases: list[str]) -> dict[str, ClosedTest]:
-    """The closed test of every phase on its labelled rows (no rows: the model is kept)."""
+def phase_tests(rows: pl.DataFrame, phases: list[str], min_events: int) -> dict[str, ClosedTest]:
+    """The closed test of every phase on its labelled rows (no rows, or fewer than `min_events`
+    patients with an event: the model is kept)."""
     tests = {}
     for phase in phases:
         part = rows.filter(pl.col("phase") == phase)
-        tests[phase] = closed_test(part["label"].to_numpy(), part["risk"].to_numpy(), part["ipcw_weight"].to_numpy())
+        tests[phase] = closed_test(part["label"].to_numpy(), part["risk"].to_numpy(), part["ipcw_weight"].to_numpy(),
+                                   groups=part["patient_id"].to_numpy(), min_events=min_events)
     return tests
 
 
@@ -91,7 +93,7 @@ def recalibrate(
         landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         phases = [p.name for p in model.phases]
         before_rows = labelled_rows(model, landmarks, tables["patients"])
-        tests = phase_tests(before_rows, phases)
+        tests = phase_tests(before_rows, phases, config.model.min_events)
         new = recalibrated_model(model, tests, fingerprint)
         after_rows = labelled_rows(new, landmarks, tables["patients"])
         n_boot, seed = config.model.bootstrap_samples, config.model.seed

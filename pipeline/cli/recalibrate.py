@@ -33,6 +33,7 @@ def recalibrate(
         out.print(
             f"{phase}: {test.chosen.method} (a = {test.chosen.a:+.3f}, b = {test.chosen.b:.3f}; "
             f"overall test p = {test.p_overall:.3g}{slope}; {test.n_events} events in {test.n_rows} rows)"
+            + (f"; {test.note}" if test.note else "")
         )
     print_metrics(out, summary.before, "before, on the local cohort")
     print_metrics(out, summary.after, "after, on the same cohort (in-sample)")

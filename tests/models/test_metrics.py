@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from models import metrics, newton
@@ -38,6 +39,20 @@ def test_well_calibrated_probabilities_have_intercept_0_and_slope_1():
     assert metrics.calibration_intercept(y, p, w) == pytest.approx(0, abs=0.03)
     assert metrics.calibration_slope(y, p, w) == pytest.approx(1, abs=0.03)
     assert metrics.ece(y, p, w) < 0.01
+
+
+def test_a_model_ranking_the_wrong_way_round_gets_its_negative_slope_not_nan():
+    # Newton from the usual start (a slope of 1) overshoots into saturation here; the fit
+    # retries from (0, 0), in the point estimate and in every bootstrap resample alike
+    rng = np.random.default_rng(6)
+    p = sigmoid(rng.normal(-2.0, 1.0, 6000))
+    y = (rng.random(p.size) < sigmoid(-1.0 - 0.8 * logit(p))).astype(float)
+    a, b = metrics.recalibration_line(y, p)
+    expected = LogisticRegression(C=1e12, tol=1e-12, max_iter=1000).fit(logit(p)[:, None], y)
+    assert (a, b) == pytest.approx((expected.intercept_[0], expected.coef_[0, 0]), abs=1e-5)
+    W = np.vstack([np.ones(p.size), rng.poisson(1.0, p.size).astype(float)])
+    _, slopes = newton.newton_line(logit(p), y, W, np.zeros(2), np.ones(2))
+    assert slopes[0] == pytest.approx(b, abs=1e-9) and np.isfinite(slopes).all() and (slopes < 0).all()
 
 
 def test_overconfident_and_underpredicted_risks_are_detected():

@@ -57,6 +57,33 @@ def test_one_outcome_class_keeps_the_model():
     assert closed_test(np.zeros(50), np.full(50, 0.1)).chosen == Recalibration()
 
 
+def test_a_model_ranking_the_cohort_the_wrong_way_round_never_gets_a_reversing_slope():
+    y, risk = cohort(6000, -1.0, -0.8, seed=6)  # the local outcomes run against the model
+    result = closed_test(y, risk)
+    assert result.chosen.b > 0 and result.chosen.method in ("none", "intercept")
+    assert "no better than chance or the wrong way round" in result.note
+    assert np.isnan(result.log_likelihood["intercept_slope"])
+    order = np.argsort(risk)
+    assert (np.diff(result.chosen.apply(risk)[order]) >= 0).all()  # the ranking is the model's
+    with pytest.raises(ValueError, match="must be positive"):
+        Recalibration("intercept_slope", 0.1, -0.5)
+
+
+def test_a_phase_with_few_patients_with_an_event_keeps_the_model():
+    y, risk = cohort(600, 1.5, 2.0, seed=7)  # far off, but ...
+    patients = np.arange(y.size) // 40  # ... 15 patients, so at most 15 with an event
+    result = closed_test(y, risk, groups=patients, min_events=20)
+    assert result.chosen == Recalibration() and result.note.startswith("kept: ")
+    assert "fewer than min_events (20)" in result.note
+    assert closed_test(y, risk, min_events=20).chosen != Recalibration()  # rows, not patients, without groups
+
+
+def test_a_recalibrated_risk_stays_within_the_calibrated_range():
+    layer = Recalibration("intercept_slope", 5.0, 3.0)
+    out = layer.apply(np.array([0.001, 0.5, 0.98]))
+    assert out.min() >= 0.001 and out.max() <= 0.98
+
+
 def test_layers_compose_and_round_trip():
     first, second = Recalibration("intercept", 0.5, 1.0), Recalibration("intercept_slope", -0.2, 0.8)
     p = np.array([0.02, 0.2, 0.7])
