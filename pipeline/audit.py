@@ -5,6 +5,11 @@ read (run artifacts, scores, data) → pure analysis → render → stage beside
 to MLflow → publish (`pipeline.publish`): a failure or a signal before that leaves the old report.
 With `--scores`, `--data` must name the scored cohort's folder: drift and the per-patient
 waterfalls need the feature values, which are rebuilt as of the scores' date with the same model.
+The report explains the scores the clinic holds, or nothing: the scores file must be the one
+`relapse score` wrote (its SHA-256 in the manifest), the model is the one that wrote them (by
+default its registered version from the manifest, not whichever is champion now; a `--model`
+that is another bundle is refused), and rescoring `--data` must give every patient in the file
+the risk the file holds. An `--evaluation` run must evaluate the audited version.
 
 Beside the HTML the stage writes `report.json` (same stem, `.json`): every number the report
 shows, in the documented format of docs/report.schema.json, logged with the HTML.
@@ -24,6 +29,7 @@ import polars as pl
 
 from features.registry import feature_registry
 from features.spec import FeatureSpec
+from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, tracking
 from pipeline.config import Config
 from pipeline.contract import OnInvalid
@@ -97,7 +103,7 @@ def check_inputs(out: Path, scores: Path | None, data_dir: Path | None) -> None:
 def audit(
     config: Config,
     out: Path,
-    model_uri: str = "models:/relapse-risk@champion",
+    model_uri: str | None = None,
     scores: Path | None = None,
     data_dir: Path | None = None,
     patient_ids: list[str] | None = None,
@@ -106,14 +112,23 @@ def audit(
     evaluation_run: str | None = None,
 ) -> AuditResult:
     """Write the report to `out` and log it to a new run of the audit experiment; the training and
-    scoring runs it reviews are read, never written (their ids are tags of the audit run)."""
+    scoring runs it reviews are read, never written (their ids are tags of the audit run).
+
+    `model_uri` None: the model that wrote `scores`, or without scores the champion."""
     check_inputs(out, scores, data_dir)
     key = hash_key_from_env()
+    manifest = _read_manifest(scores) if scores is not None else None
+    if manifest is not None:
+        check_scores_file(scores, manifest)
+    if model_uri is None:
+        model_uri = scores_model(scores, manifest) if manifest else f"models:/{config.mlflow.registered_model}@champion"
     tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     outputs = [Path(out), report_json_path(Path(out))]
     with publish.Publication(outputs) as pub, tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
         work = Path(tmp)
         model = load_model(model_uri, work / "model", config.mlflow)
+        if manifest is not None:
+            check_same_model(scores, manifest, model, model_uri)
         if model.resolved.run_id is None:
             raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")
         run_dir = tracking.download_run_artifacts(config.mlflow, model.resolved.run_id, work / "run")
@@ -124,8 +139,7 @@ def audit(
             "model_uri": model_uri,
             "training_run_id": model.resolved.run_id,
         }
-        if scores is not None:
-            manifest = _read_manifest(scores)
+        if manifest is not None:
             context |= _scoring_context(
                 config, model, run_dir, scores, manifest, data_dir, patient_ids, include_ids, key, top_patients
             )
@@ -133,6 +147,7 @@ def audit(
             reviewed["scores_as_of"] = str(manifest.get("as_of"))
         if evaluation_run is not None:
             context["evaluation"] = evaluation_context(config, evaluation_run, work / "evaluation")
+            check_evaluated_model(evaluation_run, context["evaluation"]["tags"], reviewed)
             reviewed["evaluation_run_id"] = evaluation_run
         context["tripod"] = tripod_checklist(context)
         html = render_report(context)
@@ -163,6 +178,61 @@ def _read_manifest(scores: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "as_of" not in manifest:
         raise ValueError(f"--scores {scores}: its manifest has no 'as_of'; give a file written by `relapse score`")
     return manifest
+
+
+def check_scores_file(scores: Path, manifest: dict[str, Any]) -> None:
+    """The scores file is byte for byte the one `relapse score` wrote (an edited or replaced
+    file would have the report explain risks nobody computed)."""
+    expected = (manifest.get("output") or {}).get("sha256")
+    if expected != io.file_sha256(Path(scores)):
+        raise ValueError(f"--scores {scores}: the file is not the one `relapse score` wrote (its SHA-256 differs "
+                         f"from the manifest's): it was edited or replaced; audit the scores as they were written")
+
+
+def scores_model(scores: Path, manifest: dict[str, Any]) -> str:
+    """The URI of the model that wrote the scores: its registered version, else the URI it was given."""
+    written_by = manifest.get("model") or {}
+    if written_by.get("name") and written_by.get("version"):
+        return f"models:/{written_by['name']}/{written_by['version']}"
+    if written_by.get("uri"):
+        return str(written_by["uri"])
+    raise ValueError(f"--scores {scores}: its manifest names no model; give --model")
+
+
+def check_same_model(scores: Path, manifest: dict[str, Any], model, model_uri: str) -> None:
+    """`model` is the bundle that wrote the scores (the SHA-256 of its bundle manifest)."""
+    written_by = manifest.get("model") or {}
+    found = io.file_sha256(model.resolved.bundle_dir / BUNDLE_MANIFEST)
+    if written_by.get("bundle_manifest_sha256") != found:
+        version = model.resolved.version or "unregistered"
+        raise ValueError(
+            f"--scores {scores} were written by {written_by.get('name')} version {written_by.get('version')} "
+            f"({written_by.get('uri')}); --model {model_uri} is another model ({model.name} version {version}): "
+            f"leave out --model to audit them with the model that wrote them"
+        )
+
+
+def check_reproduced(scores: Path, data_dir: Path, scored: pl.DataFrame, rescored: pl.DataFrame) -> None:
+    """Every patient in the scores file gets the file's risk again from `data_dir` (to 1e-9)."""
+    now = rescored.select("patient_id", pl.col("risk_30d").alias("_now"))
+    joined = scored.select("patient_id", "risk_30d").join(now, on="patient_id", how="left", maintain_order="left")
+    off = joined.filter(pl.col("_now").is_null() | ((pl.col("risk_30d") - pl.col("_now")).abs() > 1e-9))
+    if off.height:
+        first = off.row(0, named=True)
+        again = "not scored" if first["_now"] is None else f"{first['_now']:.4f}"
+        raise ValueError(
+            f"--data {data_dir} does not reproduce --scores {scores}: {off.height:,} of {joined.height:,} patient(s) "
+            f"get another risk or none (e.g. {first['patient_id']}: {first['risk_30d']:.4f} in the file, {again} "
+            "now); give the folder the scores were computed from, as it was then"
+        )
+
+
+def check_evaluated_model(run_id: str, tags: dict[str, Any], reviewed: dict[str, str]) -> None:
+    """An `--evaluation` run is of the audited model version, not of another one."""
+    evaluated = (str(tags.get("model_name")), str(tags.get("model_version")))
+    if evaluated != (reviewed["model_name"], reviewed["model_version"]):
+        raise ValueError(f"--evaluation {run_id} evaluates {evaluated[0]} version {evaluated[1]}, not the audited "
+                         f"{reviewed['model_name']} version {reviewed['model_version']}")
 
 
 def report_json_path(html: Path) -> Path:
@@ -274,6 +344,7 @@ def _scoring_context(
         config.scoring.risk_bands,
         config.scoring.min_effect,
     )
+    check_reproduced(scores, data_dir, scored, batch.scored)
     profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
     features = batch.features.drop("patient_id")
     # drift compares like with like: each phase's patients still under follow-up, at their days

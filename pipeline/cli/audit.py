@@ -16,8 +16,9 @@ def audit(
     out: Path = typer.Option(
         ..., "--out", help="Report file (.html), self-contained and readable offline; report.json is written beside it."
     ),
-    model: str = typer.Option(
-        "models:/relapse-risk@champion", "--model", metavar="<uri>", help="MLflow model URI."
+    model: str | None = typer.Option(
+        None, "--model", metavar="<uri>",
+        help="MLflow model URI; default: the model that wrote --scores, or without scores the champion.",
     ),
     scores: Path | None = typer.Option(None, "--scores", help="A scores file from `relapse score` (needs --data)."),
     data: Path | None = typer.Option(None, "--data", help="The scored cohort's data folder."),

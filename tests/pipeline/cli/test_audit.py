@@ -209,3 +209,24 @@ def test_named_patients_in_clear_with_include_ids(scored, workspace):
     assert pid in path.read_text()
     failed = workspace.run("audit", "--scores", str(out), "--out", str(path), expect=2)
     assert "--data" in failed.output
+
+
+def test_the_audit_explains_the_scores_as_written_or_refuses(scored, workspace, tmp_path):
+    import shutil
+
+    out, _, _ = scored
+    report = tmp_path / "r.html"
+    copy = tmp_path / "scores.parquet"
+    shutil.copy(out, copy)
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    manifest["model"]["version"] = "99"  # written by a version that is not the champion (here: none)
+    copy.with_name(copy.name + ".manifest.json").write_text(json.dumps(manifest))
+    other = workspace.run("audit", "--scores", str(copy), "--data", str(workspace.data), "--out", str(report),
+                          expect=2)
+    assert "relapse-risk/99" in other.output  # the model that wrote them, not the champion, is asked for
+    data = tmp_path / "data"
+    shutil.copytree(workspace.data, data)
+    (data / "bdnf.parquet").unlink()  # the cohort as it is now, not as it was scored
+    changed = workspace.run("audit", "--scores", str(out), "--data", str(data), "--out", str(report), expect=2)
+    assert f"--data {data} does not reproduce --scores {out}" in changed.output
+    assert not report.exists() and not report.with_suffix(".json").exists()
