@@ -8,6 +8,10 @@ at least `min_event_patients` patients with an event, it is worse beyond the int
 AUROC-difference interval below 0, or the whole |intercept|-difference interval above 0. Phases
 with fewer event patients are reported but cannot refuse: their intervals say too little.
 Pooled AUROC is never the criterion: it mostly measures the phase mix.
+
+No evidence is not evidence of "no worse": the challenger is also refused when no phase has
+enough event patients to be judged, and when a judged phase's interval cannot be computed (no
+bootstrap resamples, or every resample undefined). Either would otherwise promote unexamined.
 """
 
 from __future__ import annotations
@@ -60,9 +64,15 @@ def compare(rows: pl.DataFrame, n_boot: int, seed: int, min_event_patients: int)
             worse = judged and bool(hi < 0 if metric == "auroc" else lo > 0)
             if worse:
                 reasons.append(_reason(phase, metric, est, lo, hi))
+            elif judged and not (np.isfinite(lo) and np.isfinite(hi)):
+                reasons.append(f"phase '{phase}': no interval for the {metric.replace('_', ' ')} difference "
+                               f"({n_boot} bootstrap resample(s)), so it cannot be shown not to be worse")
             out.append({"phase": phase, "metric": metric, "difference": est, "lo": lo, "hi": hi,
                         "rows": part.height, "patients": int(np.unique(ids).size),
                         "event_patients": event_patients, "judged": judged, "worse": worse})
+    if not any(row["judged"] for row in out):
+        reasons.append(f"no phase has at least {min_event_patients} patients with an event (and some without) "
+                       "on these rows, so no phase could be judged")
     schema = {"phase": pl.String, "metric": pl.String, "difference": pl.Float64, "lo": pl.Float64,
               "hi": pl.Float64, "rows": pl.Int64, "patients": pl.Int64, "event_patients": pl.Int64,
               "judged": pl.Boolean, "worse": pl.Boolean}

@@ -82,6 +82,7 @@ class RegisteredVersion:
     version: str
     run_id: str
     fingerprint: str | None  # the training run's `data_fingerprint` tag
+    learned_from: tuple[str, ...] = ()  # every cohort the version learned from: training, recalibration(s)
 
 
 @dataclass
@@ -97,9 +98,19 @@ def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
     client = mlflow.MlflowClient()
     name = cfg.registered_model
 
+    def learned_from(run_id: str | None) -> list[str]:
+        # a recalibration run names its local data and its parent run, which names its own
+        seen: list[str] = []
+        while run_id:
+            tags = client.get_run(run_id).data.tags
+            seen += [tags[k] for k in ("data_fingerprint", "recalibration_data_fingerprint") if tags.get(k)]
+            run_id = tags.get("parent_run_id")
+        return seen
+
     def registered(mv) -> RegisteredVersion:
         tags = client.get_run(mv.run_id).data.tags
-        return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"))
+        return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"),
+                                 tuple(learned_from(mv.run_id)))
 
     candidate = registered(client.get_model_version(name, str(version)))
     try:
@@ -112,6 +123,9 @@ def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
 def set_champion(cfg: MlflowConfig, version: str, tags: dict[str, str]) -> None:
     """Point alias `champion` at `version` and record on that version how the decision was made."""
     client = connect(cfg).MlflowClient()
+    held = client.get_model_version(cfg.registered_model, str(version)).tags
+    for key in sorted(k for k in held if k.startswith("promotion.") and k not in tags):  # an earlier decision's
+        client.delete_model_version_tag(cfg.registered_model, str(version), key)
     for key, value in tags.items():
         client.set_model_version_tag(cfg.registered_model, str(version), key, value)
     client.set_registered_model_alias(cfg.registered_model, "champion", str(version))

@@ -7,7 +7,8 @@ The evidence is a paired comparison on the same labelled rows (`models.compariso
   labels (same landmark and horizon settings), else the runs are not comparable;
 - with `--data DIR` (an evaluation cohort): the cohort's landmark table is built with each
   model's own feature settings and both models score the same uncensored rows. A cohort that
-  is either version's training data is refused as in-sample for that model.
+  either version learned from (its training data, or the local data it was recalibrated on) is
+  refused as in-sample for that model.
 Two runs on different cohorts without `--data` are never compared: their rows are different
 patients and any difference would mix cohort with model. That refuses promotion unless
 `--force`. `--force` promotes whatever the evidence and records on the version the tags
@@ -70,8 +71,15 @@ def promote(config: Config, version: str, force: bool = False, data_dir: Path | 
         return _forced(config, versions, basis, comparison, "; ".join(comparison.reasons))
     model_store.set_champion(config.mlflow, challenger.version, {
         "promotion.basis": basis, "promotion.compared_with": champion.version, "promotion.forced": "false",
+        **_gate(config),
     })
     return PromotionResult(versions.name, challenger.version, champion.version, basis, comparison, False)
+
+
+def _gate(config: Config) -> dict[str, str]:
+    """The comparison's settings, recorded beside the decision they produced."""
+    return {"promotion.bootstrap_samples": str(config.model.bootstrap_samples),
+            "promotion.min_events": str(config.model.min_events)}
 
 
 class NotComparable(ValueError):
@@ -81,7 +89,7 @@ class NotComparable(ValueError):
 def _forced(config, versions, basis: str, comparison: Comparison | None, override: str) -> PromotionResult:
     model_store.set_champion(config.mlflow, versions.candidate.version, {
         "promotion.basis": basis, "promotion.compared_with": versions.champion.version,
-        "promotion.forced": "true", "promotion.override": override[:5000],
+        "promotion.forced": "true", "promotion.override": override[:5000], **_gate(config),
     })
     return PromotionResult(versions.name, versions.candidate.version, versions.champion.version, basis,
                            comparison, True)
@@ -121,8 +129,9 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
     validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
     fingerprint = io.data_fingerprint(io.hash_files(paths))
     for v in (versions.candidate, versions.champion):
-        if v.fingerprint == fingerprint:
-            raise NotComparable(f"{data_dir} is the training data of version {v.version}: it would be scored in-sample")
+        if fingerprint in (v.fingerprint, *v.learned_from):
+            raise NotComparable(f"{data_dir} is data version {v.version} learned from (its training or recalibration "
+                                "cohort): it would be scored in-sample")
     tables = io.drop_row_index(validated.tables)
     scored = []
     for label, v in (("risk_challenger", versions.candidate), ("risk_champion", versions.champion)):

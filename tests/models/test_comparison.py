@@ -39,8 +39,20 @@ def test_a_better_challenger_passes(rows):
 
 
 def test_phases_with_too_few_event_patients_cannot_refuse(rows):
-    result = compare(rows, n_boot=30, seed=1, min_event_patients=10_000)
-    assert not result.refused and not result.table["judged"].any()
+    few = pl.col("patient_id").cast(pl.Int64) < 560  # late (worse) keeps 60 patients, too few events to judge
+    result = compare(rows.filter(few), n_boot=30, seed=1, min_event_patients=30)
+    judged = dict(result.table.select("phase", "judged").unique().iter_rows())
+    assert judged == {"early": True, "late": False} and not result.refused
+
+
+def test_no_evidence_is_not_evidence_of_no_worse(rows):
+    nothing_judged = compare(rows, n_boot=30, seed=1, min_event_patients=10_000)
+    assert not nothing_judged.table["judged"].any()
+    assert nothing_judged.reasons == ["no phase has at least 10000 patients with an event (and some without) on "
+                                      "these rows, so no phase could be judged"]
+    no_intervals = compare(rows, n_boot=0, seed=1, min_event_patients=10)
+    assert no_intervals.refused and all("no interval for the" in r for r in no_intervals.reasons)
+    assert len(no_intervals.reasons) == 4  # both metrics in both (judged) phases
 
 
 def test_paired_interval_is_of_the_difference_and_matches_the_point_estimates(rows):

@@ -64,7 +64,7 @@ def test_an_evaluation_cohort_that_trained_either_model_is_refused(other_cohort,
     data, version = other_cohort
     _make_champion(store, "1")
     result = store.run("promote", "--version", version, "--data", str(data), expect=2)
-    assert f"training data of version {version}" in result.output
+    assert f"is data version {version} learned from" in result.output
 
 
 def test_force_over_different_cohorts_is_recorded_as_a_tag(other_cohort, store):
@@ -87,6 +87,18 @@ def test_a_retrain_on_the_same_data_is_compared_on_the_same_out_of_fold_rows(oth
     tags = _client(store).get_model_version("relapse-risk", again).tags
     assert tags["promotion.compared_with"] == first and tags["promotion.forced"] == "false"
     assert _champion(store) == again
+
+    def tags_of(version: str) -> dict:
+        return _client(store).get_model_version("relapse-risk", version).tags
+
+    _make_champion(store, "1")  # trained on the other cohort, so promoting `first` over it is forced
+    store.run("promote", "--version", first, "--force")
+    assert "promotion.override" in tags_of(first)
+    store.run("promote", "--version", again)
+    store.run("promote", "--version", first)  # back again on the same out-of-fold rows, unforced this time
+    tags = tags_of(first)
+    assert tags["promotion.forced"] == "false" and "promotion.override" not in tags  # the forced one's is cleared
+    assert tags["promotion.bootstrap_samples"].isdigit() and tags["promotion.min_events"].isdigit()
 
 
 def test_an_evaluation_cohort_compares_both_models_per_phase(other_cohort, store):

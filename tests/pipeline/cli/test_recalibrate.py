@@ -111,3 +111,15 @@ def test_the_audit_of_a_recalibrated_version_answers_model_updating(own_store, r
     for phase in ("acute", "early", "consolidation", "maintenance"):
         method = mv.tags[f"recalibration_{phase}"].replace("_", " and ")
         assert f"{phase}: {method}" in answer
+
+
+def test_the_cohort_a_version_was_recalibrated_on_is_not_evidence_for_promoting_it(own_store, recalibrated):
+    ws, shifted = own_store
+    _, version = recalibrated
+    c = client(ws.tracking_uri)
+    try:
+        c.get_model_version_by_alias("relapse-risk", "champion")
+    except Exception:  # noqa: BLE001  (no champion yet: the parent becomes one, on no evidence)
+        ws.run("promote", "--version", "1")
+    result = ws.run("promote", "--version", version, "--data", str(shifted), expect=2)
+    assert f"is data version {version} learned from" in result.output and "in-sample" in result.output
