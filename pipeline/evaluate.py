@@ -22,7 +22,7 @@ import polars as pl
 
 from features.shards import landmark_table_bounded
 from models.config import ModelConfig
-from pipeline import io, tracking, tracking_eval
+from pipeline import io, model_store, tracking, tracking_eval
 from pipeline.artifacts import EvaluationArtifacts
 from pipeline.config import Config
 from pipeline.reports.validation import ValidationResult, metric_names, summary, validation_result
@@ -101,6 +101,18 @@ def evaluation_tags(model: LoadedModel, hashes: dict[str, str], validation: str,
     }
 
 
+def check_not_learned_from(model: LoadedModel, fingerprint: str, data_dir: Path, config: Config) -> None:
+    """Refuse a cohort the model learned from (its training data, or data it was recalibrated
+    on, by file fingerprint): its metrics there are in-sample, not a validation."""
+    r = model.resolved
+    if r is not None and fingerprint in model_store.learned_from(config.mlflow, r.run_id):
+        raise ValueError(
+            f"{data_dir} is data {model.name} version {r.version} learned from (its training or recalibration "
+            "cohort): metrics there are in-sample, not a validation; the out-of-fold metrics `relapse train` "
+            "reported are the honest ones, or use a cohort the model has not seen"
+        )
+
+
 def evaluate(
     data_dir: Path,
     model_uri: str,
@@ -120,6 +132,7 @@ def evaluate(
         work = Path(tmp)
         progress("loading the model")
         model = load_model(model_uri, work / "model", config.mlflow)
+        check_not_learned_from(model, io.data_fingerprint(hashes), data_dir, config)
         progress("building landmark rows and scoring them")
         landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         rows = labelled_rows(model, landmarks, tables["patients"])

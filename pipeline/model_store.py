@@ -98,19 +98,10 @@ def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
     client = mlflow.MlflowClient()
     name = cfg.registered_model
 
-    def learned_from(run_id: str | None) -> list[str]:
-        # a recalibration run names its local data and its parent run, which names its own
-        seen: list[str] = []
-        while run_id:
-            tags = client.get_run(run_id).data.tags
-            seen += [tags[k] for k in ("data_fingerprint", "recalibration_data_fingerprint") if tags.get(k)]
-            run_id = tags.get("parent_run_id")
-        return seen
-
     def registered(mv) -> RegisteredVersion:
         tags = client.get_run(mv.run_id).data.tags
         return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"),
-                                 tuple(learned_from(mv.run_id)))
+                                 _learned_from(client, mv.run_id))
 
     candidate = registered(client.get_model_version(name, str(version)))
     try:
@@ -118,6 +109,22 @@ def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
     except mlflow.exceptions.MlflowException:
         champion = None
     return PromotionVersions(name, candidate, champion)
+
+
+def learned_from(cfg: MlflowConfig, run_id: str | None) -> tuple[str, ...]:
+    """The data fingerprints of every cohort the model of `run_id` learned from: its training
+    data and, for a recalibrated version, the local data of each recalibration."""
+    return _learned_from(connect(cfg).MlflowClient(), run_id)
+
+
+def _learned_from(client, run_id: str | None) -> tuple[str, ...]:
+    # a recalibration run names its local data and its parent run, which names its own
+    seen: list[str] = []
+    while run_id:
+        tags = client.get_run(run_id).data.tags
+        seen += [tags[k] for k in ("data_fingerprint", "recalibration_data_fingerprint") if tags.get(k)]
+        run_id = tags.get("parent_run_id")
+    return tuple(seen)
 
 
 def set_champion(cfg: MlflowConfig, version: str, tags: dict[str, str]) -> None:

@@ -25,7 +25,7 @@ from models.recalibration import ALPHA, ClosedTest, Recalibration, closed_test
 from pipeline import io, tracking, tracking_eval
 from pipeline.artifacts import EVALUATION_METRICS, RECALIBRATION
 from pipeline.config import Config
-from pipeline.evaluate import labelled_rows, landmark_rows, read_cohort
+from pipeline.evaluate import check_not_learned_from, labelled_rows, landmark_rows, read_cohort
 from pipeline.reports.validation import count_rows, metric_names, validation_metrics
 from pipeline.serving import LoadedModel, load_model
 from pipeline.train import _example_output, _serving_example
@@ -89,6 +89,7 @@ def recalibrate(
         parent = model.resolved.version if model.resolved else None
         if parent is None:
             raise ValueError(f"{model_uri}: not a registered model version; recalibrate needs models:/NAME/N or @alias")
+        check_not_learned_from(model, fingerprint, data_dir, config)
         progress("building landmark rows and testing each phase")
         landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         phases = [p.name for p in model.phases]

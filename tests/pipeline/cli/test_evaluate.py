@@ -69,6 +69,8 @@ def test_bad_input_is_a_clear_error_and_logs_nothing(trained, workspace, second_
     assert "outcomes" in result.output and "Traceback" not in result.output
     missing = workspace.run("evaluate", "--model", "models:/relapse-risk/99", "--data", str(second_cohort), expect=2)
     assert "cannot load model" in missing.output
+    own = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(workspace.data), expect=2)
+    assert "is data relapse-risk version 1 learned from" in own.output and "in-sample" in own.output
     experiment = c.get_experiment_by_name("relapse-risk-evaluation")
     assert (len(c.search_runs([experiment.experiment_id])) if experiment else 0) == before
 
@@ -77,7 +79,7 @@ def test_audit_takes_an_evaluation_run(trained, workspace, second_cohort, tmp_pa
     result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort))
     evaluation = run_id(result.output)
     report = tmp_path / "audit.html"
-    workspace.run("audit", "--out", str(report), "--evaluation", evaluation)
+    workspace.run("audit", "--out", str(report), "--evaluation", evaluation, "--model", "models:/relapse-risk/1")
     html = report.read_text()
     assert 'id="evaluation"' in html and evaluation in html and "oe_ratio" in html
     document = json.loads(report.with_suffix(".json").read_text())
