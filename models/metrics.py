@@ -205,12 +205,11 @@ def evaluate(
     resamples of whole patients (all of a patient's rows together), so correlated landmark
     rows of one person do not make intervals falsely narrow.
 
-    Resamples where a metric is undefined are skipped for that metric (a single class, for
-    AUROC, AUPRC and the calibration fits); bounds are NaN when fewer than 2 usable resamples
-    remain (or `n_boot` is 0). Many skipped resamples mean very few events: read such
-    intervals with care. When the estimate itself is undefined (NaN, e.g. a calibration slope
-    whose fit does not converge on the full sample), so are its bounds: an interval around no
-    estimate would suggest a precision the data do not have.
+    Bounds are NaN when more than `MAX_UNDEFINED` of the resamples leave the metric undefined
+    (a single class, for AUROC, AUPRC and the calibration fits; see `_percentile_interval`), or
+    fewer than 2 are usable (`n_boot` 0). When the estimate itself is undefined (NaN, e.g. a
+    calibration slope whose fit does not converge on the full sample), so are its bounds: an
+    interval around no estimate would suggest a precision the data do not have.
     """
     y, p, w = _check(y, p, w)
     groups = np.asarray(groups)
@@ -230,12 +229,9 @@ def evaluate(
                 boots[k].append(v)
     result = {}
     for k in METRICS:
-        values = np.concatenate(boots[k]) if boots[k] else np.empty(0)
-        values = values[np.isfinite(values)]
         point = float(estimate[k][0])
-        usable = values.size >= 2 and np.isfinite(point)
-        lo, hi = np.percentile(values, [2.5, 97.5]) if usable else (np.nan, np.nan)
-        result[k] = (point, float(lo), float(hi))
+        lo, hi = _percentile_interval(np.concatenate(boots[k]) if boots[k] else np.empty(0), n_boot)
+        result[k] = (point, lo, hi) if np.isfinite(point) else (point, np.nan, np.nan)
     return result
 
 
@@ -251,11 +247,24 @@ def counts(y: np.ndarray, groups: np.ndarray) -> dict[str, int]:
     }
 
 
-def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if values.size < 2:
+# The share of resamples that may leave a metric undefined before its interval is withheld.
+MAX_UNDEFINED = 0.025
+
+
+def _percentile_interval(values: np.ndarray, n_boot: int) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the resampled values, or NaN for both.
+
+    Resamples where the metric is undefined (no patient with an event drawn, for AUROC) cannot
+    simply be skipped: the percentiles of the rest are those of the resamples that drew an event,
+    an interval conditional on luck. With one patient with an event, 37% of resamples draw none,
+    and the rest all hold that one patient: the interval came out 0.93-0.97 for an AUROC that one
+    event decides. So when more than `MAX_UNDEFINED` (half of one tail) of the `n_boot`
+    resamples are undefined, no interval is given; with four event patients about 1.8% are.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size < 2 or finite.size < (1 - MAX_UNDEFINED) * n_boot:
         return np.nan, np.nan
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    lo, hi = np.percentile(finite, [2.5, 97.5])
     return float(lo), float(hi)
 
 
@@ -294,7 +303,7 @@ def group_metrics(
         for k, v in stats(W, np.broadcast_to(start, (size,))).items():
             boots[k].append(v)
     return {
-        k: (float(point[k][0]), *_percentile_interval(np.concatenate(v) if v else np.empty(0)))
+        k: (float(point[k][0]), *_percentile_interval(np.concatenate(v) if v else np.empty(0), n_boot))
         for k, v in boots.items()
     }
 
@@ -338,7 +347,8 @@ def paired_differences(
         a, b = (metric(s, W, pt) for s, pt in zip(samples, points, strict=True))
         for k in names:
             diffs[k].append(a[k] - b[k])
-    return {k: (estimate[k], *_percentile_interval(np.concatenate(v) if v else np.empty(0))) for k, v in diffs.items()}
+    return {k: (estimate[k], *_percentile_interval(np.concatenate(v) if v else np.empty(0), n_boot))
+            for k, v in diffs.items()}
 
 
 def patient_resamples(groups: np.ndarray, n_boot: int, seed: int):

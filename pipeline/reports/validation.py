@@ -4,6 +4,10 @@ curves with bootstrap bands, decision curves and subgroups. Frames in, frames an
 
 `rows` holds one uncensored landmark row per patient and landmark: patient_id, phase, label
 (0/1), ipcw_weight, risk (the model's final risk) and optional patient attributes.
+
+A phase whose risks are all one number (a constant-rate fallback) is reported as in training:
+its AUROC and AUPRC are not applicable (null; one score ranks no one), and it is left out of the
+pooled rows, where its constant would only tell the phases apart.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
+from models.evaluation import NOT_APPLICABLE
 from models.metrics import counts, evaluate
 from pipeline.artifacts import evaluation_figure_names
 from pipeline.reports.analysis import decision_curve, subgroup_table
@@ -37,9 +42,15 @@ class ValidationResult:
 
 
 def _parts(rows: pl.DataFrame, phases: Sequence[str]) -> dict[str, pl.DataFrame]:
-    """Each phase's rows (phases without rows left out) and all rows as `pooled`."""
-    parts = {p: rows.filter(pl.col("phase") == p) for p in phases}
-    return {p: f for p, f in parts.items() if f.height} | {POOLED: rows}
+    """Each phase's rows (phases without rows left out) and, as `pooled`, the rows of the phases
+    whose risks vary (none: no pooled part)."""
+    parts = {p: f for p in phases if (f := rows.filter(pl.col("phase") == p)).height}
+    ranked = [f for f in parts.values() if not _constant(f)]
+    return parts | ({POOLED: pl.concat(ranked)} if ranked else {})
+
+
+def _constant(part: pl.DataFrame) -> bool:
+    return part["risk"].n_unique() == 1
 
 
 def _arrays(part: pl.DataFrame) -> tuple[np.ndarray, ...]:
@@ -52,7 +63,10 @@ def validation_metrics(rows: pl.DataFrame, phases: Sequence[str], n_boot: int, s
     out = []
     for phase, part in _parts(rows, phases).items():
         y, p, w, g = _arrays(part)
+        constant = _constant(part)
         for metric, (est, lo, hi) in evaluate(y, p, w, g, n_boot, seed).items():
+            if constant and metric in NOT_APPLICABLE:
+                est = lo = hi = None
             out.append({"phase": phase, "metric": metric, "estimate": est, "lo": lo, "hi": hi})
     return pl.DataFrame(out, schema=METRIC_SCHEMA)
 
