@@ -371,8 +371,14 @@ def _phase_warnings(phase, c, n_pred, epv, own, cfg: ModelConfig) -> list[str]:
 
 def _constant_only(data: Mapping[str, PhaseData], cfg: ModelConfig, reason: str) -> TrainedPhases:
     """No booster can be trained on the pooled rows: each phase with rows gets its weighted event
-    rate (metrics in-sample: one fitted number), an empty phase gets `no_data`."""
+    rate (metrics in-sample: one fitted number), an empty phase gets `no_data`. A phase with
+    fewer than `min_events` patients with an event borrows the pooled rate of all phases' rows, as
+    it would borrow the shared booster: one patient followed into a late phase without an event
+    would otherwise give every patient there a risk of 0 (shown as 0.001)."""
     fits = {}
+    stacked = [d for d in data.values() if d.y.size]
+    pooled = float(np.average(np.concatenate([d.y for d in stacked]), weights=np.concatenate([d.w for d in stacked]))
+                   ) if stacked else float("nan")
     for phase, d in data.items():
         c = counts(d.y, d.groups)
         n_pred = int(informative_columns(d.X).sum())
@@ -384,14 +390,18 @@ def _constant_only(data: Mapping[str, PhaseData], cfg: ModelConfig, reason: str)
                                    metrics={}, fallback_rate=None,
                                    warnings=[f"phase '{phase}': no at-risk rows in training; not scored"])
             continue
-        rate = float(np.average(d.y, weights=d.w))
+        own = c["event_patients"] >= cfg.min_events
+        rate = float(np.average(d.y, weights=d.w)) if own else pooled
+        source = ("observed event rate" if own else
+                  f"event rate of all phases (its own {c['event_patients']} patient(s) with an event are fewer "
+                  f"than min_events, {cfg.min_events})")
         oof = np.full(c["rows"], rate)
         metrics = {}
         if 0 < c["events"] < c["rows"]:
             metrics = {"constant_rate": evaluate(d.y, oof, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)}
         fits[phase] = PhaseFit(**common, status="constant", oof_model=oof, oof_raw=oof.copy(), metrics=metrics,
                                fallback_rate=rate, warnings=[f"phase '{phase}': {reason}; every row gets the "
-                                                             f"observed event rate {rate:.4f}"])
+                                                             f"{source} {rate:.4f}"])
     return TrainedPhases(None, 0, fits, warnings=[reason])
 
 

@@ -82,6 +82,18 @@ def test_too_few_events_overall_fall_back_to_rates_per_phase():
     assert fit.metrics["constant_rate"]["auroc"][0] == 0.5
 
 
+def test_a_constant_phase_with_few_events_borrows_the_pooled_rate_not_its_own_zero():
+    sparse = synthetic_phase(n_patients=60, intercept=-5, seed=1)
+    lone = synthetic_phase(n_patients=1, seed=3)  # one patient followed into the late phase, no event
+    lone["y"] = np.zeros_like(lone["y"])
+    out = fit_phases({"acute": _data(sparse), "late": _data(lone, 400.0, "q")}, sparse["feature_names"],
+                     small_model_config())
+    late = out.fits["late"]
+    pooled = np.average(np.concatenate([sparse["y"], lone["y"]]), weights=np.concatenate([sparse["w"], lone["w"]]))
+    assert late.status == "constant" and late.fallback_rate == pytest.approx(pooled) and pooled > 0
+    assert "event rate of all phases" in late.warnings[0] and "fewer than min_events" in late.warnings[0]
+
+
 def test_calibrated_metrics_are_cross_fitted(trained, phases_data, model_config):
     d, fit = phases_data["phases"]["early"], trained.fits["early"]
     again = evaluate(d.y, fit.oof_model, d.w, d.groups, model_config.bootstrap_samples, model_config.seed)
