@@ -16,7 +16,6 @@ from enum import StrEnum
 
 import polars as pl
 
-from features.naming import text_key
 from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
 from pipeline.coercion import blank_as_null, coerce
 
@@ -362,66 +361,6 @@ def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[
         out[name] = frame.filter(~pl.col(ROW).is_in(bad)) if bad else frame
     return out
 
-
-# Tables where a record equal to another in every column is, almost surely, one record written
-# twice (an export's join fanning out), which the features would count twice. Not the beats: two
-# beats of one recording may be equal.
-DUPLICATES_CHECKED = ("bdnf", "hrv", "therapy_sessions", "assessments")
-
-
-def duplicate_records(tables: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
-    """Per checked table, the rows (`_row`) repeating an earlier record in every contract column.
-    Reported (by `relapse validate` and `relapse train`), not removed: the clinic decides."""
-    out = {}
-    for name in DUPLICATES_CHECKED:
-        frame = tables.get(name)
-        if frame is None or frame.height < 2:
-            continue
-        columns = [c.name for c in SPECS[name].columns if c.name in frame.columns]
-        repeats = frame.filter(~pl.struct(columns).is_first_distinct())[ROW]
-        if len(repeats):
-            out[name] = repeats.to_list()
-    return out
-
-
-def lookalike_ids(patients: pl.DataFrame) -> list[pl.DataFrame]:
-    """Groups of patients rows whose ids differ only in Unicode form, letter case, spacing or
-    invisible characters (`naming.text_key`: "Zoë" typed and pasted, "p001" and "P001 ", "P001"
-    and "P\u200b001" from a web page). They are different patients
-    to every table; reported (by `relapse validate` and `relapse train`), never merged."""
-    if patients.height < 2:
-        return []
-    keyed = patients.select(ROW, "patient_id", text_key(pl.col("patient_id").cast(pl.String)).alias("_key"))
-    shared = keyed.filter(pl.col("_key").is_duplicated()).sort("_key", ROW)
-    return [group.drop("_key") for _, group in shared.group_by("_key", maintain_order=True)]
-
-
-def lookalike_warning(groups: list[pl.DataFrame]) -> str:
-    """ "patients: 1 group(s) of ids differ only in Unicode form, case, spacing or invisible characters, e.g. …"."""
-    first = groups[0]
-    shown = " / ".join(repr(i) for i in first["patient_id"])
-    return (f"patients: {len(groups):,} group(s) of patient ids differ only in Unicode form, letter case, "
-            f"spacing or invisible characters, e.g. {shown} ({rows_text(first[ROW].to_list())}); each is a patient "
-            "of its own here: make them one id if they are one patient")
-
-
-def rows_text(rows: list[int], shown: int = 5) -> str:
-    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"."""
-    listed = ", ".join(map(str, rows[:shown])) + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
-    return f"row{'s' if len(rows) > 1 else ''} {listed}"
-
-
-def duplicates_warning(table: str, rows: list[int]) -> str:
-    """ "therapy_sessions: 2 record(s) repeat an earlier one in every column (rows 7, 9); …"."""
-    return (f"{table}: {len(rows):,} record(s) repeat an earlier one in every column ({rows_text(rows)}); the "
-            "features count each again: remove them if they are one record written twice")
-
-
-def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
-    """What valid tables may still hold by mistake: repeated records and look-alike patient ids."""
-    warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
-    groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
-    return warnings + ([lookalike_warning(groups)] if groups else [])
 
 
 def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:

@@ -28,7 +28,7 @@ from pipeline import artifacts as names
 from pipeline import io, temporal, tracking
 from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
-from pipeline.contract import input_warnings
+from pipeline.plausibility import input_warnings
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
 from pipeline.registry import model_description
 from pipeline.reports.cohort import accrual, participant_flow

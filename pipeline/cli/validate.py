@@ -10,8 +10,9 @@ from rich.table import Table
 from pipeline.cli.app import app, console, fail
 from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
-from pipeline.contract import ContractViolation, input_warnings, rows_text, summarise
+from pipeline.contract import ContractViolation, summarise
 from pipeline.io import load_tables
+from pipeline.plausibility import input_warnings, rows_text
 
 
 @app.command()

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from features.tables import ROW
-from pipeline.contract import input_warnings, validate
+from pipeline.contract import validate
 
 
 def with_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -201,25 +201,6 @@ def test_blank_text_is_a_missing_value_not_a_value():
     kept = result.tables["patients"]
     assert kept["ethnicity"].to_list() == [None, "group_a"]  # a blank is no subgroup of its own
     assert kept["clinic_site"].to_list() == [None, "north"]
-
-
-@pytest.mark.parametrize(
-    ("nfc", "nfd"),
-    [("Zo\u00eb", "Zoe\u0308"),  # one name, typed and pasted
-     ("p001", "P001 "),
-     ("P001", "P\u200b001\ufeff")],  # a zero-width space and a byte order mark from a web page
-)
-def test_ids_that_differ_only_in_unicode_form_case_spacing_or_invisible_characters_are_warned_of(nfc, nfd):
-    raw = tables()
-    raw["patients"] = raw["patients"].with_columns(patient_id=pl.Series([nfc, "b", nfd]))
-    for name in ("outcomes", "bdnf", "hrv", "rr_intervals", "therapy_sessions", "assessments"):
-        raw[name] = raw[name].with_columns(pl.col("patient_id").replace({"a": nfc, "c": nfd}))
-    result = validate(raw)
-    assert result.problems == [] and result.tables["patients"].height == 3  # two patients, as written
-    (warning,) = input_warnings(result.tables)
-    assert warning.startswith(f"patients: 1 group(s) of patient ids differ only in Unicode form, letter case, "
-                              f"spacing or invisible characters, e.g. {nfc!r} / {nfd!r} (rows 1, 3)")
-    assert input_warnings(validate(tables()).tables) == []
 
 
 def test_duplicate_patient_ids():

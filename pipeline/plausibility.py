@@ -1,0 +1,111 @@
+"""What valid tables may still hold by mistake: warnings with their rows, never errors.
+
+`relapse validate` and `relapse train` print them; the data are kept as they are, because each
+case can be real and the clinic decides: a record written twice, patient ids that differ only in
+how they were typed, an intake date that no record comes near.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from features.naming import text_key
+from features.tables import ROW, SPECS
+
+# Tables where a record equal to another in every column is, almost surely, one record written
+# twice (an export's join fanning out), which the features would count twice. Not the beats: two
+# beats of one recording may be equal.
+DUPLICATES_CHECKED = ("bdnf", "hrv", "therapy_sessions", "assessments")
+
+
+def duplicate_records(tables: dict[str, pl.DataFrame]) -> dict[str, list[int]]:
+    """Per checked table, the rows (`_row`) repeating an earlier record in every contract column.
+    Reported (by `relapse validate` and `relapse train`), not removed: the clinic decides."""
+    out = {}
+    for name in DUPLICATES_CHECKED:
+        frame = tables.get(name)
+        if frame is None or frame.height < 2:
+            continue
+        columns = [c.name for c in SPECS[name].columns if c.name in frame.columns]
+        repeats = frame.filter(~pl.struct(columns).is_first_distinct())[ROW]
+        if len(repeats):
+            out[name] = repeats.to_list()
+    return out
+
+
+def lookalike_ids(patients: pl.DataFrame) -> list[pl.DataFrame]:
+    """Groups of patients rows whose ids differ only in Unicode form, letter case, spacing or
+    invisible characters (`naming.text_key`: "Zoë" typed and pasted, "p001" and "P001 ", "P001"
+    and "P\u200b001" from a web page). They are different patients
+    to every table; reported (by `relapse validate` and `relapse train`), never merged."""
+    if patients.height < 2:
+        return []
+    keyed = patients.select(ROW, "patient_id", text_key(pl.col("patient_id").cast(pl.String)).alias("_key"))
+    shared = keyed.filter(pl.col("_key").is_duplicated()).sort("_key", ROW)
+    return [group.drop("_key") for _, group in shared.group_by("_key", maintain_order=True)]
+
+
+def lookalike_warning(groups: list[pl.DataFrame]) -> str:
+    """ "patients: 1 group(s) of ids differ only in Unicode form, case, spacing or invisible characters, e.g. …"."""
+    first = groups[0]
+    shown = " / ".join(repr(i) for i in first["patient_id"])
+    return (f"patients: {len(groups):,} group(s) of patient ids differ only in Unicode form, letter case, "
+            f"spacing or invisible characters, e.g. {shown} ({rows_text(first[ROW].to_list())}); each is a patient "
+            "of its own here: make them one id if they are one patient")
+
+
+def rows_text(rows: list[int], shown: int = 5) -> str:
+    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"."""
+    listed = ", ".join(map(str, rows[:shown])) + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
+    return f"row{'s' if len(rows) > 1 else ''} {listed}"
+
+
+def duplicates_warning(table: str, rows: list[int]) -> str:
+    """ "therapy_sessions: 2 record(s) repeat an earlier one in every column (rows 7, 9); …"."""
+    return (f"{table}: {len(rows):,} record(s) repeat an earlier one in every column ({rows_text(rows)}); the "
+            "features count each again: remove them if they are one record written twice")
+
+
+# A patient whose first record of any kind comes this long after intake_date: most likely a
+# mistyped intake date (a year or a century off), which moves every landmark of theirs into
+# late phases with no data, where they weigh as patients followed without an event.
+FIRST_RECORD_GAP_DAYS = 365
+
+
+def late_first_records(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """patients rows (`_row`, patient_id, days) whose first bdnf, hrv, beat, therapy or assessment
+    record comes more than FIRST_RECORD_GAP_DAYS after intake_date (patients without records
+    are not judged), in file order."""
+    firsts = [
+        frame.select("patient_id", pl.col(SPECS[name].date_column).cast(pl.Date).alias("_first"))
+        for name, frame in tables.items()
+        if name not in ("patients", "outcomes") and SPECS[name].date_column and frame.height
+    ]
+    if "patients" not in tables or not firsts:
+        return pl.DataFrame(schema={ROW: pl.Int64, "patient_id": pl.String, "days": pl.Int64})
+    first = pl.concat(firsts).group_by("patient_id").agg(pl.col("_first").min())
+    return (
+        tables["patients"].select(ROW, "patient_id", "intake_date")
+        .join(first, on="patient_id", how="inner", maintain_order="left")
+        .with_columns(days=(pl.col("_first") - pl.col("intake_date").cast(pl.Date)).dt.total_days())
+        .filter(pl.col("days") > FIRST_RECORD_GAP_DAYS)
+        .select(pl.col(ROW).cast(pl.Int64), pl.col("patient_id").cast(pl.String), pl.col("days").cast(pl.Int64))
+    )
+
+
+def late_first_record_warning(late: pl.DataFrame) -> str:
+    """ "patients: 1 patient(s) have no record until more than 365 days after intake_date, e.g. …"."""
+    first = late.row(0, named=True)
+    return (f"patients: {late.height:,} patient(s) have no record until more than {FIRST_RECORD_GAP_DAYS} days after "
+            f"intake_date, e.g. {first['patient_id']!r} (first record {first['days']:,} days after intake; "
+            f"{rows_text(late[ROW].to_list())}): check those intake dates; as written, every day between counts "
+            "as time in treatment without an event")
+
+
+def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
+    """Every warning for these validated tables (each table with its `_row` column)."""
+    warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
+    groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
+    late = late_first_records(tables)
+    return (warnings + ([lookalike_warning(groups)] if groups else [])
+            + ([late_first_record_warning(late)] if late.height else []))

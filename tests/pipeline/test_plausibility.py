@@ -1,0 +1,48 @@
+"""Warnings for valid tables that may still hold a mistake: look-alike ids, late first records."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from pipeline.contract import validate
+from pipeline.plausibility import FIRST_RECORD_GAP_DAYS, input_warnings, late_first_records
+from tests.pipeline.test_contract import tables
+
+
+@pytest.mark.parametrize(
+    ("nfc", "nfd"),
+    [("Zo\u00eb", "Zoe\u0308"),  # one name, typed and pasted
+     ("p001", "P001 "),
+     ("P001", "P\u200b001\ufeff")],  # a zero-width space and a byte order mark from a web page
+)
+def test_ids_that_differ_only_in_unicode_form_case_spacing_or_invisible_characters_are_warned_of(nfc, nfd):
+    raw = tables()
+    raw["patients"] = raw["patients"].with_columns(patient_id=pl.Series([nfc, "b", nfd]))
+    for name in ("outcomes", "bdnf", "hrv", "rr_intervals", "therapy_sessions", "assessments"):
+        raw[name] = raw[name].with_columns(pl.col("patient_id").replace({"a": nfc, "c": nfd}))
+    result = validate(raw)
+    assert result.problems == [] and result.tables["patients"].height == 3  # two patients, as written
+    (warning,) = input_warnings(result.tables)
+    assert warning.startswith(f"patients: 1 group(s) of patient ids differ only in Unicode form, letter case, "
+                              f"spacing or invisible characters, e.g. {nfc!r} / {nfd!r} (rows 1, 3)")
+    assert input_warnings(validate(tables()).tables) == []
+
+
+def test_an_intake_date_no_record_comes_near_is_warned_of():
+    raw = tables()
+    intake = raw["patients"]["intake_date"].to_list()
+    moved = date(intake[1].year - 20, intake[1].month, 1)  # patient b: a year typed two decades off
+    raw["patients"] = raw["patients"].with_columns(pl.Series("intake_date", [intake[0], moved, intake[2]]))
+    result = validate(raw)
+    assert result.problems == []  # a valid table: the date is plausible on its own
+    late = late_first_records(result.tables)
+    assert late["patient_id"].to_list() == ["b"] and late["days"][0] > 19 * 365 and late["_row"][0] == 2
+    (warning,) = input_warnings(result.tables)
+    assert warning.startswith(f"patients: 1 patient(s) have no record until more than {FIRST_RECORD_GAP_DAYS} days "
+                              "after intake_date, e.g. 'b' (first record ")
+    assert "days after intake; row 2)" in warning
+    no_records = {k: v for k, v in validate(raw).tables.items() if k in ("patients", "outcomes")}
+    assert late_first_records(no_records).height == 0  # patients without records are not judged
