@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    """A frozen config section that rejects unknown keys."""
+    """A frozen config section that rejects unknown keys and values of the wrong type: `n_folds:
+    '3'` (a quoted number) or `enabled: "yes"` is an error naming the key, not read as 3 or true.
+    A whole number is still a valid float (`learning_rate: 1`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Phase(Strict):
@@ -84,6 +86,8 @@ def check_phases(phases: Sequence[_PhaseLike]) -> int:
 
     Shared by the pipeline's config and the simulator's, which both describe recovery phases.
     """
+    if not phases:
+        raise ValueError("at least one phase is needed")
     expected_start = 0
     for phase in phases:
         if phase.start_day != expected_start or phase.end_day < phase.start_day:

@@ -27,7 +27,7 @@ class LogisticParams(Strict):
 
 
 class ModelConfig(Strict):
-    seed: int
+    seed: int = Field(ge=0)
     n_folds: int = Field(ge=2)
     bootstrap_samples: int = Field(ge=0)
     calibration: Literal["isotonic", "platt"]

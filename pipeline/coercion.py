@@ -76,7 +76,9 @@ def coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
             return whole.cast(target, strict=False)
         return pl.lit(None, dtype=target)
     if target == pl.Date and isinstance(source, pl.Datetime):
-        return col.dt.date()
+        # an instant with a time zone is dated in UTC, as `recorded_at` is, so one instant has one
+        # date in every table (its local date could be the day before); a naive one as written
+        return (col if source.time_zone is None else col.dt.convert_time_zone("UTC")).dt.date()
     if isinstance(target, pl.Datetime):
         if isinstance(source, pl.Datetime):
             moved = col.dt.replace_time_zone("UTC") if source.time_zone is None else col.dt.convert_time_zone("UTC")

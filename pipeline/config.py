@@ -48,8 +48,10 @@ class ScoringConfig(Strict):
     @model_validator(mode="after")
     def _bands_ascending(self) -> ScoringConfig:
         bounds = list(self.risk_bands.values())
-        if not bounds or bounds[0] != 0.0 or bounds != sorted(bounds) or bounds[-1] >= 1:
-            raise ValueError("risk_bands must start at 0.0 and rise below 1.0")
+        rising = all(a < b for a, b in zip(bounds, bounds[1:], strict=False))
+        if not bounds or bounds[0] != 0.0 or not rising or bounds[-1] >= 1:
+            raise ValueError("risk_bands must start at 0.0 and rise strictly below 1.0 (two bands cannot share a "
+                             "lower bound)")
         return self
 
 

@@ -1,9 +1,11 @@
-"""Blank text is no value, in eager frames and in lazy scans alike."""
+"""Blank text is no value, in eager frames and in lazy scans alike; dates read as documented."""
+
+from datetime import date, datetime
 
 import polars as pl
 
 from features.tables import ROW
-from pipeline.coercion import blank_as_null, has_values
+from pipeline.coercion import blank_as_null, coerce, has_values
 
 
 def test_blank_text_of_any_whitespace_is_missing_and_other_text_is_kept():
@@ -29,3 +31,14 @@ def test_a_record_has_values_when_any_column_but_the_row_number_holds_one():
     assert lazy.select(has_values(lazy.collect_schema()).any()).collect().item()
     assert not frame.head(2).select(has_values(frame.schema).any()).item()
     assert not pl.DataFrame({ROW: [1]}).select(has_values({ROW: pl.Int64})).item()
+
+
+def test_a_date_column_written_as_an_instant_with_a_time_zone_is_dated_in_utc_like_recorded_at():
+    instant = pl.Series("intake_date", [datetime(2023, 7, 1, 0, 30)]).dt.replace_time_zone("UTC")
+    frame = pl.DataFrame({"intake_date": instant.dt.convert_time_zone("America/New_York"),
+                          "naive": [datetime(2023, 6, 30, 20, 30)]})
+    out = frame.select(coerce("intake_date", frame.schema["intake_date"], pl.Date),
+                       coerce("naive", frame.schema["naive"], pl.Date))
+    assert out.row(0) == (date(2023, 7, 1), date(2023, 6, 30))  # New York's 20:30 on 30 June is 1 July in UTC
+    stamp = frame.select(coerce("intake_date", frame.schema["intake_date"], pl.Datetime("us", "UTC")))
+    assert stamp.item().date() == out.item(0, 0)  # the date recorded_at would get for the same instant

@@ -42,6 +42,19 @@ def test_wrong_type_is_rejected_with_key(tmp_path):
         load_config(write(tmp_path, "model:\n  n_folds: many\n"))
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("model:\n  n_folds: '3'\n", "model.n_folds"),  # a quoted number is text, not 3
+    ("features:\n  bdnf:\n    enabled: 'yes'\n", "features.bdnf.enabled"),
+    ("model:\n  seed: -1\n", "model.seed"),
+    ("phases: []\n", "at least one phase"),
+    ("scoring:\n  risk_bands: {low: 0.0, moderate: 0.10, high: 0.10}\n", "rise strictly"),
+])
+def test_plausible_looking_values_of_the_wrong_kind_are_rejected(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+    assert load_config(write(tmp_path, "model:\n  xgboost:\n    learning_rate: 1\n")).model.xgboost.learning_rate == 1
+
+
 def test_gapped_phases_are_rejected(tmp_path):
     text = "phases:\n  - {name: a, start_day: 0, end_day: 10}\n  - {name: b, start_day: 20, end_day: 30}\n"
     with pytest.raises(ConfigError, match="contiguous"):
