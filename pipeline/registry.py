@@ -75,22 +75,27 @@ def serving_signature(feature_names: list[str], output_example: pl.DataFrame):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def model_description(horizon_days: int, phases: list[dict[str, Any]]) -> str:
-    """The registered model's description: what it predicts, for whom, and how it may be used."""
+MODEL_DESCRIPTION = (
+    "Calibrated probability of relapse in the next 30 days for a person in treatment for ketamine addiction, "
+    "from days since intake and the clinic's records. One XGBoost model per recovery phase; each version's "
+    "description names its phases, and its feature_groups tag the feature groups it was trained with. Each "
+    "score comes with a risk band and plain-language SHAP reasons. Decision support only: never a sole decision "
+    "maker; read every score with the clinician's own assessment. Versions tagged synthetic_data=true were "
+    "trained on simulated data and are for demonstration and testing only."
+)
+
+
+def version_description(phases: list[dict[str, Any]]) -> str:
+    """One version's description: the phases it was trained for (versions may differ; the registered
+    model's own description, `MODEL_DESCRIPTION`, holds only what every version shares)."""
     spans = ", ".join(f"{p['name']} (days {p['start_day']}-{p['end_day']})" for p in phases)
-    return (
-        f"Calibrated probability of relapse in the next {horizon_days} days for a person in treatment for "
-        f"ketamine addiction, from days since intake and the clinic's records (the feature groups each version "
-        f"was trained with are in its feature_groups tag). One XGBoost model per recovery phase: {spans}. "
-        "Each score comes with a risk band and plain-language SHAP reasons. Decision support only: never a "
-        "sole decision maker; read every score with the clinician's own assessment. Versions tagged "
-        "synthetic_data=true were trained on simulated data and are for demonstration and testing only."
-    )
+    return f"Relapse in the next 30 days; one XGBoost model per recovery phase: {spans}."
 
 
 def describe_version(client, name: str, version: str, description: str, tags: dict[str, str]) -> None:
-    """Set the registered model's description and one version's tags."""
-    client.update_registered_model(name, description=description)
+    """Set the registered model's shared description, one version's own description and its tags."""
+    client.update_registered_model(name, description=MODEL_DESCRIPTION)
+    client.update_model_version(name, version, description=description)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 

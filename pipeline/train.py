@@ -30,7 +30,7 @@ from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
 from pipeline.plausibility import input_warnings
 from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
-from pipeline.registry import model_description
+from pipeline.registry import version_description
 from pipeline.reports.cohort import accrual, participant_flow
 from pipeline.reports.drift import phase_profiles
 from pipeline.reports.figures import calibration_figure, curve_with_band, shap_beeswarm_figure
@@ -129,7 +129,7 @@ def train(
             output_example=_example_output(bundle, example, config),
             feature_names=list(spec.feature_names),
             warnings=warnings,
-            description=model_description(config.landmarks.horizon_days, [p.model_dump() for p in config.phases]),
+            description=version_description([p.model_dump() for p in config.phases]),
             version_tags=version_tags(run, table),
         )
         outcome = tracking.guarded(
