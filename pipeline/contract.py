@@ -187,9 +187,9 @@ def _value_checks(table: str, c: Column, typed: pl.DataFrame, today: date) -> li
                 f"are dated outside the plausible range {EARLIEST_DATE} to {today} (the run date)",
             )
         )
-    rule = _range_rule(c)
+    rule = range_rule(c)
     if rule is not None:
-        checks.append((finite & ~rule, _rule_text(c)))
+        checks.append((finite & ~rule, rule_text(c)))
     problems = []
     for bad_rows, reason in checks:
         bad = typed.filter(value.is_not_null() & bad_rows)
@@ -198,7 +198,7 @@ def _value_checks(table: str, c: Column, typed: pl.DataFrame, today: date) -> li
     return problems
 
 
-def _range_rule(c: Column) -> pl.Expr | None:
+def range_rule(c: Column) -> pl.Expr | None:
     value = pl.col(c.name)
     if c.allowed is not None:
         return value.is_in(c.allowed)
@@ -211,7 +211,7 @@ def _range_rule(c: Column) -> pl.Expr | None:
     return rule
 
 
-def _rule_text(c: Column) -> str:
+def rule_text(c: Column) -> str:
     if c.allowed is not None:
         return f"are not one of {', '.join(c.allowed)}"
     parts = []

@@ -23,10 +23,12 @@ from features.coverage import missing_groups, unread_inputs
 from features.reasons import DEFAULT_MIN_EFFECT, ReasonPolicy, reason_policy
 from features.registry import describe, feature_registry
 from features.spec import FeatureSpec
+from features.tables import SPECS
 from models.bundle import ModelBundle
 from models.scoring import explain_scores
 from pipeline import model_store
 from pipeline.config import MlflowConfig
+from pipeline.contract import range_rule, rule_text
 
 KEYS = ("patient_id", "as_of", "day", "phase")
 # `no_model_for_phase`: the patient is in a phase the training data never reached (no at-risk
@@ -192,7 +194,10 @@ MAX_SHOWN = 5
 def check_request(columns: Mapping[str, list], feature_names: list[str], phases: list[Phase]) -> pl.DataFrame:
     """A REST request (column name → values) as rows to score: Int64 `day`, String `patient_id` and
     `as_of` when given, every feature as Float64 (null where left out). `day` must be a whole number
-    inside some phase; a feature must be a number or null. Anything else raises `RequestError`."""
+    inside some phase; `as_of` an ISO date (YYYY-MM-DD) or null; a feature must be a number or null,
+    and a feature that is a patients column of the data contract must lie in its range (an age of
+    -30 or a deprivation decile of 50 is refused, as batch scoring refuses the table row). Anything
+    else raises `RequestError`."""
     if "day" not in columns:
         raise RequestError("column 'day' is required: days since intake")
     days = list(columns["day"])
@@ -202,11 +207,27 @@ def check_request(columns: Mapping[str, list], feature_names: list[str], phases:
     out = {k: pl.Series(k, [None if v is None else str(v) for v in columns[k]], pl.String)
            for k in ("patient_id", "as_of") if k in columns}
     out["day"] = pl.Series("day", [int(v) for v in days], pl.Int64)
+    if "as_of" in columns:
+        _require(list(columns["as_of"]), lambda v: v is None or _is_iso_date(v), "'as_of' must be a date, YYYY-MM-DD")
     for name in feature_names:
         values = [None if _is_missing(v) else v for v in columns.get(name, [None] * len(days))]
         _require(values, lambda v: v is None or _is_number(v), f"'{name}' must be a number or null")
         out[name] = pl.Series(name, [None if v is None else float(v) for v in values], pl.Float64)
-    return pl.DataFrame(out)
+    frame = pl.DataFrame(out)
+    for c in SPECS["patients"].columns:  # a feature that is a patients column keeps the contract's range
+        rule = range_rule(c) if c.name in feature_names and c.allowed is None else None
+        if rule is not None:
+            inside = frame.select(rule.fill_null(True)).to_series().to_list()
+            _refuse([(i, v) for i, (v, ok) in enumerate(zip(frame[c.name], inside, strict=True)) if not ok],
+                    f"'{c.name}' has values that {rule_text(c)} of patients.{c.name}")
+    return frame
+
+
+def _is_iso_date(value: object) -> bool:
+    try:
+        return isinstance(value, str) and len(value) == 10 and date.fromisoformat(value) is not None
+    except ValueError:
+        return False
 
 
 def _is_number(value: object) -> bool:
@@ -219,7 +240,12 @@ def _is_missing(value: object) -> bool:
 
 
 def _require(values: list, ok, rule: str) -> None:
-    bad = [f"row {i}: {v!r}" for i, v in enumerate(values) if not ok(v)]
+    _refuse([(i, v) for i, v in enumerate(values) if not ok(v)], rule)
+
+
+def _refuse(bad: list[tuple[int, object]], rule: str) -> None:
+    """RequestError naming the rule and the first rows (index, value) that break it, if any."""
     if bad:
+        shown = ", ".join(f"row {i}: {v!r}" for i, v in bad[:MAX_SHOWN])
         more = f" and {len(bad) - MAX_SHOWN} more" if len(bad) > MAX_SHOWN else ""
-        raise RequestError(f"column {rule}: {', '.join(bad[:MAX_SHOWN])}{more}")
+        raise RequestError(f"column {rule}: {shown}{more}")

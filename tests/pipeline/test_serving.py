@@ -42,6 +42,12 @@ def test_identifiers_pass_through_and_integer_features_become_floats():
         ({"day": [math.inf]}, "must be a whole number"),
         ({"day": [3], "bdnf_latest": ["high"]}, "column 'bdnf_latest' must be a number or null: row 0: 'high'"),
         ({"patient_id": ["p"]}, "column 'day' is required"),
+        # what batch scoring refuses in the patients table, the REST model refuses too
+        ({"day": [3, 4], "age_at_intake": [34, -30.0]},
+         "column 'age_at_intake' has values that are outside the allowed range (>= 12 and <= 100) of "
+         "patients.age_at_intake: row 1: -30.0"),
+        ({"day": [3], "as_of": ["2024-13-45"]}, "column 'as_of' must be a date, YYYY-MM-DD: row 0: '2024-13-45'"),
+        ({"day": [3], "as_of": ["1 March"]}, "column 'as_of' must be a date"),
     ],
 )
 def test_bad_requests_name_the_column_the_rule_and_the_rows(columns, message):
