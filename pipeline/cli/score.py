@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -47,6 +48,13 @@ def score(
     nobody is scorable on the as-of date (counts by exclusion reason are printed).
     """
     when = parse_date(as_of)  # before the heavy imports: a bad date answers at once
+    today = datetime.now(UTC).date()
+    if when > today:
+        typer.secho(
+            f"warning: --as-of {when} is after today ({today}): the records up to then do not exist yet, so each "
+            "patient is scored as if nothing were recorded from today on (a mistyped year?)",
+            err=True, fg=typer.colors.YELLOW,
+        )
     from features.coverage import CHECKABLE
     from pipeline.score import NothingToScore
     from pipeline.score import score as run_scoring

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from features import ENGINE
+from pipeline.cli import app
 from tests.pipeline.cli.conftest import AS_OF, bin_path, free_port, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -109,6 +111,16 @@ def test_records_after_the_as_of_date_change_nothing(scored, workspace, tmp_path
     again = tmp_path / "again.parquet"
     workspace.run("score", "--data", str(future), "--as-of", AS_OF, "--out", str(again), "--reasons", "3")
     assert pl.read_parquet(again).equals(pl.read_parquet(out))
+
+
+def test_an_as_of_date_after_today_is_warned_of(trained, workspace, tmp_path):
+    ahead = (date.today() + timedelta(days=400)).isoformat()
+    result = CliRunner().invoke(app, ["score", "--data", str(workspace.data), "--as-of", ahead, "--out",
+                                      str(tmp_path / "ahead.parquet"), "--config", str(workspace.config)])
+    assert result.exit_code in (0, 3)  # some scored, or everyone past the last phase by then
+    assert f"warning: --as-of {ahead} is after today" in result.output
+    ok = workspace.run("score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(tmp_path / "ok.parquet"))
+    assert "is after today" not in ok.output
 
 
 def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, workspace, tmp_path):
