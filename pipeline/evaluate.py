@@ -41,6 +41,7 @@ class EvaluateSummary:
     model_version: str | None
     result: ValidationResult
     synthetic: bool
+    unmeasured: list[str]  # the model's phases without a labelled landmark row in this cohort
 
 
 def model_landmarks(model: LoadedModel, tables: dict[str, pl.DataFrame], patients_per_shard: int) -> pl.DataFrame:
@@ -152,7 +153,9 @@ def evaluate(
         progress("logging the evaluation run in MLflow")
         run_id = tracking.guarded(config.mlflow, "logging the evaluation run",
                                   lambda: tracking_eval.log_evaluation(config.mlflow, record))
-    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic)
+    measured = set(rows["phase"].unique().to_list())
+    unmeasured = [p.name for p in model.phases if p.name not in measured]
+    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic, unmeasured)
 
 
 def _artifacts(result: ValidationResult, tags: dict[str, str]) -> EvaluationArtifacts:

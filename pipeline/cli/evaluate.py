@@ -35,6 +35,8 @@ def evaluate(
     except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
     print_metrics(out, summary.result.metrics, f"{summary.model_name} version {summary.model_version} on {data}")
+    if summary.unmeasured:
+        out.print(f"not measured (no labelled landmark row in this cohort): {', '.join(summary.unmeasured)}")
     if summary.synthetic:
         out.print("[bold]Evaluated on SIMULATED data: for demonstration and testing only.[/]")
     result(f"evaluation run {summary.run_id}")

@@ -45,6 +45,10 @@ def test_evaluation_run_is_tagged_and_named_like_training(trained, workspace, se
     # the same data-generating process: discrimination close to the development run's
     trained_run = c.get_run(c.get_model_version("relapse-risk", "1").run_id).data.metrics
     assert abs(metrics["auroc_pooled"] - trained_run["auroc_pooled"]) < 0.08
+    measured = {p for p in ("acute", "early", "consolidation", "maintenance") if f"n_rows_{p}" in metrics}
+    unmeasured = sorted({"acute", "early", "consolidation", "maintenance"} - measured)
+    assert ("not measured" in result.output) == bool(unmeasured)  # a phase left out is said to be
+    assert all(p in result.output.split("not measured")[-1] for p in unmeasured)
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"evaluation_metrics.csv", "calibration_curves.csv", "decision_curves.csv", "subgroups.csv",
             "evaluation.json", "calibration_acute.png", "decision_curve_pooled.png"} <= artifacts
