@@ -296,11 +296,17 @@ def read_json(path: Path) -> Any:
 
 
 def read_frame(path: Path) -> pl.DataFrame:
-    """Read an output frame written by `write_frame` (.parquet or .csv)."""
+    """Read an output frame written by `write_frame` (.parquet or .csv). From CSV the identifiers
+    stay text: a patient id "00123" is not the number 123, nor a version "2" the number 2."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: file not found")
-    return pl.read_csv(path) if path.suffix == ".csv" else pl.read_parquet(path)
+    if path.suffix == ".csv":
+        return pl.read_csv(path, schema_overrides=dict.fromkeys(IDENTIFIERS, pl.String))
+    return pl.read_parquet(path)
+
+
+IDENTIFIERS = ("patient_id", "as_of", "model_name", "model_version", "run_id")
 
 
 def write_json(payload: Any, path: Path) -> None:

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.contract import ContractViolation
-from pipeline.io import atomic_write, drop_row_index, load_tables, write_tables
+from pipeline.io import atomic_write, drop_row_index, load_tables, read_frame, write_frame, write_tables
 from pipeline.shard_files import split_by_patient
 from tests.pipeline.test_contract import tables
 
@@ -151,3 +151,11 @@ def test_an_output_on_a_table_file_of_the_input_is_refused_before_any_work(tmp_p
     assert result.exit_code == 2, result.output
     assert "is a table file of the input folder" in result.output
     assert {p.name: p.read_bytes() for p in data.iterdir()} == before  # nothing replaced, nothing added
+
+
+def test_an_output_frame_read_back_from_csv_keeps_its_identifiers_as_text(tmp_path):
+    frame = pl.DataFrame({"patient_id": ["00123", "7"], "risk_30d": [0.25, 0.5], "model_version": ["2", "2"]})
+    write_frame(frame, tmp_path / "scores.csv")
+    back = read_frame(tmp_path / "scores.csv")
+    assert back["patient_id"].to_list() == ["00123", "7"] and back["model_version"].to_list() == ["2", "2"]
+    assert back["risk_30d"].to_list() == [0.25, 0.5]
