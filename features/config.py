@@ -7,7 +7,7 @@ take only the section they need. Every section is frozen and rejects unknown key
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,10 +28,7 @@ class Phase(Strict):
 
 class LandmarkConfig(Strict):
     spacing_days: int = Field(gt=0)
-    # The product predicts relapse in the next 30 days: its output is `risk_30d`, its bands, texts,
-    # intended use and the simulator's true risk are all 30-day ones, so another horizon would be
-    # mislabelled everywhere. Fixed until the horizon is carried through every output.
-    horizon_days: Literal[30] = 30
+    horizon_days: int = Field(gt=0)  # the builders take any; the product's config fixes 30 (pipeline.config)
 
 
 DEFAULT_SENSITIVE = ("ethnicity",)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from models.metrics import auroc_batch, patient_resamples
+from models.metrics import auroc_batch, patient_resamples, percentile_interval
 
 Interval = tuple[float, float, float]
 
@@ -57,7 +57,7 @@ def paired_deltas(
     seed: int,
 ) -> dict[str, Interval]:
     """ΔAUROC, ΔBrier and Δnet benefit at each threshold as (estimate, lo, hi); NaN bounds
-    when fewer than 2 resamples have both classes."""
+    when too many resamples lack a class (`metrics.percentile_interval`)."""
     y, p_full, p_without, w = (np.asarray(a, dtype=np.float64) for a in (y, p_full, p_without, w))
     if not (y.shape == p_full.shape == p_without.shape == w.shape == np.shape(groups)):
         raise ValueError("y, both predictions, w and groups must have one value per row")
@@ -69,8 +69,6 @@ def paired_deltas(
             boots[k].append(v)
     result = {}
     for k, v in estimate.items():
-        values = np.concatenate(boots[k]) if boots[k] else np.empty(0)
-        values = values[np.isfinite(values)]
-        lo, hi = np.percentile(values, [2.5, 97.5]) if values.size >= 2 else (np.nan, np.nan)
-        result[k] = (float(v[0]), float(lo), float(hi))
+        lo, hi = percentile_interval(np.concatenate(boots[k]) if boots[k] else np.empty(0), n_boot)
+        result[k] = (float(v[0]), lo, hi)
     return result

@@ -206,7 +206,7 @@ def evaluate(
     rows of one person do not make intervals falsely narrow.
 
     Bounds are NaN when more than `MAX_UNDEFINED` of the resamples leave the metric undefined
-    (a single class, for AUROC, AUPRC and the calibration fits; see `_percentile_interval`), or
+    (a single class, for AUROC, AUPRC and the calibration fits; see `percentile_interval`), or
     fewer than 2 are usable (`n_boot` 0). When the estimate itself is undefined (NaN, e.g. a
     calibration slope whose fit does not converge on the full sample), so are its bounds: an
     interval around no estimate would suggest a precision the data do not have.
@@ -230,7 +230,7 @@ def evaluate(
     result = {}
     for k in METRICS:
         point = float(estimate[k][0])
-        lo, hi = _percentile_interval(np.concatenate(boots[k]) if boots[k] else np.empty(0), n_boot)
+        lo, hi = percentile_interval(np.concatenate(boots[k]) if boots[k] else np.empty(0), n_boot)
         result[k] = (point, lo, hi) if np.isfinite(point) else (point, np.nan, np.nan)
     return result
 
@@ -251,7 +251,7 @@ def counts(y: np.ndarray, groups: np.ndarray) -> dict[str, int]:
 MAX_UNDEFINED = 0.025
 
 
-def _percentile_interval(values: np.ndarray, n_boot: int) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, n_boot: int) -> tuple[float, float]:
     """The 2.5th and 97.5th percentiles of the resampled values, or NaN for both.
 
     Resamples where the metric is undefined (no patient with an event drawn, for AUROC) cannot
@@ -303,7 +303,7 @@ def group_metrics(
         for k, v in stats(W, np.broadcast_to(start, (size,))).items():
             boots[k].append(v)
     return {
-        k: (float(point[k][0]), *_percentile_interval(np.concatenate(v) if v else np.empty(0), n_boot))
+        k: (float(point[k][0]), *percentile_interval(np.concatenate(v) if v else np.empty(0), n_boot))
         for k, v in boots.items()
     }
 
@@ -347,7 +347,7 @@ def paired_differences(
         a, b = (metric(s, W, pt) for s, pt in zip(samples, points, strict=True))
         for k in names:
             diffs[k].append(a[k] - b[k])
-    return {k: (estimate[k], *_percentile_interval(np.concatenate(v) if v else np.empty(0), n_boot))
+    return {k: (estimate[k], *percentile_interval(np.concatenate(v) if v else np.empty(0), n_boot))
             for k, v in diffs.items()}
 
 

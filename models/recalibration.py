@@ -16,7 +16,7 @@ Closed testing on the local labelled rows of one phase, with IPCW-weighted log-l
 When the slope cannot be estimated (constant predictions, as from a fallback phase, or a single
 outcome class), step 1 compares intercept against none with chi-square(1) and step 2 is skipped.
 
-Guards, each stated in the test's `note`:
+Guards (the first two stated in the test's `note` when they decide):
 - A slope of zero or below is never chosen: it would rank the local patients the other way round
   (or all alike), and reasons that raise the model's risk would lower the reported one. A model
   that ranks a cohort no better than chance, or inverted, is not fixed by recalibration; the

@@ -29,8 +29,15 @@ import polars as pl
 
 from features.registry import feature_registry
 from features.spec import FeatureSpec
-from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, tracking
+from pipeline.audit_checks import (
+    check_evaluated_model,
+    check_reproduced,
+    check_same_model,
+    check_scores_file,
+    scores_model,
+    since_scoring,
+)
 from pipeline.config import Config
 from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
@@ -180,61 +187,6 @@ def _read_manifest(scores: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_scores_file(scores: Path, manifest: dict[str, Any]) -> None:
-    """The scores file is byte for byte the one `relapse score` wrote (an edited or replaced
-    file would have the report explain risks nobody computed)."""
-    expected = (manifest.get("output") or {}).get("sha256")
-    if expected != io.file_sha256(Path(scores)):
-        raise ValueError(f"--scores {scores}: the file is not the one `relapse score` wrote (its SHA-256 differs "
-                         f"from the manifest's): it was edited or replaced; audit the scores as they were written")
-
-
-def scores_model(scores: Path, manifest: dict[str, Any]) -> str:
-    """The URI of the model that wrote the scores: its registered version, else the URI it was given."""
-    written_by = manifest.get("model") or {}
-    if written_by.get("name") and written_by.get("version"):
-        return f"models:/{written_by['name']}/{written_by['version']}"
-    if written_by.get("uri"):
-        return str(written_by["uri"])
-    raise ValueError(f"--scores {scores}: its manifest names no model; give --model")
-
-
-def check_same_model(scores: Path, manifest: dict[str, Any], model, model_uri: str) -> None:
-    """`model` is the bundle that wrote the scores (the SHA-256 of its bundle manifest)."""
-    written_by = manifest.get("model") or {}
-    found = io.file_sha256(model.resolved.bundle_dir / BUNDLE_MANIFEST)
-    if written_by.get("bundle_manifest_sha256") != found:
-        version = model.resolved.version or "unregistered"
-        raise ValueError(
-            f"--scores {scores} were written by {written_by.get('name')} version {written_by.get('version')} "
-            f"({written_by.get('uri')}); --model {model_uri} is another model ({model.name} version {version}): "
-            f"leave out --model to audit them with the model that wrote them"
-        )
-
-
-def check_reproduced(scores: Path, data_dir: Path, scored: pl.DataFrame, rescored: pl.DataFrame) -> None:
-    """Every patient in the scores file gets the file's risk again from `data_dir` (to 1e-9)."""
-    now = rescored.select("patient_id", pl.col("risk_30d").alias("_now"))
-    joined = scored.select("patient_id", "risk_30d").join(now, on="patient_id", how="left", maintain_order="left")
-    off = joined.filter(pl.col("_now").is_null() | ((pl.col("risk_30d") - pl.col("_now")).abs() > 1e-9))
-    if off.height:
-        first = off.row(0, named=True)
-        again = "not scored" if first["_now"] is None else f"{first['_now']:.4f}"
-        raise ValueError(
-            f"--data {data_dir} does not reproduce --scores {scores}: {off.height:,} of {joined.height:,} patient(s) "
-            f"get another risk or none (e.g. {first['patient_id']}: {first['risk_30d']:.4f} in the file, {again} "
-            "now); give the folder the scores were computed from, as it was then"
-        )
-
-
-def check_evaluated_model(run_id: str, tags: dict[str, Any], reviewed: dict[str, str]) -> None:
-    """An `--evaluation` run is of the audited model version, not of another one."""
-    evaluated = (str(tags.get("model_name")), str(tags.get("model_version")))
-    if evaluated != (reviewed["model_name"], reviewed["model_version"]):
-        raise ValueError(f"--evaluation {run_id} evaluates {evaluated[0]} version {evaluated[1]}, not the audited "
-                         f"{reviewed['model_name']} version {reviewed['model_version']}")
-
-
 def report_json_path(html: Path) -> Path:
     """report.json beside report.html: the same name with `.json`."""
     return Path(html).with_suffix(".json")
@@ -334,7 +286,7 @@ def _scoring_context(
 ) -> dict[str, Any]:
     as_of = date.fromisoformat(manifest["as_of"])
     scored = io.read_frame(scores)
-    validated, _ = io.load_tables(data_dir, required=("patients",), on_invalid=OnInvalid.quarantine)
+    validated, paths = io.load_tables(data_dir, required=("patients",), on_invalid=OnInvalid.quarantine)
     tables = io.drop_row_index(validated.tables)
     batch = score_tables(
         model,
@@ -344,7 +296,7 @@ def _scoring_context(
         config.scoring.risk_bands,
         config.scoring.min_effect,
     )
-    check_reproduced(scores, data_dir, scored, batch.scored)
+    check_reproduced(scores, data_dir, scored, batch.scored, since_scoring(manifest, io.hash_files(paths)))
     profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
     features = batch.features.drop("patient_id")
     # drift compares like with like: each phase's patients still under follow-up, at their days

@@ -23,6 +23,9 @@ from models.config import ModelConfig
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
+HORIZON_DAYS = 30
+
+
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the key and the file."""
 
@@ -81,6 +84,16 @@ class Config(Strict):
     @model_validator(mode="after")
     def _phases_contiguous(self) -> Config:
         check_phases(self.phases)
+        return self
+
+    @model_validator(mode="after")
+    def _a_30_day_risk(self) -> Config:
+        # The product predicts relapse in the next 30 days: its output is `risk_30d`, and its bands,
+        # texts, intended use and the simulator's true risk are all 30-day ones, so a model with
+        # another horizon would be mislabelled everywhere (the feature builders take any horizon).
+        if self.landmarks.horizon_days != HORIZON_DAYS:
+            raise ValueError(f"landmarks.horizon_days must be {HORIZON_DAYS}: every output is a {HORIZON_DAYS}-day "
+                             f"risk (risk_{HORIZON_DAYS}d), so another horizon would be mislabelled")
         return self
 
     @property

@@ -363,6 +363,12 @@ def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[
 
 
 
+def rows_text(rows: list[int], shown: int = 5) -> str:
+    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"."""
+    listed = ", ".join(map(str, rows[:shown])) + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
+    return f"row{'s' if len(rows) > 1 else ''} {listed}"
+
+
 def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:
     """Per table: rows, patients, date range and missing values per column (for `validate`)."""
     out = []

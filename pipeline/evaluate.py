@@ -139,7 +139,7 @@ def evaluate(
         rows = labelled_rows(model, landmarks, tables["patients"])
         progress("computing metrics with patient-bootstrap intervals")
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
-                                   config.model.seed, validation)
+                                   config.model.seed, validation, model.constant_phases)
         tags = evaluation_tags(model, hashes, validation, synthetic)
         io.write_evaluation_artifacts(_artifacts(result, tags), work / "artifacts")
         record = tracking_eval.EvaluationRecord(

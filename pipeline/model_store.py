@@ -118,10 +118,16 @@ def learned_from(cfg: MlflowConfig, run_id: str | None) -> tuple[str, ...]:
 
 
 def _learned_from(client, run_id: str | None) -> tuple[str, ...]:
-    # a recalibration run names its local data and its parent run, which names its own
+    # a recalibration run names its local data and its parent run, which names its own; a run this
+    # store does not hold (a model folder from another site, a deleted parent) ends what is known
+    from mlflow.exceptions import MlflowException
+
     seen: list[str] = []
     while run_id:
-        tags = client.get_run(run_id).data.tags
+        try:
+            tags = client.get_run(run_id).data.tags
+        except MlflowException:
+            break
         seen += [tags[k] for k in ("data_fingerprint", "recalibration_data_fingerprint") if tags.get(k)]
         run_id = tags.get("parent_run_id")
     return tuple(seen)

@@ -11,6 +11,7 @@ import polars as pl
 
 from features.naming import text_key
 from features.tables import ROW, SPECS
+from pipeline.contract import rows_text
 
 # Tables where a record equal to another in every column is, almost surely, one record written
 # twice (an export's join fanning out), which the features would count twice. Not the beats: two
@@ -52,12 +53,6 @@ def lookalike_warning(groups: list[pl.DataFrame]) -> str:
     return (f"patients: {len(groups):,} group(s) of patient ids differ only in Unicode form, letter case, "
             f"spacing or invisible characters, e.g. {shown} ({rows_text(first[ROW].to_list())}); each is a patient "
             "of its own here: make them one id if they are one patient")
-
-
-def rows_text(rows: list[int], shown: int = 5) -> str:
-    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"."""
-    listed = ", ".join(map(str, rows[:shown])) + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
-    return f"row{'s' if len(rows) > 1 else ''} {listed}"
 
 
 def duplicates_warning(table: str, rows: list[int]) -> str:

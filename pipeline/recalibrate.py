@@ -98,8 +98,9 @@ def recalibrate(
         new = recalibrated_model(model, tests, fingerprint)
         after_rows = labelled_rows(new, landmarks, tables["patients"])
         n_boot, seed = config.model.bootstrap_samples, config.model.seed
-        before, after = (validation_metrics(r, phases, n_boot, seed) for r in (before_rows, after_rows))
-        counts = count_rows(before_rows, phases)
+        constant = model.constant_phases
+        before, after = (validation_metrics(r, phases, n_boot, seed, constant) for r in (before_rows, after_rows))
+        counts = count_rows(before_rows, phases, constant)
         new.bundle.save(work / "bundle")
         artifacts = work / "artifacts"
         artifacts.mkdir()

@@ -77,8 +77,9 @@ def serving_signature(feature_names: list[str], output_example: pl.DataFrame):
 
 MODEL_DESCRIPTION = (
     "Calibrated probability of relapse in the next 30 days for a person in treatment for ketamine addiction, "
-    "from days since intake and the clinic's records. One XGBoost model per recovery phase; each version's "
-    "description names its phases, and its feature_groups tag the feature groups it was trained with. Each "
+    "from days since intake and the clinic's records. One XGBoost model per recovery phase; a trained version's "
+    "description names its phases and its feature_groups tag the feature groups it was trained with (a "
+    "recalibrated version's description names its parent). Each "
     "score comes with a risk band and plain-language SHAP reasons. Decision support only: never a sole decision "
     "maker; read every score with the clinician's own assessment. Versions tagged synthetic_data=true were "
     "trained on simulated data and are for demonstration and testing only."

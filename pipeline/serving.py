@@ -97,6 +97,11 @@ class LoadedModel:
         return self.bundle.predict(X, rows["phase"].to_numpy(), rows["day"].to_numpy())["risk"]
 
     @property
+    def constant_phases(self) -> list[str]:
+        """The phases whose model is a constant fallback rate (status `constant`)."""
+        return [p for p, pm in self.bundle.phase_models.items() if pm.status == "constant"]
+
+    @property
     def landmarks(self) -> LandmarkConfig:
         """The landmark spacing and horizon the model was trained with."""
         meta = self.bundle.metadata
@@ -204,11 +209,12 @@ def check_request(columns: Mapping[str, list], feature_names: list[str], phases:
     _require(days, lambda v: _is_number(v) and float(v).is_integer(), "'day' must be a whole number of days")
     first, last = phases[0].start_day, phases[-1].end_day
     _require(days, lambda v: first <= v <= last, f"'day' is outside every recovery phase (days {first}-{last})")
-    out = {k: pl.Series(k, [None if v is None else str(v) for v in columns[k]], pl.String)
+    out = {k: pl.Series(k, [None if _is_missing(v) else str(v) for v in columns[k]], pl.String)
            for k in ("patient_id", "as_of") if k in columns}
     out["day"] = pl.Series("day", [int(v) for v in days], pl.Int64)
     if "as_of" in columns:
-        _require(list(columns["as_of"]), lambda v: v is None or _is_iso_date(v), "'as_of' must be a date, YYYY-MM-DD")
+        _require(list(columns["as_of"]), lambda v: _is_missing(v) or _is_iso_date(v),
+                 "'as_of' must be a date, YYYY-MM-DD")
     for name in feature_names:
         values = [None if _is_missing(v) else v for v in columns.get(name, [None] * len(days))]
         _require(values, lambda v: v is None or _is_number(v), f"'{name}' must be a number or null")

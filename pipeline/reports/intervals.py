@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from models.metrics import percentile_interval
+
 CHUNK = 25  # resamples per block: memory stays at a few (25 × rows) arrays however large the cohort
 
 
@@ -31,13 +33,10 @@ def _resample_blocks(groups: np.ndarray, n_boot: int, seed: int):
 
 
 def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column-wise 2.5th and 97.5th percentiles, ignoring NaN (all-NaN columns give NaN)."""
-    with np.errstate(all="ignore"):
-        if values.shape[0] < 2:
-            nan = np.full(values.shape[1], np.nan)
-            return nan, nan
-        lo, hi = np.nanpercentile(values, [2.5, 97.5], axis=0) if np.isfinite(values).any() else (
-            np.full(values.shape[1], np.nan), np.full(values.shape[1], np.nan))
+    """Column-wise `models.metrics.percentile_interval` over the resamples (rows): NaN where too
+    many resamples leave the column undefined."""
+    bounds = [percentile_interval(values[:, j], values.shape[0]) for j in range(values.shape[1])]
+    lo, hi = (np.array([b[i] for b in bounds], dtype=np.float64) for i in (0, 1))
     return lo, hi
 
 

@@ -5,14 +5,14 @@ curves with bootstrap bands, decision curves and subgroups. Frames in, frames an
 `rows` holds one uncensored landmark row per patient and landmark: patient_id, phase, label
 (0/1), ipcw_weight, risk (the model's final risk) and optional patient attributes.
 
-A phase whose risks are all one number (a constant-rate fallback) is reported as in training:
-its AUROC and AUPRC are not applicable (null; one score ranks no one), and it is left out of the
-pooled rows, where its constant would only tell the phases apart.
+A constant-rate phase of the model (`constant`: status `constant`, one fallback rate) is reported
+as in training: its AUROC and AUPRC are not applicable (null; one score ranks no one), and it is
+left out of the pooled rows, where its constant would only tell the phases apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from models.evaluation import NOT_APPLICABLE
-from models.metrics import counts, evaluate
+from models.metrics import counts, evaluate, percentile_interval
 from pipeline.artifacts import evaluation_figure_names
 from pipeline.reports.analysis import decision_curve, subgroup_table
 from pipeline.reports.figures import calibration_figure, decision_curve_figure
@@ -41,39 +41,35 @@ class ValidationResult:
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
-def _parts(rows: pl.DataFrame, phases: Sequence[str]) -> dict[str, pl.DataFrame]:
+def _parts(rows: pl.DataFrame, phases: Sequence[str], constant: Collection[str] = ()) -> dict[str, pl.DataFrame]:
     """Each phase's rows (phases without rows left out) and, as `pooled`, the rows of the phases
-    whose risks vary (none: no pooled part)."""
+    that are not `constant` (none: no pooled part)."""
     parts = {p: f for p in phases if (f := rows.filter(pl.col("phase") == p)).height}
-    ranked = [f for f in parts.values() if not _constant(f)]
+    ranked = [f for p, f in parts.items() if p not in constant]
     return parts | ({POOLED: pl.concat(ranked)} if ranked else {})
-
-
-def _constant(part: pl.DataFrame) -> bool:
-    return part["risk"].n_unique() == 1
 
 
 def _arrays(part: pl.DataFrame) -> tuple[np.ndarray, ...]:
     return tuple(part[c].to_numpy() for c in ("label", "risk", "ipcw_weight", "patient_id"))
 
 
-def validation_metrics(rows: pl.DataFrame, phases: Sequence[str], n_boot: int, seed: int) -> pl.DataFrame:
+def validation_metrics(rows: pl.DataFrame, phases: Sequence[str], n_boot: int, seed: int,
+                       constant: Collection[str] = ()) -> pl.DataFrame:
     """AUROC, AUPRC, Brier, calibration intercept and slope, ECE and O/E per phase and pooled,
     each with a 95% patient-bootstrap interval (`models.metrics.evaluate`)."""
     out = []
-    for phase, part in _parts(rows, phases).items():
+    for phase, part in _parts(rows, phases, constant).items():
         y, p, w, g = _arrays(part)
-        constant = _constant(part)
         for metric, (est, lo, hi) in evaluate(y, p, w, g, n_boot, seed).items():
-            if constant and metric in NOT_APPLICABLE:
+            if phase in constant and metric in NOT_APPLICABLE:
                 est = lo = hi = None
             out.append({"phase": phase, "metric": metric, "estimate": est, "lo": lo, "hi": hi})
     return pl.DataFrame(out, schema=METRIC_SCHEMA)
 
 
-def count_rows(rows: pl.DataFrame, phases: Sequence[str]) -> pl.DataFrame:
+def count_rows(rows: pl.DataFrame, phases: Sequence[str], constant: Collection[str] = ()) -> pl.DataFrame:
     out = [{"phase": phase, **counts(part["label"].to_numpy(), part["patient_id"].to_numpy())}
-           for phase, part in _parts(rows, phases).items()]
+           for phase, part in _parts(rows, phases, constant).items()]
     return pl.DataFrame(out, schema={"phase": pl.String, "rows": pl.Int64, "patients": pl.Int64,
                                      "events": pl.Int64, "event_patients": pl.Int64})
 
@@ -96,8 +92,9 @@ def calibration_curve(y, p, w, groups, n_boot: int, seed: int, bins: int = CURVE
         weight = np.bincount(patient[m], weights=w[m], minlength=n_patients)
         events = np.bincount(patient[m], weights=w[m] * y[m], minlength=n_patients)
         total = draws @ weight
-        observed = (draws @ events)[total > 0] / total[total > 0]
-        lo, hi = np.percentile(observed, [2.5, 97.5]) if observed.size >= 2 else (np.nan, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            observed = np.where(total > 0, (draws @ events) / total, np.nan)  # no patient of the bin drawn: none
+        lo, hi = percentile_interval(observed, n_boot)
         rows.append({"bin": int(b), "predicted": float((w[m] * p[m]).sum() / w[m].sum()),
                      "observed": float(events.sum() / weight.sum()), "lo": float(lo), "hi": float(hi),
                      "n": int(m.sum())})
@@ -106,11 +103,12 @@ def calibration_curve(y, p, w, groups, n_boot: int, seed: int, bins: int = CURVE
 
 
 def validation_result(
-    rows: pl.DataFrame, phases: Sequence[str], n_boot: int, seed: int, label: str = "external"
+    rows: pl.DataFrame, phases: Sequence[str], n_boot: int, seed: int, label: str = "external",
+    constant: Collection[str] = (),
 ) -> ValidationResult:
     """Everything an evaluation run reports, computed from the scored labelled rows."""
     curves, decisions, figures = [], [], {}
-    for phase, part in _parts(rows, phases).items():
+    for phase, part in _parts(rows, phases, constant).items():
         y, p, w, g = _arrays(part)
         curve = calibration_curve(y, p, w, g, n_boot, seed).with_columns(pl.lit(phase).alias("phase"))
         decision = decision_curve(y, p, w).with_columns(pl.lit(phase).alias("phase"))
@@ -120,8 +118,8 @@ def validation_result(
         figures[calibration_name] = calibration_figure(curve, p, f"{label} calibration: {phase}")
         figures[decision_name] = decision_curve_figure(decision, f"{label} decision curve: {phase}")
     return ValidationResult(
-        metrics=validation_metrics(rows, phases, n_boot, seed),
-        counts=count_rows(rows, phases),
+        metrics=validation_metrics(rows, phases, n_boot, seed, constant),
+        counts=count_rows(rows, phases, constant),
         calibration=pl.concat(curves).select("phase", pl.exclude("phase")),
         decision_curves=pl.concat(decisions).select("phase", pl.exclude("phase")),
         subgroups=subgroup_table(rows),

@@ -60,7 +60,7 @@ def test_one_outcome_class_keeps_the_model():
 def test_a_model_ranking_the_cohort_the_wrong_way_round_never_gets_a_reversing_slope():
     y, risk = cohort(6000, -1.0, -0.8, seed=6)  # the local outcomes run against the model
     result = closed_test(y, risk)
-    assert result.chosen.b > 0 and result.chosen.method in ("none", "intercept")
+    assert result.chosen.method in ("none", "intercept")  # b = 1: the model's own ranking
     assert "no better than chance or the wrong way round" in result.note
     assert np.isnan(result.log_likelihood["intercept_slope"])
     order = np.argsort(risk)

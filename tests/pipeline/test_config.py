@@ -47,6 +47,7 @@ def test_wrong_type_is_rejected_with_key(tmp_path):
     ("features:\n  bdnf:\n    enabled: 'yes'\n", "features.bdnf.enabled"),
     ("model:\n  seed: -1\n", "model.seed"),
     ("phases: []\n", "at least one phase"),
+    ("landmarks:\n  horizon_days: 400\n", "every output is a 30-day risk"),
     ("scoring:\n  risk_bands: {low: 0.0, moderate: 0.10, high: 0.10}\n", "rise strictly"),
 ])
 def test_plausible_looking_values_of_the_wrong_kind_are_rejected(tmp_path, text, message):

@@ -56,6 +56,13 @@ def test_bad_requests_name_the_column_the_rule_and_the_rows(columns, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_identifiers_left_out_of_some_rows_are_null_not_the_text_nan():
+    # pandas fills a key missing from some records with NaN, as a client's JSON records do
+    rows = check_request({"day": [3, 4], "as_of": ["2024-01-01", float("nan")], "patient_id": ["p1", float("nan")]},
+                         FEATURES, PHASES)
+    assert rows["as_of"].to_list() == ["2024-01-01", None] and rows["patient_id"].to_list() == ["p1", None]
+
+
 def test_many_bad_rows_are_summarised():
     with pytest.raises(RequestError, match=r"row 4: 904 and 3 more$"):
         check_request({"day": list(range(900, 908))}, FEATURES, PHASES)

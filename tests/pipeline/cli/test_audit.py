@@ -229,4 +229,5 @@ def test_the_audit_explains_the_scores_as_written_or_refuses(scored, workspace, 
     (data / "bdnf.parquet").unlink()  # the cohort as it is now, not as it was scored
     changed = workspace.run("audit", "--scores", str(out), "--data", str(data), "--out", str(report), expect=2)
     assert f"--data {data} does not reproduce --scores {out}" in changed.output
+    assert "input tables changed since scoring: bdnf" in changed.output
     assert not report.exists() and not report.with_suffix(".json").exists()

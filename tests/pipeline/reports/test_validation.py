@@ -43,12 +43,16 @@ def test_metric_names_follow_training():
 
 def test_a_constant_rate_phase_ranks_no_one_and_stays_out_of_the_pooled_rows():
     frame = rows(seed=6).with_columns(pl.when(pl.col("phase") == "early").then(0.03).otherwise("risk").alias("risk"))
-    table = validation_metrics(frame, ["acute", "early"], n_boot=30, seed=1)
+    table = validation_metrics(frame, ["acute", "early"], n_boot=30, seed=1, constant=["early"])
     value = {(r["phase"], r["metric"]): r["estimate"] for r in table.iter_rows(named=True)}
     assert value["early", "auroc"] is None and value["early", "auprc"] is None  # not 0.5: not applicable
     assert value["early", "brier"] is not None  # its calibration on these rows is still measured
     acute_only = validation_metrics(frame.filter(pl.col("phase") == "acute"), ["acute"], n_boot=30, seed=1)
     assert value["pooled", "auroc"] == acute_only.filter((pl.col("phase") == "pooled") & (pl.col("metric") == "auroc")
                                                           )["estimate"][0]
-    only_constant = validation_metrics(frame.filter(pl.col("phase") == "early"), ["early"], n_boot=30, seed=1)
+    only_constant = validation_metrics(frame.filter(pl.col("phase") == "early"), ["early"], n_boot=30, seed=1,
+                                       constant=["early"])
     assert set(only_constant["phase"]) == {"early"}  # nothing ranked, so no pooled row
+    # the phase's status decides, not its risks: a booster phase whose rows happen to share one risk is ranked
+    same = validation_metrics(frame, ["acute", "early"], n_boot=30, seed=1)
+    assert same.filter((pl.col("phase") == "early") & (pl.col("metric") == "auroc"))["estimate"][0] == 0.5

@@ -9,7 +9,14 @@ import polars as pl
 import pytest
 
 from pipeline import io
-from pipeline.audit import check_evaluated_model, check_reproduced, check_same_model, check_scores_file, scores_model
+from pipeline.audit_checks import (
+    check_evaluated_model,
+    check_reproduced,
+    check_same_model,
+    check_scores_file,
+    scores_model,
+    since_scoring,
+)
 
 SCORED = pl.DataFrame({"patient_id": ["a", "b", "c"], "risk_30d": [0.3225, 0.05, 0.11]})
 
@@ -57,14 +64,36 @@ def test_data_that_do_not_give_the_file_its_risks_again_are_refused(tmp_path):
     check_reproduced(tmp_path, tmp_path, SCORED, SCORED.reverse())  # the same risks, in any order
     changed = SCORED.with_columns(pl.Series("risk_30d", [0.053, 0.05, 0.11]))
     with pytest.raises(ValueError, match=r"1 of 3 patient\(s\) get another risk or none \(e.g. a: 0.3225 in the "
-                                         r"file, 0.0530 now\)"):
+                                         r"file, 0.0530 now; "):
         check_reproduced(tmp_path / "s.parquet", tmp_path, SCORED, changed)
     with pytest.raises(ValueError, match="c: 0.1100 in the file, not scored now"):
         check_reproduced(tmp_path / "s.parquet", tmp_path, SCORED, SCORED.head(2))
 
 
+def test_an_empty_scores_file_read_back_from_csv_is_reproduced_by_nothing_scored(tmp_path):
+    empty = pl.DataFrame({"patient_id": [], "risk_30d": []}, schema={"patient_id": pl.String, "risk_30d": pl.String})
+    check_reproduced(tmp_path, tmp_path, empty, SCORED.head(0))  # a header-only CSV reads its risks as text
+
+
+def test_the_refusal_says_what_changed_since_scoring():
+    from importlib.metadata import version
+
+    manifest = {"inputs": {"patients": {"sha256": "a"}, "bdnf": {"sha256": "b"}},
+                "packages": {"polars": version("polars"), "xgboost": "0.0.1"}}
+    assert since_scoring(manifest, {"patients": "a"}) == (
+        f"input tables changed since scoring: bdnf; package versions differ: xgboost 0.0.1 → {version('xgboost')}")
+    manifest["packages"]["xgboost"] = version("xgboost")
+    assert since_scoring(manifest, {"patients": "a", "bdnf": "b"}).startswith("the input files and package versions")
+
+
 def test_an_evaluation_of_another_version_is_refused():
-    reviewed = {"model_name": "relapse-risk", "model_version": "1"}
-    check_evaluated_model("r1", {"model_name": "relapse-risk", "model_version": "1"}, reviewed)
-    with pytest.raises(ValueError, match="evaluates relapse-risk version 2, not the audited relapse-risk version 1"):
-        check_evaluated_model("r2", {"model_name": "relapse-risk", "model_version": "2"}, reviewed)
+    reviewed = {"model_name": "relapse-risk", "model_version": "1", "training_run_id": "run-of-1"}
+    check_evaluated_model("e1", {"model_name": "relapse-risk", "model_version": "1", "model_run_id": "run-of-1"},
+                          reviewed)
+    unregistered = {"model_name": "None", "model_version": "unregistered", "training_run_id": "run-of-folder"}
+    check_evaluated_model("e2", {"model_name": "None", "model_version": "None", "model_run_id": "run-of-folder"},
+                          unregistered)  # a model folder: the same run is the same model
+    with pytest.raises(ValueError, match="evaluates relapse-risk version 2, not the audited relapse-risk version 1: "
+                                         "give --model models:/relapse-risk/2"):
+        check_evaluated_model("e3", {"model_name": "relapse-risk", "model_version": "2", "model_run_id": "run-of-2"},
+                              reviewed)

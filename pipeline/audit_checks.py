@@ -1,0 +1,90 @@
+"""What `relapse audit` checks before it explains anything: that the report will be about the
+scores the clinic holds and the model that wrote them (module doc of `pipeline.audit`).
+
+Each check raises a `ValueError` naming what differs and what to give instead; none writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from models.bundle import MANIFEST as BUNDLE_MANIFEST
+from pipeline import io
+
+
+def check_scores_file(scores: Path, manifest: dict[str, Any]) -> None:
+    """The scores file is byte for byte the one `relapse score` wrote (an edited or replaced
+    file would have the report explain risks nobody computed)."""
+    expected = (manifest.get("output") or {}).get("sha256")
+    if expected != io.file_sha256(Path(scores)):
+        raise ValueError(f"--scores {scores}: the file is not the one `relapse score` wrote (its SHA-256 differs "
+                         f"from the manifest's): it was edited or replaced; audit the scores as they were written")
+
+
+def scores_model(scores: Path, manifest: dict[str, Any]) -> str:
+    """The URI of the model that wrote the scores: its registered version, else the URI it was given."""
+    written_by = manifest.get("model") or {}
+    if written_by.get("name") and written_by.get("version"):
+        return f"models:/{written_by['name']}/{written_by['version']}"
+    if written_by.get("uri"):
+        return str(written_by["uri"])
+    raise ValueError(f"--scores {scores}: its manifest names no model; give --model")
+
+
+def check_same_model(scores: Path, manifest: dict[str, Any], model, model_uri: str) -> None:
+    """`model` is the bundle that wrote the scores (the SHA-256 of its bundle manifest)."""
+    written_by = manifest.get("model") or {}
+    found = io.file_sha256(model.resolved.bundle_dir / BUNDLE_MANIFEST)
+    if written_by.get("bundle_manifest_sha256") != found:
+        version = model.resolved.version or "unregistered"
+        raise ValueError(
+            f"--scores {scores} were written by {written_by.get('name')} version {written_by.get('version')} "
+            f"({written_by.get('uri')}); --model {model_uri} is another model ({model.name} version {version}): "
+            f"leave out --model to audit them with the model that wrote them"
+        )
+
+
+def since_scoring(manifest: dict[str, Any], hashes: dict[str, str]) -> str:
+    """What differs from the scoring run: input files (by SHA-256) and package versions, as text."""
+    from importlib.metadata import version
+
+    then = {t: (entry or {}).get("sha256") for t, entry in (manifest.get("inputs") or {}).items()}
+    tables = sorted(t for t in set(then) | set(hashes) if then.get(t) != hashes.get(t))
+    packages = [f"{p} {v} → {version(p)}" for p, v in sorted((manifest.get("packages") or {}).items())
+                if version(p) != v]
+    parts = ([f"input tables changed since scoring: {', '.join(tables)}"] if tables else []) + (
+        [f"package versions differ: {', '.join(packages)}"] if packages else [])
+    return "; ".join(parts) or "the input files and package versions are those of the scoring run"
+
+
+def check_reproduced(scores: Path, data_dir: Path, scored: pl.DataFrame, rescored: pl.DataFrame,
+                     since: str = "") -> None:
+    """Every patient in the scores file gets the file's risk again from `data_dir` (to 1e-9);
+    `since` says what changed since scoring, for the refusal."""
+    now = rescored.select("patient_id", pl.col("risk_30d").alias("_now"))
+    file = scored.select(pl.col("patient_id").cast(pl.String), pl.col("risk_30d").cast(pl.Float64))
+    joined = file.join(now, on="patient_id", how="left", maintain_order="left")
+    off = joined.filter(pl.col("_now").is_null() | ((pl.col("risk_30d") - pl.col("_now")).abs() > 1e-9))
+    if off.height:
+        first = off.row(0, named=True)
+        again = "not scored" if first["_now"] is None else f"{first['_now']:.4f}"
+        raise ValueError(
+            f"--data {data_dir} does not reproduce --scores {scores}: {off.height:,} of {joined.height:,} patient(s) "
+            f"get another risk or none (e.g. {first['patient_id']}: {first['risk_30d']:.4f} in the file, {again} "
+            f"now; {since or 'see the scoring manifest'}); give the folder the scores were computed from, as it was "
+            "then, with the packages of the scoring run"
+        )
+
+
+def check_evaluated_model(run_id: str, tags: dict[str, Any], reviewed: dict[str, str]) -> None:
+    """An `--evaluation` run is of the audited model (the same model run: registered or not), not of
+    another one."""
+    if str(tags.get("model_run_id")) != reviewed["training_run_id"]:
+        raise ValueError(
+            f"--evaluation {run_id} evaluates {tags.get('model_name')} version {tags.get('model_version')}, not the "
+            f"audited {reviewed['model_name']} version {reviewed['model_version']}: give --model "
+            f"models:/{tags.get('model_name')}/{tags.get('model_version')} to audit the evaluated version"
+        )
