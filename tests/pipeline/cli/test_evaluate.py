@@ -54,6 +54,21 @@ def test_evaluation_run_is_tagged_and_named_like_training(trained, workspace, se
             "evaluation.json", "calibration_acute.png", "decision_curve_pooled.png"} <= artifacts
 
 
+def test_phases_the_cohort_cannot_measure_are_named(trained, workspace, second_cohort, tmp_path):
+    import polars as pl
+
+    short = tmp_path / "short"
+    shutil.copytree(second_cohort, short)
+    patients, outcomes = (pl.read_parquet(short / f"{t}.parquet") for t in ("patients", "outcomes"))
+    cut = outcomes.join(patients.select("patient_id", "intake_date"), on="patient_id").with_columns(
+        pl.min_horizontal("last_followup_date", pl.col("intake_date") + pl.duration(days=200)).alias("end"))
+    cut = cut.with_columns(pl.col("end").alias("last_followup_date"),
+                           pl.when(pl.col("relapse_date") <= pl.col("end")).then("relapse_date").alias("relapse_date"))
+    cut.select(outcomes.columns).write_parquet(short / "outcomes.parquet")  # nobody followed past day 200
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(short))
+    assert "not measured (no labelled landmark row in this cohort): maintenance" in result.output
+
+
 def test_temporal_label_and_exclusive_flags(trained, workspace, second_cohort):
     result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort), "--temporal")
     assert client(workspace.tracking_uri).get_run(run_id(result.output)).data.tags["validation"] == "temporal"
