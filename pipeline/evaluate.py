@@ -22,9 +22,10 @@ import polars as pl
 
 from features.shards import landmark_table_bounded
 from models.config import ModelConfig
-from pipeline import io, model_store, tracking, tracking_eval
+from pipeline import artifacts, io, model_store, tracking, tracking_eval
 from pipeline.artifacts import EvaluationArtifacts
 from pipeline.config import Config
+from pipeline.privacy import hash_key_from_env, keyed_hash
 from pipeline.reports.validation import ValidationResult, metric_names, summary, validation_result
 from pipeline.serving import LoadedModel, load_model
 from pipeline.train import SUBGROUP_COLUMNS
@@ -114,6 +115,46 @@ def check_not_learned_from(model: LoadedModel, fingerprint: str, data_dir: Path,
         )
 
 
+# Above this share of a cohort's labelled landmark rows being training rows (same patient id, by
+# keyed hash, and landmark date), the cohort is the training data or holds it. A cohort of other
+# patients shares a few rows only by chance: simulated cohorts reuse ids P00001..., and a pair
+# meets on a landmark date when their intakes fall a whole number of weeks apart (~1 in 7).
+IN_SAMPLE_SHARE = 0.5
+
+
+def trained_on_share(config: Config, run_id: str | None, rows: pl.DataFrame, work: Path) -> float:
+    """The share of `rows` (patient_id, landmark_date) that are rows the model of `run_id` was
+    trained on, from that run's out-of-fold predictions (keyed-hash ids, the key of this
+    environment); 0 when the run or its predictions cannot be read."""
+    if run_id is None or rows.height == 0:
+        return 0.0
+    try:
+        path = tracking.download_run_file(config.mlflow, run_id, artifacts.OOF_PREDICTIONS, work)
+        trained = pl.read_parquet(path, columns=["patient_id", "landmark_date"]).unique()
+    except Exception:  # noqa: BLE001  (MLflow raises many types for a missing run or artifact)
+        return 0.0
+    key = hash_key_from_env()
+    ids = rows.select("patient_id").unique()
+    ids = ids.with_columns(pl.Series("_hash", [keyed_hash(p, key) for p in ids["patient_id"]], pl.String))
+    keyed = rows.select("patient_id", pl.col("landmark_date").cast(trained.schema["landmark_date"])).join(
+        ids, on="patient_id").select(pl.col("_hash").alias("patient_id"), "landmark_date")
+    return keyed.join(trained, on=["patient_id", "landmark_date"], how="semi").height / rows.height
+
+
+def check_not_trained_on(model: LoadedModel, rows: pl.DataFrame, data_dir: Path, config: Config, work: Path) -> None:
+    """Refuse a cohort most of whose labelled landmark rows are the model's training rows, whatever
+    its files look like (re-saved as CSV, reordered, a table dropped, or the training data inside
+    a larger cohort)."""
+    r = model.resolved
+    share = trained_on_share(config, r.run_id if r else None, rows, work)
+    if share > IN_SAMPLE_SHARE:
+        raise ValueError(
+            f"{data_dir}: {share:.0%} of its labelled landmark rows are rows {model.name} version "
+            f"{r.version if r else None} was trained on (the same patient and landmark date): metrics there are "
+            "in-sample, not a validation; use a cohort of other patients"
+        )
+
+
 def evaluate(
     data_dir: Path,
     model_uri: str,
@@ -137,6 +178,7 @@ def evaluate(
         progress("building landmark rows and scoring them")
         landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         rows = labelled_rows(model, landmarks, tables["patients"])
+        check_not_trained_on(model, rows, data_dir, config, work / "trained")
         progress("computing metrics with patient-bootstrap intervals")
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
                                    config.model.seed, validation, model.constant_phases)

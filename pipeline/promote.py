@@ -29,6 +29,7 @@ from features.build import landmark_table
 from models.comparison import Comparison, compare
 from pipeline import artifacts, io, model_store, tracking
 from pipeline.config import Config
+from pipeline.evaluate import IN_SAMPLE_SHARE, trained_on_share
 from pipeline.model_store import PromotionRefused
 from pipeline.privacy import hash_key_from_env, keyed_hash
 from pipeline.serving import LoadedModel, load_model
@@ -129,7 +130,7 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
     validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
     fingerprint = io.data_fingerprint(io.hash_files(paths))
     for v in (versions.candidate, versions.champion):
-        if fingerprint in (v.fingerprint, *v.learned_from):
+        if fingerprint in v.learned_from:
             raise NotComparable(f"{data_dir} is data version {v.version} learned from (its training or recalibration "
                                 "cohort): it would be scored in-sample")
     tables = io.drop_row_index(validated.tables)
@@ -137,6 +138,10 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
     for label, v in (("risk_challenger", versions.candidate), ("risk_champion", versions.champion)):
         model = load_model(f"models:/{versions.name}/{v.version}", work / f"model-{v.version}", config.mlflow)
         scored.append(_score_landmarks(model, tables, config, label))
+        share = trained_on_share(config, v.run_id, scored[-1], work / f"trained-{v.version}")
+        if share > IN_SAMPLE_SHARE:
+            raise NotComparable(f"{data_dir}: {share:.0%} of its labelled landmark rows are rows version {v.version} "
+                                "was trained on (the same patient and landmark date): it would be scored in-sample")
     keys = ["patient_id", "landmark_date"]
     rows = scored[0].join(scored[1].select(*keys, "risk_champion"), on=keys, how="inner")
     if rows.height == 0:

@@ -25,7 +25,7 @@ from models.recalibration import ALPHA, ClosedTest, Recalibration, closed_test
 from pipeline import io, tracking, tracking_eval
 from pipeline.artifacts import EVALUATION_METRICS, RECALIBRATION
 from pipeline.config import Config
-from pipeline.evaluate import check_not_learned_from, labelled_rows, landmark_rows, read_cohort
+from pipeline.evaluate import check_not_learned_from, check_not_trained_on, labelled_rows, landmark_rows, read_cohort
 from pipeline.reports.validation import count_rows, metric_names, validation_metrics
 from pipeline.serving import LoadedModel, load_model
 from pipeline.train import _example_output, _serving_example
@@ -94,6 +94,7 @@ def recalibrate(
         landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         phases = [p.name for p in model.phases]
         before_rows = labelled_rows(model, landmarks, tables["patients"])
+        check_not_trained_on(model, before_rows, data_dir, config, work / "trained")
         tests = phase_tests(before_rows, phases, config.model.min_events)
         new = recalibrated_model(model, tests, fingerprint)
         after_rows = labelled_rows(new, landmarks, tables["patients"])

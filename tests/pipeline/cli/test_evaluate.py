@@ -90,6 +90,14 @@ def test_bad_input_is_a_clear_error_and_logs_nothing(trained, workspace, second_
     assert "cannot load model" in missing.output
     own = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(workspace.data), expect=2)
     assert "is data relapse-risk version 1 learned from" in own.output and "in-sample" in own.output
+    import polars as pl  # the same data re-saved as CSV: other files, the same rows
+
+    resaved = tmp_path / "resaved"
+    resaved.mkdir()
+    for table in workspace.data.glob("*.parquet"):
+        pl.read_parquet(table).write_csv(resaved / f"{table.stem}.csv")
+    again = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(resaved), expect=2)
+    assert "100% of its labelled landmark rows are rows relapse-risk version 1 was trained on" in again.output
     experiment = c.get_experiment_by_name("relapse-risk-evaluation")
     assert (len(c.search_runs([experiment.experiment_id])) if experiment else 0) == before
 
