@@ -32,6 +32,7 @@ from features.spec import FeatureSpec
 from pipeline import artifacts, io, publish, tracking
 from pipeline.audit_checks import (
     check_evaluated_model,
+    check_logged_manifest,
     check_reproduced,
     check_same_model,
     check_scores_file,
@@ -135,6 +136,7 @@ def audit(
         work = Path(tmp)
         model = load_model(model_uri, work / "model", config.mlflow)
         if manifest is not None:
+            check_logged_manifest(scores, manifest, config.mlflow, work / "scoring-run")
             check_same_model(scores, manifest, model, model_uri)
         if model.resolved.run_id is None:
             raise ValueError(f"{model_uri}: no MLflow run behind this model; the audit reads the training run")

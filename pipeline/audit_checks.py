@@ -12,7 +12,8 @@ from typing import Any
 import polars as pl
 
 from models.bundle import MANIFEST as BUNDLE_MANIFEST
-from pipeline import io
+from pipeline import io, tracking
+from pipeline.artifacts import SCORING_MANIFEST
 
 
 def check_scores_file(scores: Path, manifest: dict[str, Any]) -> None:
@@ -22,6 +23,25 @@ def check_scores_file(scores: Path, manifest: dict[str, Any]) -> None:
     if expected != io.file_sha256(Path(scores)):
         raise ValueError(f"--scores {scores}: the file is not the one `relapse score` wrote (its SHA-256 differs "
                          f"from the manifest's): it was edited or replaced; audit the scores as they were written")
+
+
+def check_logged_manifest(scores: Path, manifest: dict[str, Any], mlflow_config, work: Path) -> None:
+    """The scores file's SHA-256 is also the one logged to its scoring run in MLflow, so a file
+    edited together with its manifest beside it is refused too. A scoring run this store does not
+    hold (scores from another site) cannot be checked this way; the file's own manifest then is
+    the only record."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = manifest.get("scoring_run_id")
+    if not run_id:
+        return
+    try:
+        logged = io.read_json(tracking.download_run_file(mlflow_config, run_id, SCORING_MANIFEST, work))
+    except (MlflowException, OSError):
+        return
+    if (logged.get("output") or {}).get("sha256") != io.file_sha256(Path(scores)):
+        raise ValueError(f"--scores {scores}: the file is not the one its scoring run {run_id} logged to MLflow (the "
+                         "SHA-256 differs): the file and its manifest were edited or replaced")
 
 
 def scores_model(scores: Path, manifest: dict[str, Any]) -> str:

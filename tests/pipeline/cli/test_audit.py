@@ -3,6 +3,7 @@ counts that add up, hashed identifiers, and the report logged back to MLflow."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import TYPE_CHECKING
@@ -230,4 +231,12 @@ def test_the_audit_explains_the_scores_as_written_or_refuses(scored, workspace, 
     changed = workspace.run("audit", "--scores", str(out), "--data", str(data), "--out", str(report), expect=2)
     assert f"--data {data} does not reproduce --scores {out}" in changed.output
     assert "input tables changed since scoring: bdnf" in changed.output
+    edited = tmp_path / "edited.parquet"  # a risk edited, and the manifest beside it made to agree
+    pl.read_parquet(out).with_columns(pl.col("risk_30d").max().alias("risk_30d")).write_parquet(edited)
+    agreeing = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    agreeing["output"]["sha256"] = hashlib.sha256(edited.read_bytes()).hexdigest()
+    edited.with_name(edited.name + ".manifest.json").write_text(json.dumps(agreeing))
+    refused = workspace.run("audit", "--scores", str(edited), "--data", str(workspace.data), "--out", str(report),
+                            expect=2)
+    assert f"not the one its scoring run {agreeing['scoring_run_id']} logged to MLflow" in refused.output
     assert not report.exists() and not report.with_suffix(".json").exists()
