@@ -54,6 +54,9 @@ class Publication:
         self.marker = Path(marker).absolute() if marker is not None else None
         paths = [Path(p).absolute() for p in outputs]
         _refuse_shared_files([*paths, *([self.marker] if self.marker else [])])
+        folder = next((p for p in [*paths, *([self.marker] if self.marker else [])] if p.is_dir()), None)
+        if folder is not None:  # refused before any work: replacing it would fail halfway through a commit
+            raise OutputError(f"cannot write {folder}: it is a folder, not a file; nothing was published")
         self.outputs = sorted({*paths, *([self.marker] if self.marker else [])})
         self._locks: list[tuple[int, Path]] = []
         self._staging: dict[Path, Path] = {}  # destination folder -> its staging folder

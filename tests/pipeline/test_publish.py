@@ -71,6 +71,15 @@ def test_two_outputs_on_one_file_are_refused_before_anything_is_locked_or_writte
     assert _listing(tmp_path) == ["d"]
 
 
+def test_an_output_that_is_a_folder_is_refused_before_anything_is_replaced(tmp_path):
+    scores, rejects = tmp_path / "scores.parquet", tmp_path / "scores.parquet.rejects.parquet"
+    scores.write_text("old scores")
+    rejects.mkdir()  # a folder where one output (not the first replaced) would go
+    with pytest.raises(OutputError, match=f"cannot write {rejects}: it is a folder"):
+        Publication([scores, rejects], marker=tmp_path / "scores.parquet.manifest.json")
+    assert scores.read_text() == "old scores"
+
+
 def test_a_read_only_file_system_is_not_called_full(tmp_path, monkeypatch):
     """A read-only file system reports no free space: the writer's own reason is kept."""
     import collections
