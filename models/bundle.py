@@ -76,6 +76,12 @@ class PhaseModel:
     def scorable(self) -> bool:
         return self.status != "no_data"
 
+    @property
+    def explains(self) -> bool:
+        """Whether its features can move the risk it reports, so that reasons mean something: not a
+        constant rate, nor a calibrator that maps every raw risk to one (`Calibrator.flat`)."""
+        return self.status != "constant" and not (self.calibrator is not None and self.calibrator.flat)
+
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

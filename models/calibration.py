@@ -69,6 +69,15 @@ class Calibrator:
             out = sigmoid(self.a_ + self.b_ * logit(p))
         return np.clip(out, RISK_FLOOR, RISK_CEILING)
 
+    @property
+    def flat(self) -> bool:
+        """Whether every raw probability maps to one calibrated risk (a Platt slope clamped to 0,
+        when the out-of-fold risks ranked patients no better than chance or the wrong way round;
+        or isotonic knots all at one level): then no feature changes the risk it reports."""
+        if self.method == "isotonic":
+            return bool(self.y_.max() == self.y_.min())
+        return self.b_ == 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe parameters (plain floats and lists)."""
         if self.method == "isotonic":

@@ -62,12 +62,15 @@ def explain_scores(
 
     Returns the output columns (see `output_columns`) in row order, and the full SHAP matrix
     [n, k]. Reasons are the largest risk-raising concepts, largest first; the protective factor
-    the most risk-lowering one; `unavailable` names feature groups absent from the data.
+    the most risk-lowering one; `unavailable` names feature groups absent from the data. Rows of
+    a phase whose reported risk no feature moves (`PhaseModel.explains`) get no reasons.
     """
     X = rows.select(bundle.feature_names).cast(pl.Float64).to_numpy()
     out = bundle.predict(X, rows["phase"].to_numpy(), rows["day"].cast(pl.Float64).to_numpy())
     shap, margin = out["shap"], out["margin"]
     choice = choose(policy, shap, margin, n_reasons, min_effect, unavailable)
+    mute = np.isin(rows["phase"].to_numpy(), [p for p, pm in bundle.phase_models.items() if not pm.explains])
+    choice.reasons[mute], choice.protective[mute] = -1, -1  # a risk no feature moves has no reasons
     columns: dict[str, object] = {
         "risk_30d": out["risk"],
         "risk_band": risk_bands(out["risk"], bands).astype(str),

@@ -342,6 +342,9 @@ def _finish_phase(phase, d: PhaseData, shared, params, grow, oof_margin, oof_bas
     calibrator = Calibrator(cfg.calibration).fit(oof_raw, d.y, d.w) if own else pooled
     oof_model = _cross_fitted(oof_raw, d.y, d.w, folds, cfg.calibration, pooled) if own else pooled_oof
     warnings = _phase_warnings(phase, c, n_pred, epv, own, cfg)
+    if calibrator.flat:
+        warnings.append(f"phase '{phase}': its out-of-fold risks rank patients no better than chance, so its "
+                        "calibration gives every patient one risk; scores there carry no reasons")
     if own and not grow:
         warnings.append(f"phase '{phase}': its own trees did not lower the out-of-fold log-loss of the shared "
                         "booster; it uses the shared booster alone (with its own calibrator)")

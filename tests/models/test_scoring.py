@@ -169,6 +169,7 @@ class StubBundle:
     """Returns hand-set SHAP values and margins, as `ModelBundle.predict` would."""
 
     feature_names = list(GOLDEN_NAMES)
+    phase_models: dict = {}  # every phase explains
 
     def predict(self, X, phase, day):
         shap, margin = np.array(GOLDEN_SHAP, dtype=float), np.array(GOLDEN_MARGIN)
@@ -204,3 +205,21 @@ def test_golden_patient_without_the_bdnf_table_gets_no_bdnf_reason():
         "Housing: unstable", None, "Latest craving (0–100 scale) is 80"
     ]
     assert scores["reason_2"].to_list()[0] == "Latest PTSD checklist (PCL-5) score is 41"
+
+
+def test_a_phase_whose_calibration_gives_one_risk_gives_no_reasons(bundle, policy, phase_data):
+    import dataclasses
+
+    from models.calibration import Calibrator
+
+    flat = Calibrator.from_dict({"method": "platt", "a": -4.28, "b": 0.0})  # the slope clamped to 0
+    early = dataclasses.replace(bundle.phase_models["early"], calibrator=flat)
+    muted = dataclasses.replace(bundle, phase_models={**bundle.phase_models, "early": early})
+    assert bundle.phase_models["early"].explains and not early.explains
+    frame = rows(phase_data, "early")
+    before, _ = explain_scores(bundle, frame, 3, BANDS, policy, 0.0)
+    after, _ = explain_scores(muted, frame, 3, BANDS, policy, 0.0)
+    assert before["reason_1"].is_not_null().any()
+    assert after["risk_30d"].n_unique() == 1  # every patient the same risk ...
+    assert after.select(pl.col("^reason_.*$", "^protective_.*$")).null_count().row(0) == (after.height,) * len(
+        after.select(pl.col("^reason_.*$", "^protective_.*$")).columns)  # ... and no reason that cannot move it
