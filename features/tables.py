@@ -22,6 +22,20 @@ MODALITIES = ("CBT", "MBI", "EMDR", "CM", "MI", "group", "family", "other")
 RR_PHYSIOLOGICAL_MS = (200.0, 3000.0)  # 20-300 bpm: anything outside is not a heartbeat
 EARLIEST_DATE = date(1900, 1, 1)  # no record of this service predates it; the latest is the run's date
 
+# Plausible ranges of measured values: wider than any patient, narrower than a wrong unit or scale.
+# Outside them a value is valid (the contract's ranges decide that) but warned of: BDNF sent in
+# pg/mL is 1,000x the ng/mL the contract asks for, a PHQ-9 of 150 is no PHQ-9.
+PLAUSIBLE: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("bdnf", "bdnf_ng_ml"): (1.0, 100.0, "ng/mL"),
+    ("hrv", "rmssd_ms"): (2.0, 250.0, "ms"),
+    ("hrv", "sdnn_ms"): (5.0, 300.0, "ms"),
+    ("hrv", "mean_hr_bpm"): (30.0, 200.0, "beats/min"),
+}
+# Score ranges of the questionnaires by instrument key (`naming.text_key`); others are not judged.
+INSTRUMENT_SCORES: dict[str, tuple[float, float]] = {
+    "phq9": (0.0, 27.0), "gad7": (0.0, 21.0), "pcl5": (0.0, 80.0), "craving_vas": (0.0, 100.0),
+}
+
 
 def has_value(name: str, dtype: pl.DataType) -> pl.Expr:
     """True where column `name` holds a value: not null and, for text, not blank (empty or only

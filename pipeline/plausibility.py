@@ -1,8 +1,9 @@
 """What valid tables may still hold by mistake: warnings with their rows, never errors.
 
 `relapse validate` and `relapse train` print them; the data are kept as they are, because each
-case can be real and the clinic decides: a record written twice, patient ids that differ only in
-how they were typed, an intake date that no record comes near.
+case can be real and the clinic decides: a record written twice, a value outside its plausible
+range (a unit or scale mixed up), patient ids that differ only in how they were typed, an intake
+date that no record comes near.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from features.naming import text_key
-from features.tables import ROW, SPECS
+from features.tables import INSTRUMENT_SCORES, PLAUSIBLE, ROW, SPECS
 from pipeline.contract import rows_text
 
 # Tables where a record equal to another in every column is, almost surely, one record written
@@ -97,9 +98,39 @@ def late_first_record_warning(late: pl.DataFrame) -> str:
             "as time in treatment without an event")
 
 
+def implausible_values(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[int, float]]:
+    """Values outside `PLAUSIBLE` (and questionnaire scores outside `INSTRUMENT_SCORES`), per
+    label such as "bdnf.bdnf_ng_ml outside 1-100 ng/mL": (how many, the first one)."""
+    out: dict[str, tuple[int, float]] = {}
+
+    def note(label: str, values: pl.Series) -> None:
+        if len(values):
+            out[label] = (len(values), float(values[0]))
+
+    for (name, column), (lo, hi, unit) in PLAUSIBLE.items():
+        frame = tables.get(name)
+        if frame is not None and column in frame.columns:
+            note(f"{name}.{column} outside {lo:g}-{hi:g} {unit}",
+                 frame[column].filter(~frame[column].is_between(lo, hi)).drop_nulls())
+    assessments = tables.get("assessments")
+    if assessments is not None and assessments.height:
+        keyed = assessments.select(text_key(pl.col("instrument").cast(pl.String)).alias("key"), "score")
+        for key, (lo, hi) in INSTRUMENT_SCORES.items():
+            scores = keyed.filter(pl.col("key") == key)["score"]
+            note(f"assessments.score of {key} outside {lo:g}-{hi:g}", scores.filter(~scores.is_between(lo, hi)))
+    return out
+
+
+def implausible_warning(label: str, count: int, first: float) -> str:
+    """ "bdnf.bdnf_ng_ml outside 1-100 ng/mL: 109 value(s), e.g. 15490; …"."""
+    return (f"{label}: {count:,} value(s), e.g. {first:g}; kept as recorded, they enter the features and the "
+            "reason sentences as they are: check the unit or scale of the export")
+
+
 def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
     """Every warning for these validated tables (each table with its `_row` column)."""
     warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
+    warnings += [implausible_warning(label, *found) for label, found in implausible_values(tables).items()]
     groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
     late = late_first_records(tables)
     return (warnings + ([lookalike_warning(groups)] if groups else [])

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
@@ -33,6 +33,7 @@ from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, merge_problems, validate
+from pipeline.plausibility import implausible_values
 from pipeline.serving import EXCLUSIONS, BatchRows, LoadedModel, explain_rows, load_model, scoring_rows
 from pipeline.shard_files import PatientBatches
 
@@ -119,6 +120,8 @@ def score(
         )
         manifest["missing_groups"] = missing
         manifest["unread_inputs"] = unread
+        manifest["implausible_values"] = {label: {"values": int(n), "first": first}
+                                          for label, (n, first) in done.implausible.items()}
         record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
             config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)
@@ -148,6 +151,7 @@ class _Scored:
     problems: list[Problem]
     exclusions: dict[str, int]  # patients not scored, by reason
     empty: dict[str, int]  # empty records skipped, by table
+    implausible: dict[str, list[float]] = field(default_factory=dict)  # label -> [count, first value]
 
 
 def _score_batches(
@@ -167,15 +171,18 @@ def _score_batches(
     (`PatientBatches.each_ahead`)."""
     done = _Scored([], [], [], dict.fromkeys(EXCLUSIONS, 0), dict.fromkeys(batches.paths, 0))
 
-    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None]:
+    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None, dict]:
         checked = validate(raw, required=("patients",))
+        implausible = implausible_values(checked.tables)
         if checked.blocking(on_invalid):
-            return checked, None
-        return checked, scoring_rows(model, io.drop_row_index(checked.tables), as_of)
+            return checked, None, implausible
+        return checked, scoring_rows(model, io.drop_row_index(checked.tables), as_of), implausible
 
     with closing(batches.each_ahead(prepare)) as prepared:  # closed at once on an error or a signal
-        for index, (checked, rows) in enumerate(prepared):
+        for index, (checked, rows, implausible) in enumerate(prepared):
             done.problems += checked.problems
+            for label, (count, first) in implausible.items():
+                done.implausible.setdefault(label, [0, first])[0] += count
             for table, empty_rows in checked.empty_rows.items():
                 done.empty[table] += len(empty_rows)
             if rows is not None:

@@ -56,6 +56,7 @@ def score(
             err=True, fg=typer.colors.YELLOW,
         )
     from features.coverage import CHECKABLE
+    from pipeline.plausibility import implausible_warning
     from pipeline.score import NothingToScore
     from pipeline.score import score as run_scoring
 
@@ -93,6 +94,9 @@ def score(
                for g, why in m["missing_groups"].items()]
     lacking += [f"{label}, which the model was trained with, is not in the data ({why})"
                 for label, why in m["unread_inputs"].items()]
+    for label, found in m["implausible_values"].items():
+        typer.secho(f"warning: {implausible_warning(label, found['values'], found['first'])}", err=True,
+                    fg=typer.colors.YELLOW)
     for what in lacking:
         typer.secho(
             f"warning: {what}; its features are unknown for every patient, risks may differ from full data, "

@@ -18,6 +18,8 @@ import numpy as np
 import polars as pl
 from scipy.stats import chi2
 
+from features.tables import PLAUSIBLE
+
 PSI_EPSILON = 1e-4
 STABLE, MODERATE, MAJOR = "stable", "moderate shift", "major shift"
 NO_FLAG, MINOR_FLAG, MAJOR_FLAG = "none", "minor", "major"
@@ -34,11 +36,10 @@ DRIFT_SCHEMA = {
 # A prefix applies to level features only: names containing a DERIVED_TOKENS word (slopes,
 # changes, ratios, counts, days, flags...) are skipped, since their scale is not the
 # measurement's. Pass exact feature names instead to be precise: exact keys always win.
-DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    "bdnf_": (1.0, 100.0),  # serum BDNF, ng/mL
-    "hrv_rmssd": (2.0, 250.0),  # RMSSD, ms
-    "hrv_sdnn": (5.0, 300.0),  # SDNN, ms
-    "hrv_mean_hr": (30.0, 200.0),  # mean heart rate, beats per minute
+DEFAULT_RANGES: dict[str, tuple[float, float]] = {  # the data contract's plausible ranges, by feature prefix
+    prefix: PLAUSIBLE[column][:2]
+    for prefix, column in (("bdnf_", ("bdnf", "bdnf_ng_ml")), ("hrv_rmssd", ("hrv", "rmssd_ms")),
+                           ("hrv_sdnn", ("hrv", "sdnn_ms")), ("hrv_mean_hr", ("hrv", "mean_hr_bpm")))
 }
 DERIVED_TOKENS = frozenset(
     "slope change pct percent trend delta diff days day since count n num per ratio z zscore "

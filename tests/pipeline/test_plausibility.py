@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipeline.contract import validate
-from pipeline.plausibility import FIRST_RECORD_GAP_DAYS, input_warnings, late_first_records
+from pipeline.plausibility import FIRST_RECORD_GAP_DAYS, implausible_values, input_warnings, late_first_records
 from tests.pipeline.test_contract import tables
 
 
@@ -46,3 +46,16 @@ def test_an_intake_date_no_record_comes_near_is_warned_of():
     assert "days after intake; row 2)" in warning
     no_records = {k: v for k, v in validate(raw).tables.items() if k in ("patients", "outcomes")}
     assert late_first_records(no_records).height == 0  # patients without records are not judged
+
+
+def test_values_outside_their_plausible_range_are_warned_of_and_kept():
+    raw = tables()
+    raw["bdnf"] = raw["bdnf"].with_columns(pl.col("bdnf_ng_ml") * 1000)  # sent in pg/mL
+    raw["assessments"] = raw["assessments"].with_columns(instrument=pl.lit("phq9 "), score=pl.lit(150.0))
+    result = validate(raw)
+    assert result.problems == [] and result.tables["bdnf"]["bdnf_ng_ml"].to_list() == [18000.0, 25000.0]
+    assert implausible_values(result.tables) == {"bdnf.bdnf_ng_ml outside 1-100 ng/mL": (2, 18000.0),
+                                                 "assessments.score of phq9 outside 0-27": (1, 150.0)}
+    assert any(w.startswith("bdnf.bdnf_ng_ml outside 1-100 ng/mL: 2 value(s), e.g. 18000; kept as recorded")
+               for w in input_warnings(result.tables))
+    assert implausible_values(validate(tables()).tables) == {}

@@ -113,6 +113,21 @@ def test_records_after_the_as_of_date_change_nothing(scored, workspace, tmp_path
     assert pl.read_parquet(again).equals(pl.read_parquet(out))
 
 
+def test_biomarkers_in_another_unit_are_warned_of_and_counted_in_the_manifest(scored, workspace, tmp_path):
+    out, _, _ = scored
+    assert json.loads(out.with_name(out.name + ".manifest.json").read_text())["implausible_values"] == {}
+    picograms = tmp_path / "pg"
+    shutil.copytree(workspace.data, picograms)
+    bdnf = pl.read_parquet(picograms / "bdnf.parquet")
+    bdnf.with_columns(pl.col("bdnf_ng_ml") * 1000).write_parquet(picograms / "bdnf.parquet")  # sent in pg/mL
+    again = tmp_path / "pg.parquet"
+    result = workspace.run("score", "--data", str(picograms), "--as-of", AS_OF, "--out", str(again))
+    assert "warning: bdnf.bdnf_ng_ml outside 1-100 ng/mL: " in result.output and "check the unit" in result.output
+    found = json.loads(again.with_name(again.name + ".manifest.json").read_text())["implausible_values"]
+    assert found["bdnf.bdnf_ng_ml outside 1-100 ng/mL"]["values"] == bdnf.filter(
+        ~(pl.col("bdnf_ng_ml") * 1000).is_between(1, 100)).height > 0
+
+
 def test_an_as_of_date_after_today_is_warned_of(trained, workspace, tmp_path):
     ahead = (date.today() + timedelta(days=400)).isoformat()
     result = CliRunner().invoke(app, ["score", "--data", str(workspace.data), "--as-of", ahead, "--out",
