@@ -298,9 +298,10 @@ def validate(
     """Type, range and cross-table checks over raw tables (each with a `_row` column).
 
     Rows with any problem are left out of the returned tables; rows whose patient was
-    rejected are rejected too. A record with no value in any column (a blank line in a CSV, a
-    spreadsheet's trailing empty rows; blank text counts as no value) carries nothing to check
-    or keep: it is skipped and its row listed in `empty_rows`. So every input row is kept,
+    rejected are rejected too, and so is a patient whose outcomes row was (their relapse is
+    unknown). A record with no value in any column (a blank line in a CSV, a spreadsheet's
+    trailing empty rows; blank text counts as no value) carries nothing to check or keep: it is
+    skipped and its row listed in `empty_rows`. So every input row is kept,
     named in a problem, or listed empty. `today` (default: the current UTC date) is the latest
     plausible record date.
     """
@@ -319,6 +320,14 @@ def validate(
             typed[name] = checked
     problems += _cross_table_checks(typed)
     kept = _drop_rows(typed, problems)
+    if "patients" in kept and "outcomes" in kept and kept["outcomes"].height < typed["outcomes"].height:
+        # without its outcomes row a patient's relapse is unknown: scored, they would count as never relapsed
+        lost = typed["outcomes"].join(kept["outcomes"].select(ROW), on=ROW, how="anti").select("patient_id")
+        unknown = kept["patients"].join(lost.drop_nulls().unique(), on="patient_id", how="semi")
+        if unknown.height:
+            problems.append(_problem("patients", "patient_id", "belong to a patient whose outcomes row was rejected",
+                                     unknown, ["patient_id"]))
+            kept = _drop_rows(typed, problems)
     if "patients" in kept and kept["patients"].height < typed["patients"].height:  # a patients row was rejected
         ids = kept["patients"].select("patient_id")
         for name, frame in kept.items():
@@ -360,7 +369,6 @@ def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[
         bad = [r for p in problems if p.table == name for r in p.rows]
         out[name] = frame.filter(~pl.col(ROW).is_in(bad)) if bad else frame
     return out
-
 
 
 def rows_text(rows: list[int], shown: int = 5) -> str:

@@ -1,6 +1,6 @@
 """Data tests for the contract: every rule rejects what it should, names table, column and rows."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -201,6 +201,19 @@ def test_blank_text_is_a_missing_value_not_a_value():
     kept = result.tables["patients"]
     assert kept["ethnicity"].to_list() == [None, "group_a"]  # a blank is no subgroup of its own
     assert kept["clinic_site"].to_list() == [None, "north"]
+
+
+def test_a_patient_whose_outcomes_row_is_rejected_is_rejected_with_every_record():
+    raw = tables()
+    intake = raw["patients"].filter(pl.col("patient_id") == "b")["intake_date"][0]
+    raw["outcomes"] = raw["outcomes"].with_columns(  # b's relapse dated before intake: the row is rejected
+        pl.when(pl.col("patient_id") == "b").then(intake - timedelta(days=5)).otherwise("relapse_date")
+        .alias("relapse_date"))
+    result = validate(raw)
+    assert "b" not in result.tables["outcomes"]["patient_id"].to_list()
+    assert "b" not in result.tables["patients"]["patient_id"].to_list()  # not scored as never relapsed
+    assert all("b" not in frame["patient_id"].to_list() for frame in result.tables.values())
+    only_problem(result, "patients", "patient_id", [2], "whose outcomes row was rejected")
 
 
 def test_duplicate_patient_ids():
