@@ -6,7 +6,7 @@ it types and rejects unknown keys, so a typo cannot silently fall back to a defa
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,17 @@ class CohortConfig(_Strict):
             raise ValueError(f"housing_shares: give exactly {', '.join(HOUSING)}")
         if not set(self.missing_shares) <= set(MASKABLE):
             raise ValueError(f"missing_shares: only optional columns can be missing: {', '.join(MASKABLE)}")
+        for name in ("sex_shares", "ethnicity_shares", "housing_shares"):  # a distribution over levels
+            shares = getattr(self, name)
+            if any(v < 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+                raise ValueError(f"{name}: shares must be 0 or more and add up to 1 (these add up to "
+                                 f"{sum(shares.values()):g}); a partial override merges with the defaults, so give "
+                                 "every level")
+        if any(not 0 <= v <= 1 for v in self.missing_shares.values()):
+            raise ValueError("missing_shares: each share is a probability, 0 to 1")
+        if self.extract_date > datetime.now(UTC).date():
+            raise ValueError(f"extract_date {self.extract_date} is after today: the data contract refuses records "
+                             "from the future, so the cohort would not validate")
         return self
 
 

@@ -29,8 +29,12 @@ def test_key_order_in_the_config_does_not_change_the_cohort(config):
         "cohort:\n  sex_shares: {female: 0.5, martian: 0.5}\n",
         "assessments:\n  instruments:\n    PHQ9: {visits: [3]}\n",
         "cohort:\n  extract_date: 2022-01-01\n",
+        "cohort:\n  sex_shares: {female: -1, male: 2, other: 0, unknown: 0}\n",
+        "cohort:\n  sex_shares: {female: 0.5, male: 0.2}\n",  # merged with the defaults: 0.73 in all
+        "cohort:\n  extract_date: 2999-01-01\n  intake_end: 2998-06-01\n",
     ],
-    ids=["unknown-modality", "unknown-sex", "visit-not-scheduled", "extract-before-intake"],
+    ids=["unknown-modality", "unknown-sex", "visit-not-scheduled", "extract-before-intake", "negative-share",
+         "shares-not-adding-up", "extract-in-the-future"],
 )
 def test_rejects_inconsistent_parameters(tmp_path, override):
     path = tmp_path / "override.yaml"
