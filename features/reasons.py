@@ -51,6 +51,19 @@ class Compiled:
     variants: Mapping[str, tuple[Piece, ...]]
     refs: tuple[str, ...]
 
+    @property
+    def shown(self) -> tuple[float, int] | None:
+        """(scale, decimals) of the number the signed variants print, so that the sign is read from
+        the value as shown: -0.04 printed as "0.0" is "unchanged", not "has fallen 0.0"."""
+        for key in ("positive", "negative"):
+            for piece in self.variants.get(key, ()):
+                if piece.field in ("value", "abs", "pct"):
+                    return (100.0 if piece.field == "pct" else 1.0), _DECIMALS.get(piece.fmt, 2)
+        return None
+
+
+_DECIMALS = {".0f": 0, ".1f": 1}  # every other format prints 2 decimals at most (`_number`)
+
 
 def compile_template(info: FeatureInfo) -> Compiled:
     """Parse a feature's template(s); ValueError for an unknown field, format or variant."""
@@ -117,7 +130,8 @@ def variant_codes(compiled: Compiled, values: np.ndarray, refs: Mapping[str, np.
     v = compiled.variants
     default = "any" if "any" in v else next(k for k in v if k not in ("missing", "fallback"))
     out = np.full(values.shape, VARIANTS.index(default), dtype=np.int8)
-    masks = {"zero": values == 0, "negative": values < 0, "positive": values > 0, "one": values == 1}
+    shown = values if compiled.shown is None else np.round(values * compiled.shown[0], compiled.shown[1])
+    masks = {"zero": shown == 0, "negative": shown < 0, "positive": shown > 0, "one": values == 1}
     if compiled.refs:
         masks["fallback"] = np.any([np.isnan(refs[c]) for c in compiled.refs], axis=0)
     masks["missing"] = np.isnan(values)

@@ -4,7 +4,7 @@
 can hold: the keys, the outcome columns and each feature, including the generated ones (one-hot
 levels, HRV metrics, therapy modalities, instruments), each with its reason kind and concept
 (`features.catalog`). `describe(name, value)` renders one sentence, e.g. "Serum BDNF has fallen
-31% since intake", with the same renderer that scoring uses column-wise (`features.reasons`).
+31% since the first sample", with the same renderer that scoring uses column-wise (`features.reasons`).
 Sensitive attributes (`features.demographic.sensitive`, ethnicity by default) get the kind
 `sensitive` whether or not they are predictors, so they are never a reason.
 """
@@ -122,7 +122,7 @@ def describe(name: str, value: Any, *, spec: FeatureSpec | None = None, row: Map
     """The plain-language sentence for one column's value (one row of what scoring renders).
 
     >>> describe("bdnf_change_since_first_pct", -31.2)
-    'Serum BDNF has fallen 31% since intake'
+    'Serum BDNF has fallen 31% since the first sample'
     >>> spec = FeatureSpec((), (), features_config={"therapy": {"window_days": 28}})
     >>> row = {"therapy_sessions_scheduled_window": 6.0}
     >>> describe("therapy_sessions_attended_window", 2.0, spec=spec, row=row)

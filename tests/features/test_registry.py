@@ -52,9 +52,12 @@ def test_unknown_column():
 @pytest.mark.parametrize(
     ("name", "value", "sentence"),
     [
-        ("bdnf_change_since_first_pct", -31.2, "Serum BDNF has fallen 31% since intake"),
-        ("bdnf_change_since_first_pct", 12.0, "Serum BDNF has risen 12% since intake"),
-        ("bdnf_change_since_first_pct", 0.0, "Serum BDNF is unchanged since intake"),
+        ("bdnf_change_since_first_pct", -31.2, "Serum BDNF has fallen 31% since the first sample"),
+        ("bdnf_change_since_first_pct", 12.0, "Serum BDNF has risen 12% since the first sample"),
+        ("bdnf_change_since_first_pct", 0.0, "Serum BDNF is unchanged since the first sample"),
+        ("bdnf_change_since_first", -0.04, "Serum BDNF is unchanged since the first sample"),  # shown as 0.0
+        ("bdnf_change_since_first", -0.06, "Serum BDNF has fallen 0.1 ng/mL since the first sample"),
+        ("bdnf_first", 21.04, "First serum BDNF sample was 21.0 ng/mL"),
         ("trauma_history", 1.0, "Has a history of trauma"),
         ("trauma_history", 0.0, "No history of trauma"),
         (

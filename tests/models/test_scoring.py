@@ -155,7 +155,7 @@ GOLDEN = {
     "reason_1_feature": ["housing_unstable", "bdnf_latest", "assess_craving_vas_latest"],
     "reason_1_shap": [0.4, 0.35, 0.6],
     "reason_1_effect": [0.0711, 0.0321, 0.1278],
-    "reason_2": ["Serum BDNF has fallen 31% since intake", None, "Housing: another category"],
+    "reason_2": ["Serum BDNF has fallen 31% since the first sample", None, "Housing: another category"],
     "reason_2_shap": [0.4, None, 0.3],
     "reason_3": ["Latest PTSD checklist (PCL-5) score is 41", None, None],
     "reason_3_effect": [0.0462, None, None],
