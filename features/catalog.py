@@ -64,7 +64,7 @@ FIXED = [
         "polysubstance",
         "demographic",
         "0/1",
-        "Uses other substances besides ketamine",
+        "Use of other substances besides ketamine",  # a noun: "…: not recorded" must not read as a yes
         flag("Uses other substances besides ketamine", "Uses no other substance besides ketamine"),
         kind=HISTORY,
     ),

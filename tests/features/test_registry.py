@@ -58,6 +58,7 @@ def test_unknown_column():
         ("bdnf_change_since_first", -0.04, "Serum BDNF is unchanged since the first sample"),  # shown as 0.0
         ("bdnf_change_since_first", -0.06, "Serum BDNF has fallen 0.1 ng/mL since the first sample"),
         ("bdnf_first", 21.04, "First serum BDNF sample was 21.0 ng/mL"),
+        ("polysubstance", float("nan"), "Use of other substances besides ketamine: not recorded"),
         ("trauma_history", 1.0, "Has a history of trauma"),
         ("trauma_history", 0.0, "No history of trauma"),
         (
