@@ -122,6 +122,7 @@ def score(
         manifest["unread_inputs"] = unread
         manifest["implausible_values"] = {label: {"values": int(n), "first": first}
                                           for label, (n, first) in done.implausible.items()}
+        manifest["patients"]["scored_past_last_followup"] = done.past_followup
         record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
             config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)
@@ -152,6 +153,7 @@ class _Scored:
     exclusions: dict[str, int]  # patients not scored, by reason
     empty: dict[str, int]  # empty records skipped, by table
     implausible: dict[str, list[float]] = field(default_factory=dict)  # label -> [count, first value]
+    past_followup: int = 0  # scored patients whose last follow-up is before the as-of date
 
 
 def _score_batches(
@@ -171,16 +173,19 @@ def _score_batches(
     (`PatientBatches.each_ahead`)."""
     done = _Scored([], [], [], dict.fromkeys(EXCLUSIONS, 0), dict.fromkeys(batches.paths, 0))
 
-    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None, dict]:
+    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None, dict, int]:
         checked = validate(raw, required=("patients",))
         implausible = implausible_values(checked.tables)
         if checked.blocking(on_invalid):
-            return checked, None, implausible
-        return checked, scoring_rows(model, io.drop_row_index(checked.tables), as_of), implausible
+            return checked, None, implausible, 0
+        tables = io.drop_row_index(checked.tables)
+        rows = scoring_rows(model, tables, as_of)
+        return checked, rows, implausible, _past_followup(rows.rows, tables.get("outcomes"), as_of)
 
     with closing(batches.each_ahead(prepare)) as prepared:  # closed at once on an error or a signal
-        for index, (checked, rows, implausible) in enumerate(prepared):
+        for index, (checked, rows, implausible, past) in enumerate(prepared):
             done.problems += checked.problems
+            done.past_followup += past
             for label, (count, first) in implausible.items():
                 done.implausible.setdefault(label, [0, first])[0] += count
             for table, empty_rows in checked.empty_rows.items():
@@ -195,6 +200,15 @@ def _score_batches(
                     done.shap_parts.append(_write_part(batch.shap, work / "shap", index, batches.n_batches))
             progress(index + 1, batches.n_batches)
     return done
+
+
+def _past_followup(rows: pl.DataFrame, outcomes: pl.DataFrame | None, as_of: date) -> int:
+    """Scored patients whose last follow-up (last contact) is before the as-of date: scored on what
+    was known then, they may have left treatment since (the model never saw anyone after drop-out)."""
+    if outcomes is None or rows.height == 0:
+        return 0
+    gone = outcomes.filter(pl.col("last_followup_date") < as_of).select("patient_id")
+    return rows.select("patient_id").unique().join(gone, on="patient_id", how="semi").height
 
 
 def _gather_outputs(pub: publish.Publication, batches: PatientBatches, outputs: dict[Path, list[Path]]) -> None:

@@ -110,6 +110,10 @@ def score(
         f"with {m['model']['name']} version {m['model']['version']}"
     )
     out_console.print(f"not scored: {excluded}; rejected patients: {m['patients']['rejected']}")
+    past = m["patients"]["scored_past_last_followup"]
+    if past:
+        out_console.print(f"of the scored, {past} had their last follow-up before {m['as_of']}: scored on what was "
+                          "known then, they may have left treatment since")
     if m["synthetic"]:
         out_console.print("[bold]Model trained on SIMULATED data: for demonstration and testing only.[/]")
     synthetic = " (model trained on SIMULATED data)" if m["synthetic"] else ""

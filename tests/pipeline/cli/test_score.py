@@ -68,6 +68,9 @@ def test_exclusions_and_manifest_account_for_every_patient(scored, workspace):
     assert m["patients"]["excluded"]["relapsed"] == relapsed
     assert m["patients"]["scored"] + sum(m["patients"]["excluded"].values()) == patients.height
     assert m["output"]["rows"] == pl.read_parquet(out).height
+    gone = outcomes.filter(pl.col("last_followup_date") < as_of).select("patient_id")
+    assert m["patients"]["scored_past_last_followup"] == pl.read_parquet(out).join(gone, on="patient_id",
+                                                                                   how="semi").height
     from pipeline.io import file_sha256
 
     assert m["output"]["sha256"] == file_sha256(out)
