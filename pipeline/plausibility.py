@@ -114,10 +114,13 @@ def implausible_values(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[int, 
                  frame[column].filter(~frame[column].is_between(lo, hi)).drop_nulls())
     assessments = tables.get("assessments")
     if assessments is not None and assessments.height:
-        keyed = assessments.select(text_key(pl.col("instrument").cast(pl.String)).alias("key"), "score")
+        spellings = pl.DataFrame({"instrument": assessments["instrument"].cast(pl.String).unique()})
+        keyed = spellings.with_columns(text_key(pl.col("instrument")).alias("key"))  # once per spelling, not per row
         for key, (lo, hi) in INSTRUMENT_SCORES.items():
-            scores = keyed.filter(pl.col("key") == key)["score"]
-            note(f"assessments.score of {key} outside {lo:g}-{hi:g}", scores.filter(~scores.is_between(lo, hi)))
+            names = keyed.filter(pl.col("key") == key)["instrument"]
+            if len(names):
+                scores = assessments.filter(pl.col("instrument").cast(pl.String).is_in(names.implode()))["score"]
+                note(f"assessments.score of {key} outside {lo:g}-{hi:g}", scores.filter(~scores.is_between(lo, hi)))
     return out
 
 
