@@ -1,6 +1,7 @@
 """What valid tables may still hold by mistake: warnings with their rows, never errors.
 
-`relapse validate` and `relapse train` print them; the data are kept as they are, because each
+`relapse validate` and `relapse train` print them (and `relapse score` the implausible values, per
+batch, counted in its manifest); the data are kept as they are, because each
 case can be real and the clinic decides: a record written twice, a value outside its plausible
 range (a unit or scale mixed up), patient ids that differ only in how they were typed, an intake
 date that no record comes near.
