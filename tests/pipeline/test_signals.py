@@ -164,3 +164,13 @@ def test_library_log_records_after_an_interruption_are_dropped():
     """)
     assert done.returncode == 143, done
     assert done.stdout == "interrupted\n" and done.stderr == "", done
+
+
+def test_a_signal_before_the_command_has_started_is_one_line_and_the_shells_exit_code():
+    # `relapse` answers signals from its first line (pipeline.entry), before the half second of imports
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        done = subprocess.run([sys.executable, "-c", f"from pipeline.entry import _before_the_job; "
+                               f"_before_the_job({int(signum)}, None)"], capture_output=True, text=True)
+        assert done.returncode == code and "Traceback" not in done.stderr
+        assert done.stderr == (f"relapse: interrupted by {signum.name}: nothing was published; "
+                               "the command had not started\n")
