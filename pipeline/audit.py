@@ -36,6 +36,7 @@ from pipeline.audit_checks import (
     check_reproduced,
     check_same_model,
     check_scores_file,
+    evaluated_model,
     scores_model,
     since_scoring,
 )
@@ -122,18 +123,21 @@ def audit(
     """Write the report to `out` and log it to a new run of the audit experiment; the training and
     scoring runs it reviews are read, never written (their ids are tags of the audit run).
 
-    `model_uri` None: the model that wrote `scores`, or without scores the champion."""
+    `model_uri` None: the model that wrote `scores`, else the one `evaluation_run` evaluated, else
+    the champion."""
     check_inputs(out, scores, data_dir)
     key = hash_key_from_env()
     manifest = _read_manifest(scores) if scores is not None else None
     if manifest is not None:
         check_scores_file(scores, manifest)
-    if model_uri is None:
-        model_uri = scores_model(scores, manifest) if manifest else f"models:/{config.mlflow.registered_model}@champion"
     tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     outputs = [Path(out), report_json_path(Path(out))]
     with publish.Publication(outputs) as pub, tempfile.TemporaryDirectory(prefix="relapse-audit-") as tmp:
         work = Path(tmp)
+        evaluation = evaluation_context(config, evaluation_run, work / "evaluation") if evaluation_run else None
+        if model_uri is None:
+            model_uri = (scores_model(scores, manifest) if manifest else evaluated_model(evaluation["tags"])
+                         if evaluation else f"models:/{config.mlflow.registered_model}@champion")
         model = load_model(model_uri, work / "model", config.mlflow)
         if manifest is not None:
             check_logged_manifest(scores, manifest, config.mlflow, work / "scoring-run")
@@ -154,9 +158,9 @@ def audit(
             )
             reviewed["scoring_run_id"] = manifest.get("scoring_run_id") or "none"
             reviewed["scores_as_of"] = str(manifest.get("as_of"))
-        if evaluation_run is not None:
-            context["evaluation"] = evaluation_context(config, evaluation_run, work / "evaluation")
-            check_evaluated_model(evaluation_run, context["evaluation"]["tags"], reviewed)
+        if evaluation is not None:
+            context["evaluation"] = evaluation
+            check_evaluated_model(evaluation_run, evaluation["tags"], reviewed)
             reviewed["evaluation_run_id"] = evaluation_run
         context["tripod"] = tripod_checklist(context)
         html = render_report(context)

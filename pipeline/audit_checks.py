@@ -54,6 +54,13 @@ def scores_model(scores: Path, manifest: dict[str, Any]) -> str:
     raise ValueError(f"--scores {scores}: its manifest names no model; give --model")
 
 
+def evaluated_model(tags: dict[str, Any]) -> str:
+    """The URI of the model an evaluation run evaluated: its registered version, else its URI."""
+    if tags.get("model_name") not in (None, "None") and tags.get("model_version") not in (None, "None"):
+        return f"models:/{tags['model_name']}/{tags['model_version']}"
+    return str(tags.get("model_uri"))
+
+
 def check_same_model(scores: Path, manifest: dict[str, Any], model, model_uri: str) -> None:
     """`model` is the bundle that wrote the scores (the SHA-256 of its bundle manifest)."""
     written_by = manifest.get("model") or {}

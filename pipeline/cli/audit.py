@@ -18,7 +18,8 @@ def audit(
     ),
     model: str | None = typer.Option(
         None, "--model", metavar="<uri>",
-        help="MLflow model URI; default: the model that wrote --scores, or without scores the champion.",
+        help="MLflow model URI; default: the model that wrote --scores, else the one --evaluation evaluated, "
+        "else the champion.",
     ),
     scores: Path | None = typer.Option(None, "--scores", help="A scores file from `relapse score` (needs --data)."),
     data: Path | None = typer.Option(None, "--data", help="The scored cohort's data folder."),

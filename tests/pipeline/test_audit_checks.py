@@ -14,6 +14,7 @@ from pipeline.audit_checks import (
     check_reproduced,
     check_same_model,
     check_scores_file,
+    evaluated_model,
     scores_model,
     since_scoring,
 )
@@ -84,6 +85,12 @@ def test_the_refusal_says_what_changed_since_scoring():
         f"input tables changed since scoring: bdnf; package versions differ: xgboost 0.0.1 → {version('xgboost')}")
     manifest["packages"]["xgboost"] = version("xgboost")
     assert since_scoring(manifest, {"patients": "a", "bdnf": "b"}).startswith("the input files and package versions")
+
+
+def test_the_default_model_of_an_evaluation_is_the_one_it_evaluated():
+    assert evaluated_model({"model_name": "relapse-risk", "model_version": "3", "model_uri": "x"}) == \
+        "models:/relapse-risk/3"
+    assert evaluated_model({"model_name": "None", "model_version": "None", "model_uri": "/models/b"}) == "/models/b"
 
 
 def test_an_evaluation_of_another_version_is_refused():

@@ -106,7 +106,7 @@ def test_audit_takes_an_evaluation_run(trained, workspace, second_cohort, tmp_pa
     result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(second_cohort))
     evaluation = run_id(result.output)
     report = tmp_path / "audit.html"
-    workspace.run("audit", "--out", str(report), "--evaluation", evaluation, "--model", "models:/relapse-risk/1")
+    workspace.run("audit", "--out", str(report), "--evaluation", evaluation)  # the evaluated version by default
     html = report.read_text()
     assert 'id="evaluation"' in html and evaluation in html and "oe_ratio" in html
     document = json.loads(report.with_suffix(".json").read_text())
