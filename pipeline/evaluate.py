@@ -25,7 +25,7 @@ from models.config import ModelConfig
 from pipeline import artifacts, io, model_store, tracking, tracking_eval
 from pipeline.artifacts import EvaluationArtifacts
 from pipeline.config import Config
-from pipeline.privacy import hash_key_from_env, keyed_hash
+from pipeline.privacy import hash_key_from_env, with_hashed_ids
 from pipeline.reports.validation import ValidationResult, metric_names, summary, validation_result
 from pipeline.serving import LoadedModel, load_model
 from pipeline.train import SUBGROUP_COLUMNS
@@ -133,11 +133,8 @@ def trained_on_share(config: Config, run_id: str | None, rows: pl.DataFrame, wor
         trained = pl.read_parquet(path, columns=["patient_id", "landmark_date"]).unique()
     except Exception:  # noqa: BLE001  (MLflow raises many types for a missing run or artifact)
         return 0.0
-    key = hash_key_from_env()
-    ids = rows.select("patient_id").unique()
-    ids = ids.with_columns(pl.Series("_hash", [keyed_hash(p, key) for p in ids["patient_id"]], pl.String))
-    keyed = rows.select("patient_id", pl.col("landmark_date").cast(trained.schema["landmark_date"])).join(
-        ids, on="patient_id").select(pl.col("_hash").alias("patient_id"), "landmark_date")
+    keys = rows.select("patient_id", pl.col("landmark_date").cast(trained.schema["landmark_date"]))
+    keyed = with_hashed_ids(keys, hash_key_from_env())
     return keyed.join(trained, on=["patient_id", "landmark_date"], how="semi").height / rows.height
 
 

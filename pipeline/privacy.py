@@ -22,6 +22,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import polars as pl
+
 ENV_VAR = "RELAPSE_ID_HASH_KEY"
 DEVELOPMENT_KEY = b"relapse-risk development key - not secret, not for real patient data"
 MIN_KEY_CHARS = 16
@@ -59,6 +61,20 @@ def keyed_hash(patient_id: str, key: bytes | HashKey) -> str:
     """
     secret = key.key if isinstance(key, HashKey) else key
     return hmac.new(secret, str(patient_id).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def with_hashed_ids(frame: pl.DataFrame, key: bytes | HashKey) -> pl.DataFrame:
+    """`frame` with each `patient_id` replaced by its `keyed_hash`, every distinct id hashed once,
+    rows in their order.
+
+    >>> with_hashed_ids(pl.DataFrame({"patient_id": ["P0001", "P0001"], "x": [1, 2]}), b"0123456789abcdef").rows()
+    [('8331802d3490a398', 1), ('8331802d3490a398', 2)]
+    """
+    ids = frame["patient_id"].unique()
+    hashes = pl.DataFrame({"patient_id": ids, "_hashed": [keyed_hash(p, key) for p in ids]},
+                          schema={"patient_id": frame.schema["patient_id"], "_hashed": pl.String})
+    return (frame.join(hashes, on="patient_id", how="left", maintain_order="left")
+            .with_columns(pl.col("_hashed").alias("patient_id")).drop("_hashed"))
 
 
 def hash_key_from_env(required: bool = False, environ: Mapping[str, str] | None = None) -> HashKey:

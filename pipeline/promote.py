@@ -31,7 +31,7 @@ from pipeline import artifacts, io, model_store, tracking
 from pipeline.config import Config
 from pipeline.evaluate import IN_SAMPLE_SHARE, trained_on_share
 from pipeline.model_store import PromotionRefused
-from pipeline.privacy import hash_key_from_env, keyed_hash
+from pipeline.privacy import hash_key_from_env, with_hashed_ids
 from pipeline.serving import LoadedModel, load_model
 
 SAME_ROWS_SHARE = 0.99
@@ -146,8 +146,7 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
     rows = scored[0].join(scored[1].select(*keys, "risk_champion"), on=keys, how="inner")
     if rows.height == 0:
         raise NotComparable(f"{data_dir} has no labelled landmark rows")
-    key = hash_key_from_env()
-    return rows.with_columns(pl.col("patient_id").map_elements(lambda p: keyed_hash(p, key), return_dtype=pl.String))
+    return with_hashed_ids(rows, hash_key_from_env())
 
 
 def _score_landmarks(model: LoadedModel, tables, config: Config, column: str) -> pl.DataFrame:

@@ -29,7 +29,7 @@ from pipeline import io, temporal, tracking
 from pipeline.artifacts import TrainingArtifacts
 from pipeline.config import Config, config_as_params
 from pipeline.plausibility import input_warnings
-from pipeline.privacy import HashKey, hash_key_from_env, keyed_hash
+from pipeline.privacy import HashKey, hash_key_from_env, with_hashed_ids
 from pipeline.registry import version_description
 from pipeline.reports.cohort import accrual, participant_flow
 from pipeline.reports.drift import phase_profiles
@@ -233,13 +233,7 @@ def training_artifacts(
 ) -> TrainingArtifacts:
     """The run's artifacts as data (pure): tables, JSON documents and figures."""
     spec, oof = run.spec, run.oof
-    ids = oof["patient_id"].unique()
-    hashes = pl.DataFrame({"patient_id": ids, "hashed": [keyed_hash(p, key) for p in ids]})
-    hashed = (
-        oof.join(hashes, on="patient_id", how="left", maintain_order="left")
-        .with_columns(pl.col("hashed").alias("patient_id"))
-        .drop("hashed")
-    )
+    hashed = with_hashed_ids(oof, key)
     figures: dict[str, Any] = {}
     shap_frames = []
     for phase, fit in run.fits.items():
