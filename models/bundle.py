@@ -104,6 +104,11 @@ class ModelBundle:
     shared: xgboost.Booster | None = None
     recalibration: dict[str, Recalibration] = field(default_factory=dict)
 
+    @property
+    def constant_phases(self) -> list[str]:
+        """The phases whose model is a constant fallback rate (status `constant`)."""
+        return [p for p, pm in self.phase_models.items() if pm.status == "constant"]
+
     def __post_init__(self) -> None:
         # accept config Phase objects or plain mappings; store plain dicts (JSON-safe)
         self.phases = [p.model_dump() if hasattr(p, "model_dump") else dict(p)

@@ -99,7 +99,7 @@ class LoadedModel:
     @property
     def constant_phases(self) -> list[str]:
         """The phases whose model is a constant fallback rate (status `constant`)."""
-        return [p for p, pm in self.bundle.phase_models.items() if pm.status == "constant"]
+        return self.bundle.constant_phases
 
     @property
     def landmarks(self) -> LandmarkConfig:

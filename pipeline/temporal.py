@@ -60,7 +60,7 @@ def held_out_metrics(
     X = rows.select(feature_names).to_numpy().astype("float64")
     risk = bundle.predict(X, rows["phase"].to_numpy(), rows["day"].to_numpy())["risk"]
     scored = rows.select("patient_id", "phase", "label", "ipcw_weight").with_columns(pl.Series("risk", risk))
-    constant = [p for p, pm in bundle.phase_models.items() if pm.status == "constant"]
-    table = validation_metrics(scored, [p.name for p in phases], cfg.bootstrap_samples, cfg.seed, constant)
+    table = validation_metrics(scored, [p.name for p in phases], cfg.bootstrap_samples, cfg.seed,
+                               bundle.constant_phases)
     return table.select("phase", pl.lit(MODEL).alias("model"), "metric", "estimate", "lo", "hi",
                         pl.lit(False).alias("in_sample")).cast(SCHEMA)
