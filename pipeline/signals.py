@@ -47,6 +47,10 @@ NATIVE_CALLBACKS = {"_next_wrapper": "xgboost", "_reset_wrapper": "xgboost", "_l
 # failed with a traceback instead of exiting 143). They run while a query is being executed, i.e.
 # below one of these Polars frames, so a signal there is held until the query returns.
 POLARS_QUERIES = ("collect", "collect_all", "_collect_eager", "sink_parquet", "sink_csv", "sink_ipc")
+# A finaliser (`__del__`, e.g. XGBoost's DMatrix freeing its handle when garbage is collected)
+# cannot pass an exception on: Python reports it as unraisable and carries on. A signal there is
+# held too, rather than raised and then re-delivered by `_unraisable`.
+FINALISERS = ("__del__",)
 REDELIVER_S = 0.02
 
 
@@ -99,12 +103,15 @@ def _interrupt(signum: int) -> None:
 
 def in_native_callback(frame) -> bool:
     """Whether the main thread is inside a section a signal must not split: a callback of
-    `NATIVE_CALLBACKS`, or Python code a running Polars query called (`POLARS_QUERIES`)."""
+    `NATIVE_CALLBACKS`, a finaliser (`FINALISERS`), or Python code a running Polars query called
+    (`POLARS_QUERIES`)."""
     innermost = frame
     while frame is not None:
         code = frame.f_code
         package = NATIVE_CALLBACKS.get(code.co_name)
         if package is not None and f"{os.sep}{package}{os.sep}" in code.co_filename:
+            return True
+        if code.co_name in FINALISERS:
             return True
         if frame is not innermost and code.co_name in POLARS_QUERIES and f"{os.sep}polars{os.sep}" in code.co_filename:
             return True

@@ -125,6 +125,36 @@ def test_a_signal_inside_a_polars_user_function_is_raised_after_the_query():
     assert done.stdout == "interrupted after [3]\n", done
 
 
+def test_a_signal_inside_a_finaliser_is_held_until_it_returns():
+    """Raised inside `__del__`, the exception would be swallowed as unraisable (and only then sent
+    again); held, the finaliser completes and the signal is raised in the job's own code."""
+    done = _run("""
+        import gc
+
+        signals.install()
+        swallowed, freed = [], []
+        sys.unraisablehook = lambda info: swallowed.append(info.exc_value)
+
+        class Handle:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)  # the held signal is sent again meanwhile, and held again
+                freed.append(True)
+
+        try:
+            handle = Handle()
+            handle.cycle = handle
+            del handle
+            gc.collect()
+            time.sleep(5)
+        except signals.Interrupted as exc:
+            print("interrupted", freed, [type(e).__name__ for e in swallowed])
+            sys.exit(exc.exit_code)
+    """)
+    assert done.returncode == 143, done
+    assert done.stdout == "interrupted [True] []\n", done
+
+
 def test_an_error_a_library_made_of_a_signal_exits_as_interrupted():
     done = _run("""
         from pipeline.cli import _outcome
