@@ -110,8 +110,9 @@ def check_evaluated_model(run_id: str, tags: dict[str, Any], reviewed: dict[str,
     """An `--evaluation` run is of the audited model (the same model run: registered or not), not of
     another one."""
     if str(tags.get("model_run_id")) != reviewed["training_run_id"]:
+        registered = reviewed["model_name"] not in (None, "None") and reviewed["model_version"] != "unregistered"
+        audited = f"models:/{reviewed['model_name']}/{reviewed['model_version']}" if registered else "model folder"
         raise ValueError(
-            f"--evaluation {run_id} evaluates {tags.get('model_name')} version {tags.get('model_version')}, not the "
-            f"audited {reviewed['model_name']} version {reviewed['model_version']}: give --model "
-            f"models:/{tags.get('model_name')}/{tags.get('model_version')} to audit the evaluated version"
+            f"--evaluation {run_id} evaluates {evaluated_model(tags)}, not the audited {audited}: give --model "
+            f"{evaluated_model(tags)} to audit the evaluated model"
         )

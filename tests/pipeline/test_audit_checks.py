@@ -100,7 +100,11 @@ def test_an_evaluation_of_another_version_is_refused():
     unregistered = {"model_name": "None", "model_version": "unregistered", "training_run_id": "run-of-folder"}
     check_evaluated_model("e2", {"model_name": "None", "model_version": "None", "model_run_id": "run-of-folder"},
                           unregistered)  # a model folder: the same run is the same model
-    with pytest.raises(ValueError, match="evaluates relapse-risk version 2, not the audited relapse-risk version 1: "
+    with pytest.raises(ValueError, match="evaluates models:/relapse-risk/2, not the audited models:/relapse-risk/1: "
                                          "give --model models:/relapse-risk/2"):
         check_evaluated_model("e3", {"model_name": "relapse-risk", "model_version": "2", "model_run_id": "run-of-2"},
                               reviewed)
+    with pytest.raises(ValueError, match="evaluates /models/other, not the audited model folder: give --model "
+                                         "/models/other"):
+        check_evaluated_model("e4", {"model_name": "None", "model_version": "None", "model_uri": "/models/other",
+                                     "model_run_id": "run-of-other"}, unregistered)
