@@ -21,7 +21,10 @@ def score(
         "models:/relapse-risk@champion", "--model", help="MLflow model URI or a local model folder."
     ),
     reasons: int | None = typer.Option(
-        None, "--reasons", min=0, help="Reasons per patient (default: config scoring.reasons)."
+        None,
+        "--reasons",
+        min=0,
+        help="Risk-raising reasons per patient (default: config scoring.reasons); a protective factor is always given.",
     ),
     on_invalid: OnInvalid = typer.Option(
         OnInvalid.fail,
