@@ -60,3 +60,14 @@ def make_logistic(params: LogisticParams, seed: int) -> Pipeline:
                                                       random_state=seed)),
         ]
     )
+
+
+def baseline_risks(X_train, y_train, w_train, X_test, params: LogisticParams, seed: int) -> np.ndarray:
+    """Risks for `X_test` from `make_logistic` fitted on the weighted training rows; the weighted
+    event rate when those rows hold one class only (or none: 0)."""
+    if y_train.size == 0 or y_train.min() == y_train.max():
+        rate = float(np.average(y_train, weights=w_train)) if y_train.size else 0.0
+        return np.full(X_test.shape[0], rate)
+    model = make_logistic(params, seed)
+    model.fit(X_train, y_train, logisticregression__sample_weight=w_train)
+    return model.predict_proba(X_test)[:, 1]

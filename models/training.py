@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xgboost
 
-from models.baseline import make_logistic
+from models.baseline import baseline_risks
 from models.boosting import fit_continuation, fit_shared, informative_columns, shrunk_params, weighted_logloss
 from models.calibration import Calibrator
 from models.config import ModelConfig
@@ -241,7 +241,8 @@ def _fold_task(s: _Stacked, f: int):
             booster, trees[phase] = _continue(shared, s.X[tr], s.y[tr], s.w[tr], s.groups[tr], s.plan[phase], cfg)
             if booster is not None:
                 out[te] += margin(booster, X_test[te])
-        baseline[te] = _baseline(s.X[tr, :s.n_features], s.y[tr], s.w[tr], X_test[te, :s.n_features], cfg)
+        baseline[te] = baseline_risks(s.X[tr, :s.n_features], s.y[tr], s.w[tr], X_test[te, :s.n_features],
+                                      cfg.logistic, cfg.seed)
     return _Fold(shared_margin, out, baseline, trees)
 
 
@@ -294,17 +295,6 @@ def _plan(data: Mapping[str, PhaseData], cfg: ModelConfig):
 
 def _continue(shared, X, y, w, groups, params, cfg: ModelConfig):
     return fit_continuation(X, y, w, groups, margin(shared, X), params, cfg.seed, cfg.validation_fraction)
-
-
-def _baseline(X_train, y_train, w_train, X_test, cfg: ModelConfig) -> np.ndarray:
-    """The per-phase landmark logistic regression; the weighted event rate when the training
-    rows hold one class only."""
-    if y_train.size == 0 or y_train.min() == y_train.max():
-        rate = float(np.average(y_train, weights=w_train)) if y_train.size else 0.0
-        return np.full(X_test.shape[0], rate)
-    model = make_logistic(cfg.logistic, cfg.seed)
-    model.fit(X_train, y_train, logisticregression__sample_weight=w_train)
-    return model.predict_proba(X_test)[:, 1]
 
 
 def _cross_fitted(oof_raw, y, w, folds, method, fallback: Calibrator) -> np.ndarray:

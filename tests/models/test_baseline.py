@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from models.baseline import make_logistic
+from models.baseline import baseline_risks, make_logistic
 from models.config import LogisticParams
 from tests.models.synthetic import synthetic_phase
 
@@ -55,3 +55,13 @@ def test_median_imputer_transforms_exactly_as_sklearns_simple_imputer():
     ours = MedianImputer().fit(fit_rows)
     for rows in (fit_rows, new_rows):
         assert np.array_equal(ours.transform(rows), reference.transform(rows))
+
+
+def test_baseline_risks_of_one_class_are_the_weighted_event_rate():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    risks = baseline_risks(X[:4], np.ones(4), np.array([1.0, 2.0, 1.0, 1.0]), X[4:], LogisticParams(C=0.1), seed=0)
+    assert risks.tolist() == [1.0, 1.0]
+    assert baseline_risks(X[:0], np.zeros(0), np.ones(0), X[4:], LogisticParams(C=0.1), seed=0).tolist() == [0.0, 0.0]
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    fitted = baseline_risks(X[:4], y, np.ones(4), X[4:], LogisticParams(C=0.1), seed=0)
+    assert fitted.shape == (2,) and ((fitted > 0) & (fitted < 1)).all()
