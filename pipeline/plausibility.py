@@ -4,7 +4,7 @@
 batch, counted in its manifest); the data are kept as they are, because each
 case can be real and the clinic decides: a record written twice, a value outside its plausible
 range (a unit or scale mixed up), patient ids that differ only in how they were typed, an intake
-date that no record comes near.
+date that no record comes near, a beat recording of one beat.
 """
 
 from __future__ import annotations
@@ -131,10 +131,32 @@ def implausible_warning(label: str, count: int, first: float) -> str:
             "reason sentences as they are: check the unit or scale of the export")
 
 
+def single_beat_recordings(tables: dict[str, pl.DataFrame]) -> tuple[list[int], int]:
+    """rr_intervals rows (`_row`) of recordings (patient_id, recording_id) that hold one beat, and
+    how many recordings there are. Such a recording gives no HRV (two kept beats are the least,
+    features.hrv_beats); all of them at once is what an export with a beat's own id in
+    recording_id looks like."""
+    rr = tables.get("rr_intervals")
+    if rr is None or not rr.height:
+        return [], 0
+    keyed = rr.select(ROW, pl.len().over("patient_id", "recording_id").alias("_beats"))
+    return keyed.filter(pl.col("_beats") == 1)[ROW].to_list(), rr.select(pl.struct("patient_id", "recording_id")
+                                                                         .n_unique()).item()
+
+
+def single_beat_warning(rows: list[int], recordings: int) -> str:
+    """ "rr_intervals: 3 of 40 recording(s) hold a single beat (rows 1, 5, 9); …"."""
+    return (f"rr_intervals: {len(rows):,} of {recordings:,} recording(s) hold a single beat ({rows_text(rows)}); a "
+            "recording needs two beats to give heart-rate variability, so these give none: check that recording_id "
+            "names a recording, not a beat")
+
+
 def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
     """Every warning for these validated tables (each table with its `_row` column)."""
     warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
     warnings += [implausible_warning(label, *found) for label, found in implausible_values(tables).items()]
+    single, recordings = single_beat_recordings(tables)
+    warnings += [single_beat_warning(single, recordings)] if single else []
     groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
     late = late_first_records(tables)
     return (warnings + ([lookalike_warning(groups)] if groups else [])

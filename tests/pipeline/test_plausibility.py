@@ -8,7 +8,13 @@ import polars as pl
 import pytest
 
 from pipeline.contract import validate
-from pipeline.plausibility import FIRST_RECORD_GAP_DAYS, implausible_values, input_warnings, late_first_records
+from pipeline.plausibility import (
+    FIRST_RECORD_GAP_DAYS,
+    implausible_values,
+    input_warnings,
+    late_first_records,
+    single_beat_recordings,
+)
 from tests.pipeline.test_contract import tables
 
 
@@ -59,3 +65,19 @@ def test_values_outside_their_plausible_range_are_warned_of_and_kept():
     assert any(w.startswith("bdnf.bdnf_ng_ml outside 1-100 ng/mL: 2 value(s), e.g. 18000; kept as recorded")
                for w in input_warnings(result.tables))
     assert implausible_values(validate(tables()).tables) == {}
+
+
+def test_beat_recordings_of_a_single_beat_are_warned_of():
+    raw = tables()
+    raw["rr_intervals"] = raw["rr_intervals"].with_columns(recording_id=pl.Series(["r1", "r2", "r3"]))  # a beat's id
+    result = validate(raw)
+    assert result.problems == []
+    assert single_beat_recordings(result.tables) == ([1, 2, 3], 3)
+    (warning,) = input_warnings(result.tables)
+    assert warning.startswith("rr_intervals: 3 of 3 recording(s) hold a single beat (rows 1, 2, 3); a recording "
+                              "needs two beats")
+    raw["rr_intervals"] = raw["rr_intervals"].with_columns(recording_id=pl.Series(["r1", "r1", "r3"]))
+    assert single_beat_recordings(validate(raw).tables) == ([3], 2)
+    other = tables()
+    other["rr_intervals"] = other["rr_intervals"].with_columns(patient_id=pl.Series(["a", "c", "c"]))
+    assert single_beat_recordings(validate(other).tables) == ([1], 2)  # one recording id, two patients' recordings
