@@ -7,15 +7,27 @@ the seed, never on row order, so the same cohort gets the same folds on any mach
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
+
+
+def patient_index(groups) -> tuple[np.ndarray, int]:
+    """Each row's patient as an index into the sorted distinct ids (NumPy's `np.unique`
+    inverse, value for value), and the number of patients. A dense rank in Polars: on the
+    object arrays of string ids that landmark rows carry, NumPy's sort of Python strings was
+    the largest cost of a bootstrap's set-up."""
+    groups = np.asarray(groups)
+    if groups.ndim != 1:
+        raise ValueError("groups must be one-dimensional (one patient id per row)")
+    if groups.size == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    inverse = pl.Series(groups).rank("dense").to_numpy().astype(np.int64) - 1
+    return inverse, int(inverse.max()) + 1
 
 
 def _patients(groups: np.ndarray, events: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Row -> patient index (into sorted unique ids) and, per patient, whether any row has y=1."""
     groups = np.asarray(groups)
-    if groups.ndim != 1:
-        raise ValueError("groups must be one-dimensional (one patient id per row)")
-    _, inverse = np.unique(groups, return_inverse=True)
-    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    inverse, n_patients = patient_index(groups)
     has_event = np.zeros(n_patients, dtype=bool)
     if events is not None:
         events = np.asarray(events)

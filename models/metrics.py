@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from models import newton
+from models.folds import patient_index
 from models.link import logit
 
 METRICS = (
@@ -60,6 +61,7 @@ class _Sample:
         self.ends = np.r_[np.flatnonzero(np.diff(self.p)), self.p.size - 1]
         self.starts = np.r_[0, self.ends[:-1] + 1] if self.p.size else np.zeros(0, dtype=int)
         self.tied = self.ends.size < self.p.size
+        self._ranking_index()
         # [1, z, z^2] per row, contiguous, so the calibration fits' weighted sums are one product
         self.powers = np.column_stack([np.ones_like(self.z), self.z, self.z * self.z])
         self.powers2 = np.ascontiguousarray(self.powers[:, :2])
@@ -69,28 +71,53 @@ class _Sample:
         # (n, n_bins): each row's residual y - p in its bin's column, so W @ it sums per bin
         self.bin_residual = np.eye(n_bins)[bins] * (self.y - self.p)[:, None]
 
+    def _ranking_index(self) -> None:
+        """Where the ranking metrics need sums: only the thresholds (runs of tied p) that hold
+        a positive row count, since a run without one adds nothing to AUROC or AP.
+
+        `positives` are the positive rows; `run_first` / `run_last` index, into them, the first
+        and last positive of each such run. `cuts` split the rows into segments whose borders
+        are those runs' borders, so each of those runs is one segment (`run_segment`) and the
+        rows between them are others: one pass of `np.add.reduceat` over the weights gives
+        every sum the metrics need."""
+        self.positives = np.flatnonzero(self.y == 1)
+        run_of = np.searchsorted(self.ends, self.positives)
+        self.run_first = np.flatnonzero(np.r_[True, np.diff(run_of) > 0]) if run_of.size else run_of
+        self.run_last = np.r_[self.run_first[1:], run_of.size] - 1
+        runs = run_of[self.run_first]
+        cuts = np.unique(np.r_[0, self.starts[runs], self.ends[runs] + 1])
+        self.cuts = cuts[cuts < self.p.size]
+        self.run_segment = np.searchsorted(self.cuts, self.starts[runs])
+
 
 def _ranking(s: _Sample, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUROC and average precision for each row of weights W (rows in s's sorted order).
 
-    Per threshold (run of tied p) g, with positive weight dT_g, negative weight dF_g and the
-    running sums T_g, F_g down to it: area = sum_g dF_g (T_g - dT_g / 2) (ties count half) and
-    AP = sum_g dT_g T_g / (T_g + F_g) / P: two cumulative sums and a few passes over W."""
-    pos = W * s.y
-    neg = W - pos
-    # add.accumulate: the same running sums as np.cumsum, several times faster along axis 1 here
-    tps, fps = np.add.accumulate(pos, axis=1), np.add.accumulate(neg, axis=1)
-    if s.tied:  # running sums at each threshold's last row; its own weights by difference
-        tps, fps = tps[:, s.ends], fps[:, s.ends]
-        pos, neg = np.diff(tps, axis=1, prepend=0.0), np.diff(fps, axis=1, prepend=0.0)
-    P, N = tps[:, -1].copy(), fps[:, -1].copy()
-    area = newton.rowdot(neg, tps) - newton.rowdot(neg, pos) / 2
-    seen = fps
-    seen += tps  # T + F, the weight at or above each threshold (fps is not needed after this)
-    precision = np.divide(tps, seen, out=np.zeros_like(tps), where=seen > 0)
+    Per threshold (run of tied p) g holding positive weight dT_g, negative weight dF_g, with
+    T_g the positive weight down to it and S_g all weight down to it: area =
+    sum_g dT_g (F_below_g + dF_g / 2) (ties count half; F_below_g the negative weight under
+    the run) and AP = sum_g dT_g T_g / S_g / P. Only runs with a positive row add to either,
+    so the work over all rows is one segment sum of W (`_Sample._ranking_index`); the rest is
+    on the positive rows alone."""
+    rows = W.shape[0]
+    if s.p.size == 0:
+        return np.full(rows, np.nan), np.full(rows, np.nan)
+    at_pos = W[:, s.positives]
+    through = np.add.accumulate(at_pos, axis=1)[:, s.run_last] if s.positives.size else at_pos
+    d_pos = np.add.reduceat(at_pos, s.run_first, axis=1) if s.positives.size else at_pos
+    P = at_pos.sum(axis=1)
+    segments = np.add.reduceat(W, s.cuts, axis=1)
+    running = np.zeros((rows, s.cuts.size + 1))
+    np.add.accumulate(segments, axis=1, out=running[:, 1:])
+    total = running[:, -1]
+    seen = running[:, s.run_segment + 1]  # all weight down to the end of each run
+    d_neg = segments[:, s.run_segment] - d_pos
+    neg_below = (total[:, None] - seen) - (P[:, None] - through)
+    area = newton.rowdot(d_pos, neg_below + d_neg / 2)
+    precision = np.divide(through, seen, out=np.zeros_like(through), where=seen > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auroc = area / (P * N)
-        auprc = newton.rowdot(pos, precision) / P
+        auroc = area / (P * (total - P))
+        auprc = newton.rowdot(d_pos, precision) / P
     return auroc, auprc
 
 
@@ -189,8 +216,8 @@ def _resample_weights(
     """(size, n_rows) multiplicity of each row when patients are drawn with replacement."""
     draws = rng.integers(n_patients, size=(size, n_patients))
     flat = (draws + np.arange(size)[:, None] * n_patients).ravel()
-    counts = np.bincount(flat, minlength=size * n_patients).reshape(size, n_patients)
-    return counts[:, inverse].astype(np.float64)
+    counts = np.bincount(flat, minlength=size * n_patients).reshape(size, n_patients).astype(np.float64)
+    return counts[:, inverse]
 
 
 def evaluate(
@@ -217,13 +244,13 @@ def evaluate(
         raise ValueError("groups must have one patient id per row")
     s = _Sample(y, p, w)
     estimate = _point(s)
-    _, inverse = np.unique(groups[s.order], return_inverse=True)
-    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    inverse, n_patients = patient_index(np.asarray(groups)[s.order])
     rng = np.random.default_rng(seed)
     boots: dict[str, list[np.ndarray]] = {k: [] for k in METRICS}
     for first in range(0, n_boot, _CHUNK):
         size = min(_CHUNK, n_boot - first)
-        W = _resample_weights(inverse, n_patients, rng, size) * s.w
+        W = _resample_weights(inverse, n_patients, rng, size)
+        W *= s.w
         for k, v in _batch(s, W, estimate).items():
             if k in boots:
                 boots[k].append(v)
@@ -281,8 +308,7 @@ def group_metrics(
     """
     y, p, w = _check(y, p, w)
     s = _Sample(y, p, w)
-    _, inverse = np.unique(np.asarray(groups)[s.order], return_inverse=True)
-    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    inverse, n_patients = patient_index(np.asarray(groups)[s.order])
 
     def stats(W: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
         observed, expected = W @ s.y, W @ s.p
@@ -327,8 +353,7 @@ def paired_differences(
     """
     y, p_a, w = _check(y, p_a, w)
     _, p_b, _ = _check(y, p_b, w)
-    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    inverse, n_patients = patient_index(groups)
     samples = [_Sample(y, p, w) for p in (p_a, p_b)]
 
     def metric(s: _Sample, W_rows: np.ndarray, start: dict) -> dict[str, np.ndarray]:
@@ -355,8 +380,7 @@ def patient_resamples(groups: np.ndarray, n_boot: int, seed: int):
     """Yield blocks of (size, n_rows) row multiplicities, `n_boot` resamples of whole patients
     in all; rows stay in their given order, so two predictors of the same rows can be scored
     on the very same resamples (paired intervals)."""
-    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    n_patients = int(inverse.max()) + 1 if inverse.size else 0
+    inverse, n_patients = patient_index(groups)
     rng = np.random.default_rng(seed)
     for first in range(0, n_boot, _CHUNK):
         yield _resample_weights(inverse, n_patients, rng, min(_CHUNK, n_boot - first))
