@@ -72,7 +72,7 @@ class _Sample:
         self.bin_residual = np.eye(n_bins)[bins] * (self.y - self.p)[:, None]
 
     def _ranking_index(self) -> None:
-        """Where the ranking metrics need sums: only the thresholds (runs of tied p) that hold
+        """Where the ranking metrics need sums. Only the thresholds (runs of tied p) that hold
         a positive row count, since a run without one adds nothing to AUROC or AP.
 
         `positives` are the positive rows; `run_first` / `run_last` index, into them, the first

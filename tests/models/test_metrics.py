@@ -192,3 +192,18 @@ def test_each_resample_row_equals_its_own_single_sample_metrics(tied):
         a, b = out["_line_a"][r], out["calibration_slope"][r]
         residual = weights * (s.y - sigmoid(a + b * z))
         assert abs(residual.sum()) < 1e-7 and abs((residual * z).sum()) < 1e-7
+
+
+def test_ranking_at_the_edges_equals_sklearn():
+    # positives in the first and the last run, ties at both ends, rows and a whole tied run
+    # weighted zero (a patient not drawn in a resample), a positive of weight zero
+    y = np.array([1, 0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 1], dtype=float)
+    p = np.array([.9, .9, .8, .7, .7, .7, .5, .5, .3, .1, .1, .1])
+    rows = np.array([[1, 2, 0, 1, 1, 1, 0, 0, 3, 1, 2, 1],
+                     [0, 1, 1, 2, 0, 1, 1, 1, 0, 0, 1, 1],
+                     [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]], dtype=float)
+    s = metrics._Sample(y, p, np.ones_like(y))
+    auroc, auprc = metrics._ranking(s, rows[:, s.order])
+    for r, weights in enumerate(rows):
+        assert auroc[r] == pytest.approx(roc_auc_score(y, p, sample_weight=weights), abs=1e-12)
+        assert auprc[r] == pytest.approx(average_precision_score(y, p, sample_weight=weights), abs=1e-12)
