@@ -63,6 +63,7 @@ class ScoreSummary:
     manifest: dict[str, Any]
     rejects: Path | None
     scoring_run_id: str
+    removed: Path | None = None  # the replaced scores' SHAP file, when this run wrote none there
 
 
 def score(
@@ -87,10 +88,12 @@ def score(
         if path is not None and path.suffix not in (".parquet", ".csv"):
             raise ValueError(f"{path}: output must end in .parquet or .csv")
     n_reasons = config.scoring.reasons if n_reasons is None else n_reasons
-    io.refuse_overwriting_inputs(data_dir, [*_outputs(out, shap_out), artifacts.manifest_path(out)])
+    replaced_shap = _replaced_shap(out, shap_out)
+    owned = [*_outputs(out, shap_out), *([replaced_shap] if replaced_shap else [])]
+    io.refuse_overwriting_inputs(data_dir, [*owned, artifacts.manifest_path(out)])
     tracking.check_reachable(config.mlflow)  # an unreachable store fails before any work
     with (
-        publish.Publication(_outputs(out, shap_out), marker=artifacts.manifest_path(out)) as pub,
+        publish.Publication(owned, marker=artifacts.manifest_path(out)) as pub,
         tempfile.TemporaryDirectory(prefix="relapse-score-") as tmp,
     ):
         work = Path(tmp)
@@ -131,7 +134,7 @@ def score(
         manifest["duration_s"] = round(time.perf_counter() - started, 3)
         pub.write(artifacts.manifest_path(out), lambda p: io.write_json(manifest, p))
         pub.commit()  # scores, SHAP, rejects, then the manifest: all published or none
-    return ScoreSummary(out, manifest, rejects_path, run_id)
+    return ScoreSummary(out, manifest, rejects_path, run_id, replaced_shap)
 
 
 def _split_and_load(data_dir: Path, model_uri: str, work: Path, config: Config) -> tuple[PatientBatches, LoadedModel]:
@@ -245,6 +248,26 @@ def _nobody_message(n_patients: int, as_of: date, exclusions: dict[str, int], re
 def _outputs(out: Path, shap_out: Path | None) -> list[Path]:
     """Every file a scoring job owns: its rejects file is removed when a new run has none."""
     return [out, artifacts.rejects_path(out), *([shap_out] if shap_out is not None else [])]
+
+
+def _replaced_shap(out: Path, shap_out: Path | None) -> Path | None:
+    """The SHAP file of the scores this run replaces at `out`, when this run writes none there.
+
+    The replaced manifest is the only record of which scores that file explains: left beside the
+    new scores, nothing would say it is older, so it is removed with the commit, like a stale
+    rejects file. Only when its bytes are still those the manifest recorded: a file edited or
+    replaced since, or a relative path that names another file from this folder, is left alone.
+    """
+    try:
+        entry = io.read_json(artifacts.manifest_path(out))["shap_output"]
+        path, digest = Path(entry["file"]), str(entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if shap_out is not None and path.absolute() == Path(shap_out).absolute():
+        return None
+    if not path.is_file() or io.file_sha256(path) != digest:
+        return None
+    return path
 
 
 def _write_part(frame: pl.DataFrame, folder: Path, index: int, ranges: int) -> Path:

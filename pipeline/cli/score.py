@@ -123,3 +123,5 @@ def score(
     result(f"wrote {summary.output} and {summary.output.name}.manifest.json{synthetic}")
     if summary.rejects is not None:
         out_console.print(f"rejected rows: {summary.rejects}")
+    if summary.removed is not None:
+        out_console.print(f"removed {summary.removed}: the SHAP values of the scores this run replaced")

@@ -141,6 +141,21 @@ def test_an_as_of_date_after_today_is_warned_of(trained, workspace, tmp_path):
     assert "is after today" not in ok.output
 
 
+def test_rescoring_removes_the_replaced_scores_shap_file_unless_it_changed(trained, workspace, tmp_path):
+    out, shap = tmp_path / "scores.parquet", tmp_path / "shap.parquet"
+    args = ("score", "--data", str(workspace.data), "--as-of", AS_OF, "--out", str(out))
+    workspace.run(*args, "--shap-out", str(shap))
+    assert manifest_of(out)["shap_output"]["file"] == str(shap) and shap.is_file()
+    again = workspace.run(*args)
+    assert f"removed {shap}: the SHAP values of the scores this run replaced" in again.output
+    assert not shap.exists() and "shap_output" not in manifest_of(out)
+
+    workspace.run(*args, "--shap-out", str(shap))
+    shap.write_bytes(shap.read_bytes() + b"edited")  # no longer the file that manifest recorded
+    kept = workspace.run(*args)
+    assert "removed" not in kept.output and shap.is_file()
+
+
 def test_contract_errors_stop_scoring_and_quarantine_sets_rows_aside(trained, workspace, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(workspace.data, bad)
