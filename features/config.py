@@ -6,6 +6,7 @@ take only the section they need. Every section is frozen and rejects unknown key
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -98,4 +99,24 @@ def check_phases(phases: Sequence[_PhaseLike]) -> int:
         expected_start = phase.end_day + 1
     if len({p.name for p in phases}) != len(phases):
         raise ValueError("phase names must be unique")
+    for phase in phases:
+        check_phase_name(phase.name)
     return expected_start
+
+
+# A phase name becomes a bundle file name (phases/<name>.ubj) and part of every metric name
+# (auroc_<name>, auroc_<name>_lo): letters, digits, _ . - only, and none that reads as another.
+PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RESERVED_PHASE_NAMES = ("pooled",)  # the all-phase rows of every metrics table
+
+
+def check_phase_name(name: str) -> None:
+    """Refuse a phase name that cannot be a file name or would collide in metric names: `pooled`
+    would overwrite the all-phase metrics, and a name ending in `_lo` or `_hi` would read as
+    another phase's interval bound (`auroc_acute_lo`)."""
+    if not PHASE_NAME.match(name):
+        raise ValueError(f"phase name {name!r}: use letters, digits, '_', '.' or '-' (it names a model file "
+                         "and metrics), starting with a letter or digit")
+    if name in RESERVED_PHASE_NAMES or name.endswith(("_lo", "_hi")):
+        raise ValueError(f"phase name {name!r} is reserved: 'pooled' names the all-phase metrics and '_lo' / "
+                         "'_hi' end the names of interval bounds")

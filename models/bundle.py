@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import xgboost
 
+from features.config import PHASE_NAME
 from models.calibration import RISK_CEILING, RISK_FLOOR, Calibrator
 from models.explain import contributions, margin
 from models.link import logit, sigmoid
@@ -40,7 +40,6 @@ from models.training import STATUSES, PhaseFit, with_day
 
 BUNDLE_FORMAT = 2
 MANIFEST = "manifest.json"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class BundleError(ValueError):
@@ -119,7 +118,7 @@ class ModelBundle:
             raise ValueError(f"phase models {sorted(self.phase_models)} do not match the "
                              f"phases {names}")
         for name in names:
-            if not _SAFE_NAME.match(name):
+            if not PHASE_NAME.match(name):
                 raise ValueError(f"phase name {name!r} is not safe as a file name")
         needs_shared = any(pm.status in ("phase_model", "shared") for pm in self.phase_models.values())
         if needs_shared and self.shared is None:

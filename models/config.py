@@ -27,7 +27,7 @@ class LogisticParams(Strict):
 
 
 class ModelConfig(Strict):
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=2**32 - 1)  # NumPy's and scikit-learn's seeds are 32-bit
     n_folds: int = Field(ge=2)
     bootstrap_samples: int = Field(ge=0)
     calibration: Literal["isotonic", "platt"]

@@ -67,8 +67,8 @@ class ShardsConfig(Strict):
 
 
 class MlflowConfig(Strict):
-    experiment: str
-    registered_model: str
+    experiment: str = Field(min_length=1)
+    registered_model: str = Field(min_length=1)
     tracking_uri: str | None = None
 
 

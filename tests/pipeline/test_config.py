@@ -49,6 +49,8 @@ def test_wrong_type_is_rejected_with_key(tmp_path):
     ("phases: []\n", "at least one phase"),
     ("landmarks:\n  horizon_days: 400\n", "every output is a 30-day risk"),
     ("scoring:\n  risk_bands: {low: 0.0, moderate: 0.10, high: 0.10}\n", "rise strictly"),
+    ("model:\n  seed: 4294967296\n", "model.seed"),  # above the 32-bit seeds NumPy and scikit-learn take
+    ("mlflow:\n  experiment: ''\n", "mlflow.experiment"),
 ])
 def test_plausible_looking_values_of_the_wrong_kind_are_rejected(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
@@ -59,6 +61,19 @@ def test_plausible_looking_values_of_the_wrong_kind_are_rejected(tmp_path, text,
 def test_gapped_phases_are_rejected(tmp_path):
     text = "phases:\n  - {name: a, start_day: 0, end_day: 10}\n  - {name: b, start_day: 20, end_day: 30}\n"
     with pytest.raises(ConfigError, match="contiguous"):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("pooled", "reserved"),  # would overwrite the all-phase metrics
+    ("acute_lo", "reserved"),  # auroc_acute_lo is the acute phase's lower bound
+    ("", "letters, digits"),
+    ("acute phase/1", "letters, digits"),  # names a bundle file
+])
+def test_phase_names_that_collide_in_metrics_or_files_are_refused(tmp_path, name, message):
+    text = (f"phases:\n  - {{name: '{name}', start_day: 0, end_day: 13}}\n"
+            "  - {name: rest, start_day: 14, end_day: 729}\n")
+    with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text))
 
 
