@@ -132,8 +132,12 @@ def _cannot_cross_validate(c: dict[str, int], cfg: ModelConfig) -> str | None:
         return "only one outcome class"
     if c["event_patients"] < cfg.min_events:
         return f"{c['event_patients']} patients with an event (< min_events {cfg.min_events})"
-    if c["patients"] < cfg.n_folds or min(c["event_patients"], c["patients"] - c["event_patients"]) < 2:
-        return f"too few patients for {cfg.n_folds}-fold patient-grouped cross-validation"
+    if c["patients"] < cfg.n_folds:
+        return f"{c['patients']} patient(s): too few for {cfg.n_folds}-fold patient-grouped cross-validation"
+    if min(c["event_patients"], c["patients"] - c["event_patients"]) < 2:
+        which = "with" if c["event_patients"] < 2 else "without"
+        n = c["event_patients"] if which == "with" else c["patients"] - c["event_patients"]
+        return f"{n} patient(s) {which} an event: too few to cross-validate (at least 2 are needed)"
     return None
 
 

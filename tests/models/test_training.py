@@ -172,3 +172,15 @@ def test_own_trees_are_kept_only_where_they_lower_the_out_of_fold_loss():
     assert keep == {"a": True, "b": False, "c": False}
     np.testing.assert_array_equal(margins[index == 0], with_own[index == 0])
     np.testing.assert_array_equal(margins[index != 0], shared[index != 0])  # reverted to the shared margin
+
+
+def test_the_reason_a_phase_cannot_be_cross_validated_names_what_is_missing():
+    from models.training import _cannot_cross_validate
+
+    cfg = small_model_config(workers=1).model_copy(update={"min_events": 1, "n_folds": 5})
+    one_event = {"rows": 900, "events": 3, "patients": 200, "event_patients": 1}
+    assert _cannot_cross_validate(one_event, cfg) == "1 patient(s) with an event: too few to cross-validate " \
+                                                     "(at least 2 are needed)"
+    few = {"rows": 40, "events": 5, "patients": 4, "event_patients": 2}
+    assert _cannot_cross_validate(few, cfg).startswith("4 patient(s): too few for 5-fold")
+    assert _cannot_cross_validate({"rows": 900, "events": 30, "patients": 200, "event_patients": 20}, cfg) is None
