@@ -105,6 +105,7 @@ def test_the_audit_of_a_recalibrated_version_answers_model_updating(own_store, r
     tripod = {t["item"]: t for t in json.loads(report.with_suffix(".json").read_text())["tripod"]}
     mv = client(ws.tracking_uri).get_model_version("relapse-risk", version)
     assert tripod["12f"]["status"] == "answered"
+    assert 'id="performance-recalibrated"' in report.read_text()  # the performance figures are the parent's
     answer = tripod["12f"]["answer"]
     assert f"Version {version}" in answer and "version 1" in answer
     assert mv.tags["recalibration_data_fingerprint"][:12] in answer

@@ -128,3 +128,15 @@ def test_metrics_without_an_interval_show_the_estimate_alone():
     ]
     html = render_report({"model_card": {}, "metrics": metrics})
     assert '<td class="num">0.712</td>' in html and '<td class="num">0.654</td>' in html
+
+
+def test_a_recalibrated_version_says_its_performance_figures_are_its_parents():
+    lineage = {"parent_version": "2", "data_fingerprint": "abcdef0123456789", "methods": {"acute": "intercept"}}
+    html = render_report({"model_card": {"model_name": "relapse-risk", "model_version": "4", "recalibration": lineage}})
+    note = re.search(r'<p class="note" id="performance-recalibrated">(.*?)</p>', html, re.S).group(1)
+    text = " ".join(note.split())
+    assert "Version 4 is a site recalibration of version 2 on local data abcdef012345" in text
+    assert "version 2's out-of-fold estimates on its own training cohort, before that recalibration" in text
+    assert "--evaluation RUN" in text
+    plain = render_report({"model_card": {"model_name": "relapse-risk", "model_version": "2"}})
+    assert 'id="performance-recalibrated"' not in plain
