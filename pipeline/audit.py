@@ -34,9 +34,11 @@ from pipeline.audit_checks import (
     check_evaluated_model,
     check_logged_manifest,
     check_reproduced,
+    check_same_inputs,
     check_same_model,
     check_scores_file,
     evaluated_model,
+    reason_count,
     scores_model,
     since_scoring,
 )
@@ -294,15 +296,17 @@ def _scoring_context(
     scored = io.read_frame(scores)
     validated, paths = io.load_tables(data_dir, required=("patients",), on_invalid=OnInvalid.quarantine)
     tables = io.drop_row_index(validated.tables)
+    hashes = io.hash_files(paths)
+    check_same_inputs(data_dir, manifest, hashes)
     batch = score_tables(
         model,
         tables,
         as_of,
-        config.scoring.reasons,
+        reason_count(scored),  # as many reasons as the clinic's file holds
         config.scoring.risk_bands,
         config.scoring.min_effect,
     )
-    check_reproduced(scores, data_dir, scored, batch.scored, since_scoring(manifest, io.hash_files(paths)))
+    check_reproduced(scores, data_dir, scored, batch.scored, since_scoring(manifest, hashes))
     profile = io.read_json(run_dir / artifacts.TRAINING_PROFILE)
     features = batch.features.drop("patient_id")
     # drift compares like with like: each phase's patients still under follow-up, at their days

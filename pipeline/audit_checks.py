@@ -27,18 +27,23 @@ def check_scores_file(scores: Path, manifest: dict[str, Any]) -> None:
 
 def check_logged_manifest(scores: Path, manifest: dict[str, Any], mlflow_config, work: Path) -> None:
     """The scores file's SHA-256 is also the one logged to its scoring run in MLflow, so a file
-    edited together with its manifest beside it is refused too. A scoring run this store does not
-    hold (scores from another site) cannot be checked this way; the file's own manifest then is
-    the only record."""
+    edited together with its manifest beside it is refused too. A manifest that names no scoring
+    run, or one this store does not hold, is refused as well: every `relapse score` logs its run,
+    so the file cannot then be checked against what was logged (a manifest edited to name another
+    run, or scores from another site's store: audit them with the store they were scored with)."""
     from mlflow.exceptions import MlflowException
 
     run_id = manifest.get("scoring_run_id")
+    where = mlflow_config.tracking_uri or "the configured store"
     if not run_id:
-        return
+        raise ValueError(f"--scores {scores}: its manifest names no scoring run, so the file cannot be checked "
+                         "against what its scoring run logged; audit the scores as `relapse score` wrote them")
     try:
         logged = io.read_json(tracking.download_run_file(mlflow_config, run_id, SCORING_MANIFEST, work))
     except (MlflowException, OSError):
-        return
+        raise ValueError(f"--scores {scores}: its scoring run {run_id} is not in the MLflow store {where} (or "
+                         "logged no manifest), so the file cannot be checked against what was logged; audit with "
+                         "the store the scores were written with") from None
     if (logged.get("output") or {}).get("sha256") != io.file_sha256(Path(scores)):
         raise ValueError(f"--scores {scores}: the file is not the one its scoring run {run_id} logged to MLflow (the "
                          "SHA-256 differs): the file and its manifest were edited or replaced")
@@ -87,21 +92,61 @@ def since_scoring(manifest: dict[str, Any], hashes: dict[str, str]) -> str:
     return "; ".join(parts) or "the input files and package versions are those of the scoring run"
 
 
+def check_same_inputs(data_dir: Path, manifest: dict[str, Any], hashes: dict[str, str]) -> None:
+    """`data_dir` holds the input files the scores were computed from (by SHA-256): the report's
+    cohort numbers (drift, follow-up, flow) come from it, so a cohort changed since scoring would
+    describe other patients than the scores, even where every risk comes out the same."""
+    changed = since_scoring(manifest, hashes)
+    if "input tables changed" in changed:
+        raise ValueError(f"--data {data_dir} is not the cohort the scores were computed from ({changed}); give the "
+                         "folder the scores were computed from, as it was then")
+
+
+def reason_count(scored: pl.DataFrame) -> int:
+    """How many reasons the scores file holds per patient (its reason_1 … reason_N columns)."""
+    return sum(1 for c in scored.columns if c.startswith("reason_") and c[7:].isdigit())
+
+
+# What a clinic reads beside the risk: each must come out of the rescoring as it is in the file.
+_SHOWN = ("phase", "risk_band", "protective_factor", "protective_feature")
+
+
 def check_reproduced(scores: Path, data_dir: Path, scored: pl.DataFrame, rescored: pl.DataFrame,
                      since: str = "") -> None:
-    """Every patient in the scores file gets the file's risk again from `data_dir` (to 1e-9);
-    `since` says what changed since scoring, for the refusal."""
-    now = rescored.select("patient_id", pl.col("risk_30d").alias("_now"))
-    file = scored.select(pl.col("patient_id").cast(pl.String), pl.col("risk_30d").cast(pl.Float64))
+    """The file holds every patient `data_dir` scores, and each gets the file's risk (to 1e-9),
+    band, phase and reasons again; `since` says what changed since scoring, for the refusal. A
+    deleted row, or a band or reason edited with the risk kept, is refused like an edited risk."""
+    file_ids = scored["patient_id"].cast(pl.String)
+    missing = rescored.filter(~pl.col("patient_id").is_in(file_ids.implode()))
+    if missing.height:
+        raise ValueError(f"--scores {scores} lacks {missing.height:,} patient(s) that --data {data_dir} scores as of "
+                         f"the same date (e.g. {missing['patient_id'][0]}): rows were removed from the file")
+    n = reason_count(scored)
+    shown = [c for c in (*_SHOWN, *(f"reason_{i}{s}" for i in range(1, n + 1) for s in ("", "_feature")))
+             if c in scored.columns and c in rescored.columns]
+    now = rescored.select("patient_id", pl.col("risk_30d").alias("_now"),
+                          *(pl.col(c).alias(f"_now_{c}") for c in shown))
+    file = scored.select(pl.col("patient_id").cast(pl.String), pl.col("risk_30d").cast(pl.Float64), *shown)
     joined = file.join(now, on="patient_id", how="left", maintain_order="left")
-    off = joined.filter(pl.col("_now").is_null() | ((pl.col("risk_30d") - pl.col("_now")).abs() > 1e-9))
+
+    def text(c: str) -> pl.Expr:
+        return pl.col(c).cast(pl.String).fill_null("")
+
+    differs = [pl.col("_now").is_null() | ((pl.col("risk_30d") - pl.col("_now")).abs() > 1e-9),
+               *(text(c) != text(f"_now_{c}") for c in shown)]
+    off = joined.filter(pl.any_horizontal(differs))
     if off.height:
         first = off.row(0, named=True)
-        again = "not scored" if first["_now"] is None else f"{first['_now']:.4f}"
+        if first["_now"] is None:
+            what = f"{first['risk_30d']:.4f} in the file, not scored now"
+        elif abs(first["risk_30d"] - first["_now"]) > 1e-9:
+            what = f"{first['risk_30d']:.4f} in the file, {first['_now']:.4f} now"
+        else:
+            what = ", ".join(c for c in shown if (first[c] or "") != (first[f"_now_{c}"] or "")) + " differ"
         raise ValueError(
             f"--data {data_dir} does not reproduce --scores {scores}: {off.height:,} of {joined.height:,} patient(s) "
-            f"get another risk or none (e.g. {first['patient_id']}: {first['risk_30d']:.4f} in the file, {again} "
-            f"now; {since or 'see the scoring manifest'}); give the folder the scores were computed from, as it was "
+            f"get another risk, band or reason, or none (e.g. {first['patient_id']}: {what}; "
+            f"{since or 'see the scoring manifest'}); give the folder the scores were computed from, as it was "
             "then, with the packages of the scoring run"
         )
 

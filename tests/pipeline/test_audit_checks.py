@@ -12,6 +12,7 @@ from pipeline import io
 from pipeline.audit_checks import (
     check_evaluated_model,
     check_reproduced,
+    check_same_inputs,
     check_same_model,
     check_scores_file,
     evaluated_model,
@@ -64,11 +65,33 @@ def test_another_bundle_than_the_one_that_wrote_the_scores_is_refused(tmp_path):
 def test_data_that_do_not_give_the_file_its_risks_again_are_refused(tmp_path):
     check_reproduced(tmp_path, tmp_path, SCORED, SCORED.reverse())  # the same risks, in any order
     changed = SCORED.with_columns(pl.Series("risk_30d", [0.053, 0.05, 0.11]))
-    with pytest.raises(ValueError, match=r"1 of 3 patient\(s\) get another risk or none \(e.g. a: 0.3225 in the "
-                                         r"file, 0.0530 now; "):
+    with pytest.raises(ValueError, match=r"1 of 3 patient\(s\) get another risk, band or reason, or none \(e.g. "
+                                         r"a: 0.3225 in the file, 0.0530 now; "):
         check_reproduced(tmp_path / "s.parquet", tmp_path, SCORED, changed)
     with pytest.raises(ValueError, match="c: 0.1100 in the file, not scored now"):
         check_reproduced(tmp_path / "s.parquet", tmp_path, SCORED, SCORED.head(2))
+
+
+def test_a_deleted_row_or_an_edited_band_or_reason_is_refused(tmp_path):
+    shown = SCORED.with_columns(pl.Series("risk_band", ["high", "low", "moderate"]),
+                                pl.Series("reason_1", ["Missed 3 sessions", None, "Aged 40 at intake"]))
+    check_reproduced(tmp_path, tmp_path, shown, shown.reverse())
+    with pytest.raises(ValueError, match=r"lacks 1 patient\(s\) that --data .* \(e.g. a\): rows were removed"):
+        check_reproduced(tmp_path, tmp_path, shown.tail(2), shown)
+    banded = shown.with_columns(pl.Series("risk_band", ["low", "low", "moderate"]))
+    with pytest.raises(ValueError, match="a: risk_band differ"):
+        check_reproduced(tmp_path, tmp_path, banded, shown)
+    reasoned = shown.with_columns(pl.Series("reason_1", ["Missed 3 sessions", "Aged 40", "Aged 40 at intake"]))
+    with pytest.raises(ValueError, match="b: reason_1 differ"):
+        check_reproduced(tmp_path, tmp_path, reasoned, shown)
+
+
+def test_a_cohort_changed_since_scoring_is_refused(tmp_path):
+    manifest = {"inputs": {"patients": {"sha256": "a"}, "outcomes": {"sha256": "b"}}, "packages": {}}
+    check_same_inputs(tmp_path, manifest, {"patients": "a", "outcomes": "b"})
+    with pytest.raises(ValueError, match="not the cohort the scores were computed from .*changed since scoring: "
+                                         "outcomes"):
+        check_same_inputs(tmp_path, manifest, {"patients": "a", "outcomes": "c"})
 
 
 def test_an_empty_scores_file_read_back_from_csv_is_reproduced_by_nothing_scored(tmp_path):

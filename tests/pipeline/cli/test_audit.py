@@ -229,7 +229,7 @@ def test_the_audit_explains_the_scores_as_written_or_refuses(scored, workspace, 
     shutil.copytree(workspace.data, data)
     (data / "bdnf.parquet").unlink()  # the cohort as it is now, not as it was scored
     changed = workspace.run("audit", "--scores", str(out), "--data", str(data), "--out", str(report), expect=2)
-    assert f"--data {data} does not reproduce --scores {out}" in changed.output
+    assert f"--data {data} is not the cohort the scores were computed from" in changed.output
     assert "input tables changed since scoring: bdnf" in changed.output
     edited = tmp_path / "edited.parquet"  # a risk edited, and the manifest beside it made to agree
     pl.read_parquet(out).with_columns(pl.col("risk_30d").max().alias("risk_30d")).write_parquet(edited)
@@ -239,4 +239,9 @@ def test_the_audit_explains_the_scores_as_written_or_refuses(scored, workspace, 
     refused = workspace.run("audit", "--scores", str(edited), "--data", str(workspace.data), "--out", str(report),
                             expect=2)
     assert f"not the one its scoring run {agreeing['scoring_run_id']} logged to MLflow" in refused.output
+    agreeing["scoring_run_id"] = "0" * 32  # and the manifest made to name a run nobody logged
+    edited.with_name(edited.name + ".manifest.json").write_text(json.dumps(agreeing))
+    forged = workspace.run("audit", "--scores", str(edited), "--data", str(workspace.data), "--out", str(report),
+                           expect=2)
+    assert f"its scoring run {'0' * 32} is not in the MLflow store" in forged.output
     assert not report.exists() and not report.with_suffix(".json").exists()
