@@ -246,6 +246,14 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
     intake = patients.unique("patient_id", keep="first").select(
         "patient_id", "intake_date", pl.lit(True).alias(_KNOWN)
     )
+    outcomes = tables.get("outcomes")
+    if outcomes is not None:  # a patient with no outcomes row has an unknown relapse: never "no relapse"
+        lacking = patients.filter(pl.col("patient_id").is_not_null()).join(
+            outcomes.select("patient_id").drop_nulls().unique(), on="patient_id", how="anti")
+        if lacking.height:
+            problems.append(_problem("patients", "patient_id", "have no outcomes row: their relapse and follow-up "
+                                     "are unknown (scored, they would count as never relapsed)", lacking,
+                                     ["patient_id"]))
     padded = patients.filter(pl.col("patient_id") != pl.col("patient_id").str.strip_chars())["patient_id"]
     unknown = "name a patient_id that is not in patients"
     if len(padded):

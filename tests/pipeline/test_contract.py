@@ -216,6 +216,16 @@ def test_a_patient_whose_outcomes_row_is_rejected_is_rejected_with_every_record(
     only_problem(result, "patients", "patient_id", [2], "whose outcomes row was rejected")
 
 
+def test_a_patient_with_no_outcomes_row_is_rejected_not_taken_as_never_relapsed():
+    raw = tables()
+    raw["outcomes"] = raw["outcomes"].filter(pl.col("patient_id") != "a")  # a relapsed; the export lost the row
+    result = validate(raw)
+    only_problem(result, "patients", "patient_id", [1], "have no outcomes row: their relapse and follow-up are unknown")
+    assert all("a" not in frame["patient_id"].to_list() for frame in result.tables.values())
+    del raw["outcomes"]  # no outcomes table at all (scoring without follow-up data): nothing to miss
+    assert not validate(raw).problems
+
+
 def test_duplicate_patient_ids():
     raw = tables()
     raw["patients"] = raw["patients"].with_columns(patient_id=pl.Series(["a", "a", "c"]))
