@@ -15,7 +15,9 @@ by construction:
 - ece: expected calibration error over 10 equal-frequency bins of p (edges are weighted
   quantiles of p on the full sample, fixed across resamples): the weight-share-weighted mean of
   |mean y - mean p| per bin. Equal-frequency, because relapse risks crowd at low values and
-  equal-width bins would leave almost every row in the first bin.
+  equal-width bins would leave almost every row in the first bin. ECE is biased upward on small
+  samples (noise in a bin only adds to |mean y - mean p|), and a resample with repeated patients
+  more so, so its percentile interval can lie above the estimate (README, "Metrics").
 
 Probabilities are clipped to [1e-6, 1 - 1e-6] before taking logits.
 """
