@@ -9,6 +9,8 @@ date that no record comes near, a beat recording of one beat.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from features.naming import text_key
@@ -151,12 +153,40 @@ def single_beat_warning(rows: list[int], recordings: int) -> str:
             "names a recording, not a beat")
 
 
+# A recording lasts minutes: beats of one recording id further apart than this are sessions merged
+# under a reused id (an export whose numbering restarts), which the features take as one recording.
+RECORDING_SPAN = timedelta(days=1)
+
+
+def merged_recordings(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Recordings (patient_id, recording_id) whose beats' `recorded_at` span more than
+    RECORDING_SPAN: patient_id, recording_id, first, last (earliest first)."""
+    rr = tables.get("rr_intervals")
+    if rr is None or not rr.height:
+        return pl.DataFrame()
+    spans = rr.group_by("patient_id", "recording_id", maintain_order=True).agg(
+        first=pl.col("recorded_at").min(), last=pl.col("recorded_at").max())
+    return spans.filter((pl.col("last") - pl.col("first")) > RECORDING_SPAN).sort("first")
+
+
+def merged_recordings_warning(merged: pl.DataFrame) -> str:
+    """ "rr_intervals: 2 recording id(s) hold beats recorded more than a day apart (e.g. …); …"."""
+    e = merged.row(0, named=True)
+    return (f"rr_intervals: {merged.height:,} recording id(s) hold beats recorded more than a day apart (e.g. "
+            f"patient {e['patient_id']}, recording {e['recording_id']}: {e['first']:%Y-%m-%d} to "
+            f"{e['last']:%Y-%m-%d}); "
+            "each is taken as one recording, which merges sessions into one HRV measurement: give every recording "
+            "its own recording_id")
+
+
 def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
     """Every warning for these validated tables (each table with its `_row` column)."""
     warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
     warnings += [implausible_warning(label, *found) for label, found in implausible_values(tables).items()]
     single, recordings = single_beat_recordings(tables)
     warnings += [single_beat_warning(single, recordings)] if single else []
+    merged = merged_recordings(tables)
+    warnings += [merged_recordings_warning(merged)] if merged.height else []
     groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
     late = late_first_records(tables)
     return (warnings + ([lookalike_warning(groups)] if groups else [])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -81,3 +81,17 @@ def test_beat_recordings_of_a_single_beat_are_warned_of():
     other = tables()
     other["rr_intervals"] = other["rr_intervals"].with_columns(patient_id=pl.Series(["a", "c", "c"]))
     assert single_beat_recordings(validate(other).tables) == ([1], 2)  # one recording id, two patients' recordings
+
+
+def test_a_recording_id_reused_across_sessions_is_warned_of():
+    raw = tables()
+    rr = raw["rr_intervals"]
+    later = rr.with_columns(pl.col("recorded_at") + timedelta(days=30))  # a month later, the numbering restarted
+    raw["rr_intervals"] = pl.concat([rr, later])
+    result = validate(raw)
+    assert result.problems == []
+    (warning,) = input_warnings(result.tables)
+    assert warning.startswith("rr_intervals: 1 recording id(s) hold beats recorded more than a day apart (e.g. "
+                              "patient c, recording r1: 2024-03-02 to 2024-04-01); each is taken as one recording")
+    raw["rr_intervals"] = pl.concat([rr, rr.with_columns(pl.col("recorded_at") + timedelta(minutes=5))])
+    assert input_warnings(validate(raw).tables) == []  # beats minutes apart are one session
