@@ -60,3 +60,52 @@ def flag(yes: str, no: str) -> dict[str, str]:
 def count(one: str, many: str, none: str) -> dict[str, str]:
     """A count sentence with the right plural: "1 previous treatment episode", "3 … episodes"."""
     return {"one": one, "any": many, "zero": none}
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a built feature can take: from `lo` (excluded when `above`) to `hi`, whole
+    numbers only when `whole`. The builders never produce anything else; a value given to the
+    model directly (a REST request) outside it did not come from data that passes the contract."""
+
+    lo: float
+    hi: float = float("inf")
+    above: bool = False
+    whole: bool = False
+
+    def holds(self, value: float) -> bool:
+        inside = (value > self.lo if self.above else value >= self.lo) and value <= self.hi
+        return inside and (not self.whole or float(value).is_integer())
+
+    def text(self) -> str:
+        kind = "whole numbers " if self.whole else ""
+        if self.hi == float("inf"):
+            return f"{kind}{'above' if self.above else 'of at least'} {self.lo:g}"
+        return f"{kind}from {self.lo:g} to {self.hi:g}"
+
+
+_COUNTS = frozenset({"sessions", "samples", "episodes"})
+_NON_NEGATIVE = frozenset({"days", "minutes", "years", "recordings/week"})
+_LEVELS = frozenset({"ng/mL", "ms", "bpm", ""})  # a measured level (BDNF, HRV): positive, as in the contract
+
+
+def domain(info: FeatureInfo) -> Domain | None:
+    """The domain of a feature from its unit (None: any number, e.g. a change or a slope)."""
+    change = "_change" in info.name or "_slope" in info.name
+    if info.unit == "0/1":
+        return Domain(0, 1, whole=True)
+    if info.unit == "fraction":
+        return Domain(0, 1)
+    if info.unit in _COUNTS:
+        return Domain(0, whole=True)
+    if info.unit in _NON_NEGATIVE:
+        return Domain(0)
+    if info.unit == "decile":
+        return Domain(1, 10, whole=True)
+    if change or info.kind in ("key", "outcome"):
+        return None
+    if info.unit == "%":
+        return Domain(0, 100)
+    if info.unit in _LEVELS and info.kind == "biomarker":
+        return Domain(0, above=True)
+    return None

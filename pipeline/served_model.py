@@ -67,12 +67,14 @@ class RelapseRiskModel(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from features.reasons import DEFAULT_MIN_EFFECT
+        from features.registry import feature_registry
         from features.time import phase_expr
         from pipeline.serving import RequestError, check_request
 
         phases = self.model.phases
         try:
-            frame = check_request(pd.DataFrame(model_input).to_dict("list"), self.model.bundle.feature_names, phases)
+            frame = check_request(pd.DataFrame(model_input).to_dict("list"), self.model.bundle.feature_names, phases,
+                                  feature_registry(self.model.spec))
         except RequestError as exc:
             raise BadRequest(str(exc)) from None
         frame = frame.with_columns(phase_expr(pl.col("day"), phases).alias("phase"))

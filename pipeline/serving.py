@@ -20,6 +20,7 @@ from features.build import EXCLUSIONS as FEATURE_EXCLUSIONS
 from features.build import scoring_table
 from features.config import FeaturesConfig, LandmarkConfig, Phase
 from features.coverage import missing_groups, unread_inputs
+from features.kinds import FeatureInfo, domain
 from features.reasons import DEFAULT_MIN_EFFECT, ReasonPolicy, reason_policy
 from features.registry import describe, feature_registry
 from features.spec import FeatureSpec
@@ -196,13 +197,18 @@ class RequestError(ValueError):
 MAX_SHOWN = 5
 
 
-def check_request(columns: Mapping[str, list], feature_names: list[str], phases: list[Phase]) -> pl.DataFrame:
+def check_request(columns: Mapping[str, list], feature_names: list[str], phases: list[Phase],
+                  registry: Mapping[str, FeatureInfo] | None = None) -> pl.DataFrame:
     """A REST request (column name → values) as rows to score: Int64 `day`, String `patient_id` and
     `as_of` when given, every feature as Float64 (null where left out). `day` must be a whole number
     inside some phase; `as_of` an ISO date (YYYY-MM-DD) or null; a feature must be a number or null,
     and a feature that is a patients column of the data contract must lie in its range (an age of
-    -30 or a deprivation decile of 50 is refused, as batch scoring refuses the table row). Anything
-    else raises `RequestError`."""
+    -30 or a deprivation decile of 50 is refused, as batch scoring refuses the table row). With the
+    model's feature `registry`, every feature must also lie in the domain the builders give it
+    (`features.kinds.domain`: a 0/1 flag, a fraction, a whole count, a positive BDNF or HRV level),
+    and a patient has at most one level of each category (`sex_female` and `sex_male` not both 1),
+    so a value batch scoring could never produce is refused, not explained. Anything else raises
+    `RequestError`."""
     if "day" not in columns:
         raise RequestError("column 'day' is required: days since intake")
     days = list(columns["day"])
@@ -226,7 +232,26 @@ def check_request(columns: Mapping[str, list], feature_names: list[str], phases:
             inside = frame.select(rule.fill_null(True)).to_series().to_list()
             _refuse([(i, v) for i, (v, ok) in enumerate(zip(frame[c.name], inside, strict=True)) if not ok],
                     f"'{c.name}' has values that {rule_text(c)} of patients.{c.name}")
+    if registry is not None:
+        _check_domains(frame, feature_names, registry)
     return frame
+
+
+def _check_domains(frame: pl.DataFrame, feature_names: list[str], registry: Mapping[str, FeatureInfo]) -> None:
+    levels: dict[str, list[str]] = {}
+    for name in feature_names:
+        info = registry.get(name)
+        if info is None:
+            continue
+        if info.level:
+            levels.setdefault(info.concept_name, []).append(name)
+        if (d := domain(info)) is not None:
+            _require(frame[name].to_list(), lambda v, d=d: v is None or d.holds(v),
+                     f"'{name}' ({info.unit or 'a level'}) takes {d.text()}")
+    for concept, names in levels.items():
+        ones = frame.select(pl.sum_horizontal(pl.col(n).fill_null(0) for n in names)).to_series().to_list()
+        _refuse([(i, v) for i, v in enumerate(ones) if v > 1],
+                f"{', '.join(names)}: a patient has one {concept}, so at most one of them is 1 (their sum is given)")
 
 
 def _is_iso_date(value: object) -> bool:

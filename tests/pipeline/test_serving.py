@@ -66,3 +66,31 @@ def test_identifiers_left_out_of_some_rows_are_null_not_the_text_nan():
 def test_many_bad_rows_are_summarised():
     with pytest.raises(RequestError, match=r"row 4: 904 and 3 more$"):
         check_request({"day": list(range(900, 908))}, FEATURES, PHASES)
+
+
+def test_values_no_cohort_could_give_are_refused_in_the_builders_domains():
+    from features.kinds import BIOMARKER, FeatureInfo
+
+    def info(name, unit, kind="risk_factor", concept="", level=""):
+        return FeatureInfo(name, "g", unit, "", "", kind=kind, concept=concept, level=level)
+
+    registry = {"bdnf_latest": info("bdnf_latest", "ng/mL", BIOMARKER),
+                "bdnf_slope_30d": info("bdnf_slope_30d", "ng/mL per 30 days", BIOMARKER),
+                "sex_female": info("sex_female", "0/1", concept="sex", level="female"),
+                "sex_male": info("sex_male", "0/1", concept="sex", level="male"),
+                "therapy_attendance_rate": info("therapy_attendance_rate", "fraction"),
+                "therapy_sessions_attended": info("therapy_sessions_attended", "sessions")}
+    names = list(registry)
+    fine = {"day": [3, 20], "bdnf_latest": [18.5, None], "bdnf_slope_30d": [-4.0, 2.0], "sex_female": [1, 0],
+            "sex_male": [0, 0], "therapy_attendance_rate": [0.5, 1.0], "therapy_sessions_attended": [3, 0]}
+    assert check_request(fine, names, PHASES, registry).height == 2
+    for column, value, message in [
+        ("bdnf_latest", -50.0, r"'bdnf_latest' \(ng/mL\) takes above 0: row 1: -50.0"),
+        ("sex_female", 7, "'sex_female' .* takes whole numbers from 0 to 1: row 1: 7"),
+        ("sex_male", 1, r"sex_female, sex_male: a patient has one sex, so at most one of them is 1 .*row 0: 2"),
+        ("therapy_attendance_rate", 5, "'therapy_attendance_rate' .* from 0 to 1: row 1: 5"),
+        ("therapy_sessions_attended", 2.5, "whole numbers of at least 0: row 1: 2.5"),
+    ]:
+        bad = {**fine, column: [fine[column][0], value] if column != "sex_male" else [value, 0]}
+        with pytest.raises(RequestError, match=message):
+            check_request(bad, names, PHASES, registry)
