@@ -30,6 +30,8 @@ PLAUSIBLE: dict[tuple[str, str], tuple[float, float, str]] = {
     ("hrv", "rmssd_ms"): (2.0, 250.0, "ms"),
     ("hrv", "sdnn_ms"): (5.0, 300.0, "ms"),
     ("hrv", "mean_hr_bpm"): (30.0, 200.0, "beats/min"),
+    ("patients", "ketamine_years"): (0.0, 60.0, "years"),
+    ("patients", "prior_treatments"): (0.0, 50.0, "episodes"),
 }
 # Score ranges of the questionnaires by instrument key (`naming.text_key`); others are not judged.
 INSTRUMENT_SCORES: dict[str, tuple[float, float]] = {

@@ -115,6 +115,10 @@ def implausible_values(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[int, 
         if frame is not None and column in frame.columns:
             note(f"{name}.{column} outside {lo:g}-{hi:g} {unit}",
                  frame[column].filter(~frame[column].is_between(lo, hi)).drop_nulls())
+    patients = tables.get("patients")
+    if patients is not None and {"ketamine_years", "age_at_intake"} <= set(patients.columns):
+        note("patients.ketamine_years above age_at_intake", patients.filter(
+            pl.col("ketamine_years") > pl.col("age_at_intake"))["ketamine_years"])
     assessments = tables.get("assessments")
     if assessments is not None and assessments.height:
         spellings = pl.DataFrame({"instrument": assessments["instrument"].cast(pl.String).unique()})
@@ -123,7 +127,8 @@ def implausible_values(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[int, 
             names = keyed.filter(pl.col("key") == key)["instrument"]
             if len(names):
                 scores = assessments.filter(pl.col("instrument").cast(pl.String).is_in(names.implode()))["score"]
-                note(f"assessments.score of {key} outside {lo:g}-{hi:g}", scores.filter(~scores.is_between(lo, hi)))
+                note(f"assessments.score of {names.sort()[0].strip()} outside {lo:g}-{hi:g}",  # as the data spell it
+                     scores.filter(~scores.is_between(lo, hi)))
     return out
 
 

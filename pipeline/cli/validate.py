@@ -40,4 +40,4 @@ def validate(
         console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({rows_text(rows)})")
     for warning in input_warnings(result.tables):
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
-    result_line(f"{data}: contract OK ({len(paths)} tables)")
+    result_line(f"{data}: contract OK ({len(paths)} table{'' if len(paths) == 1 else 's'})")

@@ -65,6 +65,14 @@ def test_values_outside_their_plausible_range_are_warned_of_and_kept():
     assert any(w.startswith("bdnf.bdnf_ng_ml outside 1-100 ng/mL: 2 value(s), e.g. 18000; kept as recorded")
                for w in input_warnings(result.tables))
     assert implausible_values(validate(tables()).tables) == {}
+    raw = tables()
+    raw["assessments"] = raw["assessments"].with_columns(instrument=pl.lit("PCL5"), score=pl.lit(95.0))
+    raw["patients"] = raw["patients"].with_columns(ketamine_years=pl.Series([500.0, 30.0, 2.0]))  # aged 19, 27.5
+    assert implausible_values(validate(raw).tables) == {
+        "patients.ketamine_years outside 0-60 years": (1, 500.0),
+        "patients.ketamine_years above age_at_intake": (2, 500.0),
+        "assessments.score of PCL5 outside 0-80": (1, 95.0),  # named as the data spell it
+    }
 
 
 def test_beat_recordings_of_a_single_beat_are_warned_of():
