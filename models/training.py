@@ -389,16 +389,15 @@ def _constant_only(data: Mapping[str, PhaseData], cfg: ModelConfig, reason: str)
             continue
         own = c["event_patients"] >= cfg.min_events
         rate = float(np.average(d.y, weights=d.w)) if own else pooled
-        source = ("observed event rate" if own else
-                  f"event rate of all phases (its own {c['event_patients']} patient(s) with an event are fewer "
-                  f"than min_events, {cfg.min_events})")
+        source = (f"its observed event rate, {rate:.4f}" if own else
+                  f"the event rate of all phases, {rate:.4f} (its own {c['event_patients']} patient(s) with an "
+                  f"event are fewer than min_events, {cfg.min_events})")
         oof = np.full(c["rows"], rate)
         metrics = {}
         if 0 < c["events"] < c["rows"]:
             metrics = {"constant_rate": evaluate(d.y, oof, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)}
         fits[phase] = PhaseFit(**common, status="constant", oof_model=oof, oof_raw=oof.copy(), metrics=metrics,
-                               fallback_rate=rate, warnings=[f"phase '{phase}': {reason}; every row gets the "
-                                                             f"{source} {rate:.4f}"])
+                               fallback_rate=rate, warnings=[f"phase '{phase}': {reason}; every row gets {source}"])
     return TrainedPhases(None, 0, fits, warnings=[reason])
 
 
