@@ -65,7 +65,7 @@ def promote(config: Config, version: str, force: bool = False, data_dir: Path | 
     comparison = compare(rows, config.model.bootstrap_samples, config.model.seed, config.model.min_events)
     if comparison.refused and not force:
         raise PromotionRefused(
-            f"version {challenger.version} is worse than the champion (version {champion.version}) on {basis}: "
+            f"version {challenger.version} does not replace the champion (version {champion.version}) on {basis}: "
             + "; ".join(comparison.reasons) + "; use --force to promote anyway"
         )
     if comparison.refused:

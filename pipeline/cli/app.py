@@ -33,6 +33,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def metrics_title(title: str, metrics) -> str:
+    """The table title, naming the 95% patient-bootstrap CIs only when some metric has one
+    (`model.bootstrap_samples: 0` gives estimates alone)."""
+    has_ci = any(r["lo"] is not None and r["lo"] == r["lo"] for r in metrics.iter_rows(named=True))
+    return f"{title} (95% CI, patient bootstrap)" if has_ci else f"{title} (estimates only: no bootstrap intervals)"
+
+
 def interval(row) -> str:
     """A metric row as `estimate (lo-hi)`; `-` where it is undefined (null or NaN).
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, config_or_fail, console, fail, interval, result
+from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result
 from pipeline.contract import ContractViolation
 
 SHOWN = ("auroc", "brier", "calibration_intercept", "calibration_slope", "oe_ratio")
@@ -46,7 +46,7 @@ def print_metrics(out, metrics, title: str) -> None:
     """One row per phase (and pooled): the headline metrics with their 95% CIs."""
     from rich.table import Table
 
-    table = Table(title=f"{title} (95% CI, patient bootstrap)")
+    table = Table(title=metrics_title(title, metrics))
     for header in ("phase", "AUROC", "Brier", "cal. intercept", "cal. slope", "O/E"):
         table.add_column(header)
     wide: dict[str, dict] = {}

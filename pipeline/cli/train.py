@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline.cli.app import app, config_or_fail, console, fail, interval, result
+from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result
 from pipeline.contract import ContractViolation
 
 
@@ -108,7 +108,7 @@ def _print_phases(out, counts) -> None:
 def _print_metrics(out, metrics) -> None:
     from rich.table import Table
 
-    table = Table(title="Out-of-fold performance (95% CI, patient bootstrap)")
+    table = Table(title=metrics_title("Out-of-fold performance", metrics))
     for header in ("phase", "model", "AUROC", "Brier", "cal. slope"):
         table.add_column(header)
     wide = {}
