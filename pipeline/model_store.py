@@ -133,6 +133,13 @@ def _learned_from(client, run_id: str | None) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def registered_tags(cfg: MlflowConfig, name: str | None, version: str | None) -> dict[str, str]:
+    """The tags of registered version `name`/`version` ({} for a model that is not registered)."""
+    if not name or not version:
+        return {}
+    return dict(connect(cfg).MlflowClient().get_model_version(name, str(version)).tags)
+
+
 def set_champion(cfg: MlflowConfig, version: str, tags: dict[str, str]) -> None:
     """Point alias `champion` at `version` and record on that version how the decision was made."""
     client = connect(cfg).MlflowClient()

@@ -22,10 +22,11 @@ from pathlib import Path
 import polars as pl
 
 from models.recalibration import ALPHA, ClosedTest, Recalibration, closed_test
-from pipeline import io, tracking, tracking_eval
+from pipeline import io, model_store, tracking, tracking_eval
 from pipeline.artifacts import EVALUATION_METRICS, RECALIBRATION
 from pipeline.config import Config
 from pipeline.evaluate import check_not_learned_from, check_not_trained_on, labelled_rows, landmark_rows, read_cohort
+from pipeline.registry import version_description
 from pipeline.reports.validation import count_rows, metric_names, validation_metrics
 from pipeline.serving import LoadedModel, load_model
 from pipeline.train import _example_output, _serving_example
@@ -109,7 +110,12 @@ def recalibrate(
         io.write_frame(before.with_columns(pl.lit("before").alias("stage")).vstack(
             after.with_columns(pl.lit("after").alias("stage"))), artifacts / EVALUATION_METRICS)
         example = _serving_example(landmarks, model.spec, new.bundle)
+        # what the parent was trained on and how it ranks: a recalibration keeps both (its layer is
+        # strictly increasing), so the version carries them as every version does
+        inherited = {k: v for k, v in model_store.registered_tags(config.mlflow, model.name, parent).items()
+                     if k in ("data_fingerprint", "feature_groups") or k.startswith("auroc_")}
         tags = {
+            **inherited,
             "parent_version": parent,
             "parent_run_id": str(model.resolved.run_id),
             "recalibration_data_fingerprint": fingerprint,
@@ -121,7 +127,8 @@ def recalibrate(
             parent_version=parent,
             parent_run_id=model.resolved.run_id,
             tags=tags,
-            description=description(model.name, parent, fingerprint, tests),
+            description=f"{description(model.name, parent, fingerprint, tests)} "
+                        f"{version_description(model.bundle.phases)}",
             metrics=metric_names(before, counts, "before_") | metric_names(after, counts, "after_"),
             artifact_dir=artifacts,
             bundle_dir=work / "bundle",

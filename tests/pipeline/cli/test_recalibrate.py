@@ -65,6 +65,10 @@ def test_recalibration_registers_a_child_version_with_the_same_boosters(own_stor
         "none", "intercept", "intercept_slope"}
     assert mv.tags["recalibration_consolidation"] != "none"
     assert len(mv.tags["recalibration_data_fingerprint"]) == 64 and "version 1" in mv.description
+    parent_tags = c.get_model_version("relapse-risk", "1").tags  # trained on and ranking as its parent
+    for key in ("data_fingerprint", "feature_groups", "auroc_pooled", "auroc_acute"):
+        assert mv.tags[key] == parent_tags[key], key
+    assert "acute (days 0-13)" in mv.description
     parent, child = (download_model(c, v, tmp_path / v) / "artifacts" / "bundle" for v in ("1", version))
     parent_manifest, child_manifest = (json.loads((b / "manifest.json").read_text()) for b in (parent, child))
     boosters = {k for k in parent_manifest if k.startswith("phases/") or k == "shared.ubj"} | {"calibrators.json"}
