@@ -215,4 +215,5 @@ def message(exc: Interrupted) -> str:
     if _state.published:
         shown = ", ".join(_state.published)
         return f"interrupted by {exc}: the new outputs were already published complete ({shown})"
-    return f"interrupted by {exc}: nothing was published; previous outputs are untouched and staging files removed"
+    return (f"interrupted by {exc}: nothing was published (no output file replaced, no model version "
+            "registered); earlier outputs are untouched and work files removed")

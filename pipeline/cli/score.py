@@ -120,7 +120,8 @@ def score(
     if m["synthetic"]:
         out_console.print("[bold]Model trained on SIMULATED data: for demonstration and testing only.[/]")
     synthetic = " (model trained on SIMULATED data)" if m["synthetic"] else ""
-    result(f"wrote {summary.output} and {summary.output.name}.manifest.json{synthetic}")
+    shap = f", {summary.manifest['shap_output']['file']}" if "shap_output" in summary.manifest else ""
+    result(f"wrote {summary.output}{shap} and {summary.output.name}.manifest.json{synthetic}")
     if summary.rejects is not None:
         out_console.print(f"rejected rows: {summary.rejects}")
     if summary.removed is not None:

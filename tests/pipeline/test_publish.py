@@ -197,7 +197,7 @@ def test_a_failure_caused_by_a_caught_signal_still_exits_as_interrupted(handlers
     with pytest.raises(SystemExit) as err:
         _run_guarded(command)
     assert err.value.code == 143
-    assert capsys.readouterr().err.strip().endswith("previous outputs are untouched and staging files removed")
+    assert capsys.readouterr().err.strip().endswith("earlier outputs are untouched and work files removed")
 
 
 def test_temporary_files_a_library_leaves_behind_are_removed_with_the_job(handlers, tmp_path, monkeypatch, capsys):
