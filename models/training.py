@@ -342,15 +342,28 @@ def _finish_phase(phase, d: PhaseData, shared, params, grow, oof_margin, oof_bas
     if own and not grow:
         warnings.append(f"phase '{phase}': its own trees did not lower the out-of-fold log-loss of the shared "
                         "booster; it uses the shared booster alone (with its own calibrator)")
+    elif own and booster is None:
+        warnings.append(f"phase '{phase}': fitted on all its rows, no tree of its own lowered the log-loss of its "
+                        "held-out patients; it uses the shared booster alone (with its own calibrator)")
     metrics = {}
     if 0 < c["events"] < c["rows"]:
         def ev(p):
             return evaluate(d.y, p, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)
         metrics = {"xgboost_calibrated": ev(oof_model), "logistic_baseline": ev(oof_base)}
+        warnings += _chance_warning(phase, metrics["xgboost_calibrated"]["auroc"])
     return PhaseFit(**common, status="phase_model" if booster is not None else "shared", oof_model=oof_model,
                     oof_raw=oof_raw, oof_baseline=oof_base, metrics=metrics, booster=booster,
                     calibrator=calibrator, fallback_rate=None, added_trees=trees, fold_added_trees=fold_trees,
                     warnings=warnings)
+
+
+def _chance_warning(phase: str, auroc: Metric) -> list[str]:
+    """A warning when the phase's out-of-fold AUROC interval reaches down to chance (0.5)."""
+    estimate, lo, hi = auroc
+    if not (lo <= 0.5):  # also no warning without an interval (NaN)
+        return []
+    return [f"phase '{phase}': out-of-fold AUROC {estimate:.3f} (95% CI {lo:.3f}-{hi:.3f}) reaches 0.5: in this phase "
+            "the model may rank patients no better than chance; read its risks as a rate, not as a ranking"]
 
 
 def _phase_warnings(phase, c, n_pred, epv, own, cfg: ModelConfig) -> list[str]:

@@ -184,3 +184,12 @@ def test_the_reason_a_phase_cannot_be_cross_validated_names_what_is_missing():
     few = {"rows": 40, "events": 5, "patients": 4, "event_patients": 2}
     assert _cannot_cross_validate(few, cfg).startswith("4 patient(s): too few for 5-fold")
     assert _cannot_cross_validate({"rows": 900, "events": 30, "patients": 200, "event_patients": 20}, cfg) is None
+
+
+def test_a_phase_whose_auroc_interval_reaches_chance_is_warned_of():
+    from models.training import _chance_warning
+
+    (warning,) = _chance_warning("acute", (0.504, 0.376, 0.601))
+    assert warning.startswith("phase 'acute': out-of-fold AUROC 0.504 (95% CI 0.376-0.601) reaches 0.5")
+    assert _chance_warning("acute", (0.70, 0.62, 0.78)) == []
+    assert _chance_warning("acute", (0.70, float("nan"), float("nan"))) == []  # no interval, no claim
