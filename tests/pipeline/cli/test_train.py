@@ -152,7 +152,7 @@ def test_promote_refuses_a_worse_version_unless_forced(workspace, tmp_path):
     assert "auroc_pooled" not in rates  # no fitted phase: nothing to pool, never an in-sample 0.5
     full.run("promote", "--version", "1")
     refused = full.run("promote", "--version", "2", expect=2)
-    assert "worse than the champion" in refused.output and "--force" in refused.output
+    assert "does not replace the champion" in refused.output and "--force" in refused.output
     assert "phase 'acute': AUROC" in refused.output and "95% CI of the difference" in refused.output
     assert str(c.get_model_version_by_alias("relapse-risk", "champion").version) == "1"
     full.run("promote", "--version", "2", "--force")
