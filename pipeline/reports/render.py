@@ -264,13 +264,15 @@ def _drift_shown(drift: pl.DataFrame | None) -> list[dict]:
     return pl.concat([drift.filter(notable), rest]).to_dicts()
 
 
-def _evaluation(evaluation: Mapping | None) -> dict | None:
-    """The optional external-validation section: rows of estimate (95% CI) per phase."""
+def _evaluation(evaluation: Mapping | None, phases: list[str]) -> dict | None:
+    """The optional external-validation section: rows of estimate (95% CI) per phase, in the
+    model's phase order and then pooled (the run's JSON holds them by name)."""
     if not evaluation:
         return None
     shown = ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio")
     rows = []
-    for phase, metrics in evaluation["metrics"].items():
+    order = {p: i for i, p in enumerate(phases)}
+    for phase, metrics in sorted(evaluation["metrics"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         cells = []
         for name in shown:
             est, lo, hi = metrics.get(name, (None, None, None))
@@ -319,7 +321,7 @@ def render_report(context: Mapping) -> str:
         "out_of_range": ranges.to_dicts() if ranges is not None else None,
         "patients": _patients(context),
         "id_note": context.get("id_note"),
-        "evaluation": _evaluation(context.get("evaluation")),
+        "evaluation": _evaluation(context.get("evaluation"), phases),
     }
     return _environment().get_template(TEMPLATE).render(**view)
 

@@ -140,3 +140,15 @@ def test_a_recalibrated_version_says_its_performance_figures_are_its_parents():
     assert "--evaluation RUN" in text
     plain = render_report({"model_card": {"model_name": "relapse-risk", "model_version": "2"}})
     assert 'id="performance-recalibrated"' not in plain
+
+
+def test_an_evaluation_section_lists_phases_in_the_models_order_then_pooled():
+    metrics = {name: {"auroc": (0.8, 0.7, 0.9)} for name in ("acute", "consolidation", "early", "pooled")}
+    context = {"model_card": {"model_name": "relapse-risk",
+                              "phases": [{"name": n, "start_day": i, "end_day": i} for i, n in
+                                         enumerate(("acute", "early", "consolidation"))]},
+               "evaluation": {"run_id": "e1", "tags": {}, "metrics": metrics, "figures": {}}}
+    html = render_report(context)
+    section = html[html.index("From evaluation run e1"):]
+    positions = [section.index(f"<td>{name}</td>") for name in ("acute", "early", "consolidation", "pooled")]
+    assert positions == sorted(positions)
