@@ -38,6 +38,7 @@ from pipeline.audit_checks import (
     check_same_model,
     check_scores_file,
     evaluated_model,
+    reason_columns,
     reason_count,
     scores_model,
     since_scoring,
@@ -344,7 +345,7 @@ def _patient(batch, patient_id: str, shown: str, names: list[str]) -> dict[str, 
     row = batch.scored.filter(pl.col("patient_id") == patient_id).row(0, named=True)
     shap = batch.shap.filter(pl.col("patient_id") == patient_id)
     values = batch.features.filter(pl.col("patient_id") == patient_id).select(names).cast(pl.Float64).to_numpy()[0]
-    reasons = [row[c] for c in sorted(row) if c.startswith("reason_") and c[7:].isdigit() and row[c]]
+    reasons = [row[c] for c in reason_columns(row) if row[c]]
     if row.get("protective_factor"):
         reasons.append(f"Protective: {row['protective_factor']}")
     return {

@@ -79,12 +79,17 @@ def check_same_model(scores: Path, manifest: dict[str, Any], model, model_uri: s
         )
 
 
+def changed_tables(manifest: dict[str, Any], hashes: dict[str, str]) -> list[str]:
+    """The input tables whose files (by SHA-256) differ from the scoring run's, or are new or gone."""
+    then = {t: (entry or {}).get("sha256") for t, entry in (manifest.get("inputs") or {}).items()}
+    return sorted(t for t in set(then) | set(hashes) if then.get(t) != hashes.get(t))
+
+
 def since_scoring(manifest: dict[str, Any], hashes: dict[str, str]) -> str:
     """What differs from the scoring run: input files (by SHA-256) and package versions, as text."""
     from importlib.metadata import version
 
-    then = {t: (entry or {}).get("sha256") for t, entry in (manifest.get("inputs") or {}).items()}
-    tables = sorted(t for t in set(then) | set(hashes) if then.get(t) != hashes.get(t))
+    tables = changed_tables(manifest, hashes)
     packages = [f"{p} {v} → {version(p)}" for p, v in sorted((manifest.get("packages") or {}).items())
                 if version(p) != v]
     parts = ([f"input tables changed since scoring: {', '.join(tables)}"] if tables else []) + (
@@ -96,15 +101,20 @@ def check_same_inputs(data_dir: Path, manifest: dict[str, Any], hashes: dict[str
     """`data_dir` holds the input files the scores were computed from (by SHA-256): the report's
     cohort numbers (drift, follow-up, flow) come from it, so a cohort changed since scoring would
     describe other patients than the scores, even where every risk comes out the same."""
-    changed = since_scoring(manifest, hashes)
-    if "input tables changed" in changed:
-        raise ValueError(f"--data {data_dir} is not the cohort the scores were computed from ({changed}); give the "
-                         "folder the scores were computed from, as it was then")
+    if tables := changed_tables(manifest, hashes):
+        raise ValueError(f"--data {data_dir} is not the cohort the scores were computed from (input tables changed "
+                         f"since scoring: {', '.join(tables)}); give the folder the scores were computed from, as it "
+                         "was then")
+
+
+def reason_columns(columns) -> list[str]:
+    """The reason sentence columns among `columns` (reason_1 … reason_N), in order."""
+    return sorted((c for c in columns if c.startswith("reason_") and c[7:].isdigit()), key=lambda c: int(c[7:]))
 
 
 def reason_count(scored: pl.DataFrame) -> int:
-    """How many reasons the scores file holds per patient (its reason_1 … reason_N columns)."""
-    return sum(1 for c in scored.columns if c.startswith("reason_") and c[7:].isdigit())
+    """How many reasons the scores file holds per patient."""
+    return len(reason_columns(scored.columns))
 
 
 # What a clinic reads beside the risk: each must come out of the rescoring as it is in the file.
@@ -121,9 +131,8 @@ def check_reproduced(scores: Path, data_dir: Path, scored: pl.DataFrame, rescore
     if missing.height:
         raise ValueError(f"--scores {scores} lacks {missing.height:,} patient(s) that --data {data_dir} scores as of "
                          f"the same date (e.g. {missing['patient_id'][0]}): rows were removed from the file")
-    n = reason_count(scored)
-    shown = [c for c in (*_SHOWN, *(f"reason_{i}{s}" for i in range(1, n + 1) for s in ("", "_feature")))
-             if c in scored.columns and c in rescored.columns]
+    reasons = [c + suffix for c in reason_columns(scored.columns) for suffix in ("", "_feature")]
+    shown = [c for c in (*_SHOWN, *reasons) if c in scored.columns and c in rescored.columns]
     now = rescored.select("patient_id", pl.col("risk_30d").alias("_now"),
                           *(pl.col(c).alias(f"_now_{c}") for c in shown))
     file = scored.select(pl.col("patient_id").cast(pl.String), pl.col("risk_30d").cast(pl.Float64), *shown)
