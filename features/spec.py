@@ -66,6 +66,20 @@ class FeatureSpec:
         """The extra patient columns in config order."""
         return tuple(self.features_config.get("demographic", {}).get("extra", ()))
 
+    def required_inputs(self) -> dict[str, tuple[str, ...]]:
+        """Each patients column the contract requires with a value (age, sex) → the feature columns
+        built from it: batch scoring never gives these features unknown, so the model never saw
+        them missing."""
+        if "demographic" not in self.groups_used:
+            return {}
+        sources = demographic.feature_sources(self.categorical_levels, self.extra, self.extra_numeric)
+        present = set(self.feature_names)
+        return {
+            column: tuple(names)
+            for column, names in sources.items()
+            if column in _REQUIRED_VALUE and names and set(names) <= present
+        }
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key, value in data.items():
@@ -203,6 +217,7 @@ def _hrv_metrics(tables: Tables, present: set[str]) -> tuple[str, ...]:
 
 
 _REQUIRED = {c.name for c in SPECS["patients"].columns if c.required}
+_REQUIRED_VALUE = {c.name for c in SPECS["patients"].columns if c.required and not c.nullable}
 
 
 def _with_values(patients: pl.DataFrame, columns: list[str]) -> list[str]:

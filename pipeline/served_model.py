@@ -4,9 +4,10 @@ MLflow runs this file when it loads the model: `set_model` names the object that
 model carries the project's packages (`code_paths`, see `pipeline.registry`), so it loads in any
 environment built from its own requirements.
 
-Input rows: `day` (whole days since intake; it picks the phase model) is required; `patient_id`,
-`as_of` and the feature columns are optional (a missing column or value counts as unknown) and
-the identifiers are passed through; a feature group whose columns are all left out or null
+Input rows: `day` (whole days since intake; it picks the phase model) and the features of the
+patients columns every patient has (age, sex: `FeatureSpec.required_inputs`) are required;
+`patient_id`, `as_of` and the other feature columns are optional (a missing column or value
+counts as unknown) and the identifiers are passed through; a feature group whose columns are all left out or null
 counts as missing from the data, so it gives no reasons, as in batch scoring. Output: the
 columns of `models.scoring.output_columns` with the risk bands, number of reasons and minimum
 effect the model was trained with, then `model_name`, `model_version` and `run_id`. A request
@@ -74,7 +75,7 @@ class RelapseRiskModel(PythonModel):
         phases = self.model.phases
         try:
             frame = check_request(pd.DataFrame(model_input).to_dict("list"), self.model.bundle.feature_names, phases,
-                                  feature_registry(self.model.spec))
+                                  feature_registry(self.model.spec), self.model.spec.required_inputs())
         except RequestError as exc:
             raise BadRequest(str(exc)) from None
         frame = frame.with_columns(phase_expr(pl.col("day"), phases).alias("phase"))

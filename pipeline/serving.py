@@ -7,7 +7,7 @@ path gives the same risks and the same reason sentences.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -198,7 +198,8 @@ MAX_SHOWN = 5
 
 
 def check_request(columns: Mapping[str, list], feature_names: list[str], phases: list[Phase],
-                  registry: Mapping[str, FeatureInfo] | None = None) -> pl.DataFrame:
+                  registry: Mapping[str, FeatureInfo] | None = None,
+                  required: Mapping[str, Sequence[str]] | None = None) -> pl.DataFrame:
     """A REST request (column name → values) as rows to score: Int64 `day`, String `patient_id` and
     `as_of` when given, every feature as Float64 (null where left out). `day` must be a whole number
     inside some phase; `as_of` an ISO date (YYYY-MM-DD) or null; a feature must be a number or null,
@@ -207,8 +208,11 @@ def check_request(columns: Mapping[str, list], feature_names: list[str], phases:
     model's feature `registry`, every feature must also lie in the domain the builders give it
     (`features.kinds.domain`: a 0/1 flag, a fraction, a whole count, a positive BDNF or HRV level),
     and a patient has at most one level of each category (`sex_female` and `sex_male` not both 1),
-    so a value batch scoring could never produce is refused, not explained. Anything else raises
-    `RequestError`."""
+    so a value batch scoring could never produce is refused, not explained. A category given as one
+    level set to 1 has its other levels 0, as batch scoring builds it. `required` (patients column →
+    its features, `FeatureSpec.required_inputs`) names the inputs every patient has (age, sex): the
+    model never saw them unknown, so a row without them is refused rather than scored as an
+    extrapolation. Anything else raises `RequestError`."""
     if "day" not in columns:
         raise RequestError("column 'day' is required: days since intake")
     days = list(columns["day"])
@@ -234,24 +238,52 @@ def check_request(columns: Mapping[str, list], feature_names: list[str], phases:
                     f"'{c.name}' has values that {rule_text(c)} of patients.{c.name}")
     if registry is not None:
         _check_domains(frame, feature_names, registry)
+        frame = _complete_levels(frame, feature_names, registry)
+    for column, names in (required or {}).items():
+        if list(names) == [column]:
+            _require(frame[column].to_list(), lambda v: v is not None,
+                     f"'{column}' is required: patients.{column} always has a value, so the model never saw it unknown")
+        else:
+            _refuse([(i, v) for i, v in enumerate(_level_sums(frame, names)) if v != 1],
+                    f"{', '.join(names)}: patients.{column} is required, so one of them must be 1 (their sum is given)")
     return frame
 
 
 def _check_domains(frame: pl.DataFrame, feature_names: list[str], registry: Mapping[str, FeatureInfo]) -> None:
-    levels: dict[str, list[str]] = {}
     for name in feature_names:
         info = registry.get(name)
-        if info is None:
-            continue
-        if info.level:
-            levels.setdefault(info.concept_name, []).append(name)
-        if (d := domain(info)) is not None:
+        if info is not None and (d := domain(info)) is not None:
             _require(frame[name].to_list(), lambda v, d=d: v is None or d.holds(v),
                      f"'{name}' ({info.unit or 'a level'}) takes {d.text()}")
-    for concept, names in levels.items():
-        ones = frame.select(pl.sum_horizontal(pl.col(n).fill_null(0) for n in names)).to_series().to_list()
-        _refuse([(i, v) for i, v in enumerate(ones) if v > 1],
+    for concept, names in _categories(feature_names, registry).items():
+        _refuse([(i, v) for i, v in enumerate(_level_sums(frame, names)) if v > 1],
                 f"{', '.join(names)}: a patient has one {concept}, so at most one of them is 1 (their sum is given)")
+
+
+def _complete_levels(
+    frame: pl.DataFrame, feature_names: list[str], registry: Mapping[str, FeatureInfo]
+) -> pl.DataFrame:
+    """Where one level of a category is 1, its other levels left out are 0 (a patient has one)."""
+    levels = _categories(feature_names, registry)
+    known = [pl.any_horizontal(pl.col(n) == 1 for n in names).fill_null(False) for names in levels.values()]
+    return frame.with_columns(
+        pl.when(one).then(pl.col(n).fill_null(0)).otherwise(pl.col(n)).alias(n)
+        for one, names in zip(known, levels.values(), strict=True)
+        for n in names
+    )
+
+
+def _categories(feature_names: list[str], registry: Mapping[str, FeatureInfo]) -> dict[str, list[str]]:
+    """Each one-hot category (concept) → its level columns among `feature_names`."""
+    levels: dict[str, list[str]] = {}
+    for name in feature_names:
+        if (info := registry.get(name)) is not None and info.level:
+            levels.setdefault(info.concept_name, []).append(name)
+    return levels
+
+
+def _level_sums(frame: pl.DataFrame, names: Sequence[str]) -> list[float]:
+    return frame.select(pl.sum_horizontal(pl.col(n).fill_null(0) for n in names)).to_series().to_list()
 
 
 def _is_iso_date(value: object) -> bool:

@@ -94,3 +94,38 @@ def test_values_no_cohort_could_give_are_refused_in_the_builders_domains():
         bad = {**fine, column: [fine[column][0], value] if column != "sex_male" else [value, 0]}
         with pytest.raises(RequestError, match=message):
             check_request(bad, names, PHASES, registry)
+
+
+def test_inputs_every_patient_has_are_required_and_a_given_level_completes_its_category():
+    from features.kinds import FeatureInfo
+
+    def level(name, value):
+        return FeatureInfo(name, "demographic", "0/1", "", "", concept="sex", level=value)
+
+    registry = {"age_at_intake": FeatureInfo("age_at_intake", "demographic", "years", "", ""),
+                "sex_female": level("sex_female", "female"), "sex_male": level("sex_male", "male"),
+                "bdnf_latest": FeatureInfo("bdnf_latest", "bdnf", "ng/mL", "", "", kind="biomarker")}
+    names = list(registry)
+    required = {"age_at_intake": ("age_at_intake",), "sex": ("sex_female", "sex_male")}
+    rows = check_request({"day": [3, 20], "age_at_intake": [31, 40], "sex_male": [1, None], "sex_female": [None, 1]},
+                         names, PHASES, registry, required)
+    assert rows["sex_female"].to_list() == [0.0, 1.0] and rows["sex_male"].to_list() == [1.0, 0.0]
+    assert rows["bdnf_latest"].to_list() == [None, None]  # an optional feature stays unknown
+    for columns, message in [
+        ({"day": [3, 20], "sex_female": [1, 1]}, r"'age_at_intake' is required: .*row 0: None, row 1: None"),
+        ({"day": [3, 20], "age_at_intake": [31, None], "sex_female": [1, 1]}, r"'age_at_intake' .*row 1: None$"),
+        ({"day": [3], "age_at_intake": [31]}, r"sex_female, sex_male: patients.sex is required, .*row 0: 0"),
+        ({"day": [3], "age_at_intake": [31], "sex_female": [0], "sex_male": [0]}, r"patients.sex is required"),
+    ]:
+        with pytest.raises(RequestError, match=message):
+            check_request(columns, names, PHASES, registry, required)
+
+
+def test_the_spec_names_the_inputs_every_patient_has():
+    from features.spec import FeatureSpec
+
+    levels = {"sex": ("female", "male", "other", "unknown"), "ethnicity": ("a",), "housing": ("stable",)}
+    names = ("age_at_intake", "sex_female", "sex_male", "sex_other", "sex_unknown", "ketamine_years")
+    spec = FeatureSpec(feature_names=names, groups_used=("demographic",), categorical_levels=levels)
+    assert spec.required_inputs() == {"age_at_intake": ("age_at_intake",), "sex": names[1:5]}
+    assert FeatureSpec(feature_names=("bdnf_latest",), groups_used=("bdnf",)).required_inputs() == {}

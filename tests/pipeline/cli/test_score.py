@@ -337,7 +337,9 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = pl.DataFrame(json.loads(response.read())["predictions"])
         url = f"http://127.0.0.1:{port}/invocations"
-        bare = _post(url, {"dataframe_records": [{"day": 20}, {"day": 400, "age_at_intake": 30}]})
+        minimal = _post(url, {"dataframe_records": [{"day": 20, "age_at_intake": 30, "sex_female": 1},
+                                                    {"day": 400, "age_at_intake": 52, "sex_male": 1}]})
+        bare = _post(url, {"dataframe_records": [{"day": 20}]})
         refused = {day: _post(url, {"dataframe_records": [{"day": day}]}) for day in (900, 12.5, "ten")}
         wrong_type = _post(url, {"dataframe_records": [{"day": 20, "age_at_intake": "old"}]})
     finally:
@@ -351,10 +353,12 @@ def test_rest_model_answers_like_batch_scoring(scored, workspace):
     for column in ("model_name", "model_version", "run_id"):
         assert answer[column].to_list() == batch[column].to_list(), column
 
-    status, body = bare  # no patient_id, no optional feature columns: every missing value is unknown
+    status, body = minimal  # no patient_id, only the inputs every patient has: the rest is unknown
     predictions = body["predictions"]
     assert status == 200 and [p["phase"] for p in predictions] == ["early", "maintenance"]
     assert all(0 < p["risk_30d"] < 1 and p["model_version"] == batch["model_version"][0] for p in predictions)
+    status, body = bare  # the model never saw a patient without an age: refused, not extrapolated
+    assert status == 400 and "'age_at_intake' is required" in body["message"], body
     for day, rule in ((900, "outside every recovery phase"), (12.5, "whole number"), ("ten", "whole number")):
         status, body = refused[day]
         assert status == 400 and rule in body["message"] and "'day'" in body["message"], body
