@@ -379,10 +379,12 @@ def _drop_rows(typed: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[
     return out
 
 
-def rows_text(rows: list[int], shown: int = 5) -> str:
-    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"."""
-    listed = ", ".join(map(str, rows[:shown])) + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
-    return f"row{'s' if len(rows) > 1 else ''} {listed}"
+def rows_text(rows: list[int], shown: int = 5, total: int | None = None) -> str:
+    """ "row 7", "rows 3, 4, 5", "rows 1, 2, 3, 4, 5 and 1,204 more"; `total` counts rows beyond
+    those listed (when only the first ones were kept)."""
+    total = len(rows) if total is None else total
+    listed = ", ".join(map(str, rows[:shown])) + (f" and {total - shown:,} more" if total > shown else "")
+    return f"row{'s' if total > 1 else ''} {listed}"
 
 
 def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:

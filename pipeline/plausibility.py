@@ -9,6 +9,8 @@ date that no record comes near, a beat recording of one beat.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 import polars as pl
@@ -138,60 +140,89 @@ def implausible_warning(label: str, count: int, first: float) -> str:
             "reason sentences as they are: check the unit or scale of the export")
 
 
-def single_beat_recordings(tables: dict[str, pl.DataFrame]) -> tuple[list[int], int]:
-    """rr_intervals rows (`_row`) of recordings (patient_id, recording_id) that hold one beat, and
-    how many recordings there are. Such a recording gives no HRV (two kept beats are the least,
-    features.hrv_beats); all of them at once is what an export with a beat's own id in
-    recording_id looks like."""
-    rr = tables.get("rr_intervals")
-    if rr is None or not rr.height:
-        return [], 0
-    keyed = rr.select(ROW, pl.len().over("patient_id", "recording_id").alias("_beats"))
-    return keyed.filter(pl.col("_beats") == 1)[ROW].to_list(), rr.select(pl.struct("patient_id", "recording_id")
-                                                                         .n_unique()).item()
-
-
-def single_beat_warning(rows: list[int], recordings: int) -> str:
-    """ "rr_intervals: 3 of 40 recording(s) hold a single beat (rows 1, 5, 9); …"."""
-    return (f"rr_intervals: {len(rows):,} of {recordings:,} recording(s) hold a single beat ({rows_text(rows)}); a "
-            "recording needs two beats to give heart-rate variability, so these give none: check that recording_id "
-            "names a recording, not a beat")
-
-
 # A recording lasts minutes: beats of one recording id further apart than this are sessions merged
 # under a reused id (an export whose numbering restarts), which the features take as one recording.
 RECORDING_SPAN = timedelta(days=1)
+SHOWN_ROWS = 5
 
 
-def merged_recordings(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Recordings (patient_id, recording_id) whose beats' `recorded_at` span more than
-    RECORDING_SPAN: patient_id, recording_id, first, last (earliest first)."""
-    rr = tables.get("rr_intervals")
-    if rr is None or not rr.height:
-        return pl.DataFrame()
-    spans = rr.group_by("patient_id", "recording_id", maintain_order=True).agg(
-        first=pl.col("recorded_at").min(), last=pl.col("recorded_at").max())
-    return spans.filter((pl.col("last") - pl.col("first")) > RECORDING_SPAN).sort("first")
+@dataclass(frozen=True)
+class RecordingFindings:
+    """What the beat recordings (patient_id, recording_id) of rr_intervals hold by mistake.
 
+    - a recording of one beat gives no HRV (two kept beats are the least, features.hrv_beats); all
+      of them at once is what an export with a beat's own id in recording_id looks like;
+    - a recording whose beats span more than RECORDING_SPAN is sessions merged under a reused id,
+      which the features take as one recording.
 
-def merged_recordings_warning(merged: pl.DataFrame) -> str:
-    """ "rr_intervals: 2 recording id(s) hold beats recorded more than a day apart (e.g. …); …"."""
-    e = merged.row(0, named=True)
-    return (f"rr_intervals: {merged.height:,} recording id(s) hold beats recorded more than a day apart (e.g. "
-            f"patient {e['patient_id']}, recording {e['recording_id']}: {e['first']:%Y-%m-%d} to "
-            f"{e['last']:%Y-%m-%d}); "
-            "each is taken as one recording, which merges sessions into one HRV measurement: give every recording "
-            "its own recording_id")
+    A recording lies within one patient, so the findings of patient batches add up (`+`) to those
+    of the whole cohort; `to_dict` / `from_dict` keep them in a scoring manifest."""
+
+    recordings: int = 0
+    single_beat: int = 0
+    single_beat_rows: tuple[int, ...] = ()  # the first SHOWN_ROWS rows (`_row`) of single-beat recordings
+    merged: int = 0
+    merged_example: tuple[str, str, str, str] | None = None  # patient, recording, first and last day, earliest
+
+    @classmethod
+    def of(cls, tables: Mapping[str, pl.DataFrame]) -> RecordingFindings:
+        rr = tables.get("rr_intervals")
+        if rr is None or not rr.height:
+            return cls()
+        per = rr.group_by("patient_id", "recording_id").agg(
+            beats=pl.len(), row=pl.col(ROW).min(), first=pl.col("recorded_at").min(), last=pl.col("recorded_at").max())
+        single = per.filter(pl.col("beats") == 1)["row"].sort()
+        merged = per.filter((pl.col("last") - pl.col("first")) > RECORDING_SPAN).sort(
+            pl.col("first").dt.date(), "patient_id", "recording_id")  # as `+` picks among batches
+        example = None
+        if merged.height:
+            e = merged.row(0, named=True)
+            example = (str(e["patient_id"]), str(e["recording_id"]), f"{e['first']:%Y-%m-%d}", f"{e['last']:%Y-%m-%d}")
+        return cls(per.height, len(single), tuple(single.head(SHOWN_ROWS).to_list()), merged.height, example)
+
+    def __add__(self, other: RecordingFindings) -> RecordingFindings:
+        examples = [e for e in (self.merged_example, other.merged_example) if e is not None]
+        return RecordingFindings(
+            self.recordings + other.recordings,
+            self.single_beat + other.single_beat,
+            tuple(sorted(self.single_beat_rows + other.single_beat_rows)[:SHOWN_ROWS]),
+            self.merged + other.merged,
+            min(examples, key=lambda e: (e[2], e[0], e[1])) if examples else None,
+        )
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.single_beat:
+            out.append(
+                f"rr_intervals: {self.single_beat:,} of {self.recordings:,} recording(s) hold a single beat "
+                f"({rows_text(list(self.single_beat_rows), total=self.single_beat)}); a recording needs two beats to "
+                "give heart-rate variability, so these give none: check that recording_id names a recording, not a "
+                "beat")
+        if self.merged_example is not None:
+            patient, recording, first, last = self.merged_example
+            out.append(
+                f"rr_intervals: {self.merged:,} recording id(s) hold beats recorded more than a day apart (e.g. "
+                f"patient {patient}, recording {recording}: {first} to {last}); each is taken as one recording, which "
+                "merges sessions into one HRV measurement: give every recording its own recording_id")
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {"recordings": self.recordings, "single_beat": self.single_beat,
+                "single_beat_rows": list(self.single_beat_rows), "merged": self.merged,
+                "merged_example": None if self.merged_example is None else list(self.merged_example)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> RecordingFindings:
+        example = data.get("merged_example")
+        return cls(int(data["recordings"]), int(data["single_beat"]), tuple(data["single_beat_rows"]),
+                   int(data["merged"]), None if example is None else tuple(example))
 
 
 def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
     """Every warning for these validated tables (each table with its `_row` column)."""
     warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
     warnings += [implausible_warning(label, *found) for label, found in implausible_values(tables).items()]
-    single, recordings = single_beat_recordings(tables)
-    warnings += [single_beat_warning(single, recordings)] if single else []
-    merged = merged_recordings(tables)
-    warnings += [merged_recordings_warning(merged)] if merged.height else []
+    warnings += RecordingFindings.of(tables).warnings()
     groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
     late = late_first_records(tables)
     return (warnings + ([lookalike_warning(groups)] if groups else [])

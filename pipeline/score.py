@@ -33,7 +33,7 @@ from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
 from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, merge_problems, validate
-from pipeline.plausibility import implausible_values
+from pipeline.plausibility import RecordingFindings, implausible_values
 from pipeline.serving import EXCLUSIONS, BatchRows, LoadedModel, explain_rows, load_model, scoring_rows
 from pipeline.shard_files import PatientBatches
 
@@ -125,6 +125,7 @@ def score(
         manifest["unread_inputs"] = unread
         manifest["implausible_values"] = {label: {"values": int(n), "first": first}
                                           for label, (n, first) in done.implausible.items()}
+        manifest["beat_recordings"] = done.recordings.to_dict()
         manifest["patients"]["scored_past_last_followup"] = done.past_followup
         record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
@@ -156,6 +157,7 @@ class _Scored:
     exclusions: dict[str, int]  # patients not scored, by reason
     empty: dict[str, int]  # empty records skipped, by table
     implausible: dict[str, list[float]] = field(default_factory=dict)  # label -> [count, first value]
+    recordings: RecordingFindings = RecordingFindings()
     past_followup: int = 0  # scored patients whose last follow-up is before the as-of date
 
 
@@ -176,18 +178,19 @@ def _score_batches(
     (`PatientBatches.each_ahead`)."""
     done = _Scored([], [], [], dict.fromkeys(EXCLUSIONS, 0), dict.fromkeys(batches.paths, 0))
 
-    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None, dict, int]:
+    def prepare(raw: dict[str, pl.DataFrame]) -> tuple[Validated, BatchRows | None, dict, RecordingFindings, int]:
         checked = validate(raw, required=("patients",))
-        implausible = implausible_values(checked.tables)
+        implausible, recordings = implausible_values(checked.tables), RecordingFindings.of(checked.tables)
         if checked.blocking(on_invalid):
-            return checked, None, implausible, 0
+            return checked, None, implausible, recordings, 0
         tables = io.drop_row_index(checked.tables)
         rows = scoring_rows(model, tables, as_of)
-        return checked, rows, implausible, _past_followup(rows.rows, tables.get("outcomes"), as_of)
+        return checked, rows, implausible, recordings, _past_followup(rows.rows, tables.get("outcomes"), as_of)
 
     with closing(batches.each_ahead(prepare)) as prepared:  # closed at once on an error or a signal
-        for index, (checked, rows, implausible, past) in enumerate(prepared):
+        for index, (checked, rows, implausible, recordings, past) in enumerate(prepared):
             done.problems += checked.problems
+            done.recordings += recordings
             done.past_followup += past
             for label, (count, first) in implausible.items():
                 done.implausible.setdefault(label, [0, first])[0] += count

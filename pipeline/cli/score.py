@@ -59,7 +59,7 @@ def score(
             err=True, fg=typer.colors.YELLOW,
         )
     from features.coverage import CHECKABLE
-    from pipeline.plausibility import implausible_warning
+    from pipeline.plausibility import RecordingFindings, implausible_warning
     from pipeline.score import NothingToScore
     from pipeline.score import score as run_scoring
 
@@ -100,6 +100,8 @@ def score(
     for label, found in m["implausible_values"].items():
         typer.secho(f"warning: {implausible_warning(label, found['values'], found['first'])}", err=True,
                     fg=typer.colors.YELLOW)
+    for warning in RecordingFindings.from_dict(m["beat_recordings"]).warnings():
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     for what in lacking:
         typer.secho(
             f"warning: {what}; its features are unknown for every patient, risks may differ from full data, "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import json
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -10,10 +11,10 @@ import pytest
 from pipeline.contract import validate
 from pipeline.plausibility import (
     FIRST_RECORD_GAP_DAYS,
+    RecordingFindings,
     implausible_values,
     input_warnings,
     late_first_records,
-    single_beat_recordings,
 )
 from tests.pipeline.test_contract import tables
 
@@ -80,15 +81,15 @@ def test_beat_recordings_of_a_single_beat_are_warned_of():
     raw["rr_intervals"] = raw["rr_intervals"].with_columns(recording_id=pl.Series(["r1", "r2", "r3"]))  # a beat's id
     result = validate(raw)
     assert result.problems == []
-    assert single_beat_recordings(result.tables) == ([1, 2, 3], 3)
+    assert RecordingFindings.of(result.tables) == RecordingFindings(3, 3, (1, 2, 3))
     (warning,) = input_warnings(result.tables)
     assert warning.startswith("rr_intervals: 3 of 3 recording(s) hold a single beat (rows 1, 2, 3); a recording "
                               "needs two beats")
     raw["rr_intervals"] = raw["rr_intervals"].with_columns(recording_id=pl.Series(["r1", "r1", "r3"]))
-    assert single_beat_recordings(validate(raw).tables) == ([3], 2)
+    assert RecordingFindings.of(validate(raw).tables) == RecordingFindings(2, 1, (3,))
     other = tables()
     other["rr_intervals"] = other["rr_intervals"].with_columns(patient_id=pl.Series(["a", "c", "c"]))
-    assert single_beat_recordings(validate(other).tables) == ([1], 2)  # one recording id, two patients' recordings
+    assert RecordingFindings.of(validate(other).tables) == RecordingFindings(2, 1, (1,))  # one id, two patients
 
 
 def test_a_recording_id_reused_across_sessions_is_warned_of():
@@ -103,3 +104,28 @@ def test_a_recording_id_reused_across_sessions_is_warned_of():
                               "patient c, recording r1: 2024-03-02 to 2024-04-01); each is taken as one recording")
     raw["rr_intervals"] = pl.concat([rr, rr.with_columns(pl.col("recorded_at") + timedelta(minutes=5))])
     assert input_warnings(validate(raw).tables) == []  # beats minutes apart are one session
+
+
+def test_recording_findings_of_patient_batches_add_up_to_the_cohort_and_survive_a_manifest():
+    beats = pl.DataFrame({
+        "_row": list(range(1, 9)),
+        "patient_id": ["a", "a", "b", "c", "c", "d", "d", "e"],
+        "recording_id": ["r1", "r1", "r1", "r1", "r1", "r1", "r1", "r9"],
+        "recorded_at": [datetime(2024, 1, 1), datetime(2024, 1, 9), datetime(2024, 1, 2), datetime(2024, 1, 3),
+                        datetime(2024, 1, 3, 0, 5), datetime(2023, 12, 1), datetime(2023, 12, 30),
+                        datetime(2024, 2, 1)],
+        "rr_ms": [800.0] * 8,
+    })
+    whole = RecordingFindings.of({"rr_intervals": beats})
+    assert whole == RecordingFindings(5, 2, (3, 8), 2, ("d", "r1", "2023-12-01", "2023-12-30"))
+    for cut in (["a", "b"], ["a", "d"], ["e"]):
+        inside = pl.col("patient_id").is_in(cut)
+        parts = [RecordingFindings.of({"rr_intervals": beats.filter(keep)}) for keep in (inside, ~inside)]
+        assert parts[0] + parts[1] == whole == parts[1] + parts[0]
+    assert RecordingFindings.from_dict(json.loads(json.dumps(whole.to_dict()))) == whole
+    single, merged = whole.warnings()
+    assert single.startswith("rr_intervals: 2 of 5 recording(s) hold a single beat (rows 3, 8)")
+    assert "2 recording id(s) hold beats recorded more than a day apart (e.g. patient d, recording r1: " in merged
+    many = RecordingFindings(900, 800, (1, 2, 3, 4, 5))
+    assert "800 of 900 recording(s) hold a single beat (rows 1, 2, 3, 4, 5 and 795 more)" in many.warnings()[0]
+    assert RecordingFindings.of({}) == RecordingFindings() and RecordingFindings().warnings() == []

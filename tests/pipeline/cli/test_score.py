@@ -131,6 +131,32 @@ def test_biomarkers_in_another_unit_are_warned_of_and_counted_in_the_manifest(sc
         ~(pl.col("bdnf_ng_ml") * 1000).is_between(1, 100)).height > 0
 
 
+def test_beat_recordings_of_one_beat_or_merged_sessions_are_warned_of_and_counted(scored, workspace, tmp_path):
+    out, _, _ = scored
+    clean = json.loads(out.with_name(out.name + ".manifest.json").read_text())["beat_recordings"]
+    rr = pl.read_parquet(workspace.data / "rr_intervals.parquet")
+    assert clean["recordings"] == rr.select(pl.struct("patient_id", "recording_id").n_unique()).item() > 0
+    assert clean["single_beat"] == clean["merged"] == 0
+    split, reused = rr.group_by("patient_id").agg(pl.col("recording_id").n_unique().alias("n")).filter(
+        pl.col("n") > 1).sort("patient_id")["patient_id"].head(2)
+    beat_ids = pl.format("beat-{}", pl.int_range(pl.len()))
+    rr = rr.with_columns(
+        pl.when(pl.col("patient_id") == split).then(beat_ids)  # each beat exported under its own id
+        .when(pl.col("patient_id") == reused).then(pl.lit("r1"))  # one id for every session
+        .otherwise(pl.col("recording_id")).alias("recording_id"))
+    odd = tmp_path / "odd"
+    shutil.copytree(workspace.data, odd)
+    rr.write_parquet(odd / "rr_intervals.parquet")
+    again = tmp_path / "odd.parquet"
+    result = workspace.run("score", "--data", str(odd), "--as-of", AS_OF, "--out", str(again))
+    found = json.loads(again.with_name(again.name + ".manifest.json").read_text())["beat_recordings"]
+    beats = rr.filter(pl.col("patient_id") == split).height
+    assert found["single_beat"] == beats and found["merged"] == 1 and found["merged_example"][0] == reused
+    single = f"warning: rr_intervals: {beats:,} of {found['recordings']:,} recording(s) hold a single beat"
+    assert single in result.output
+    assert f"more than a day apart (e.g. patient {reused}, recording r1: " in result.output
+
+
 def test_an_as_of_date_after_today_is_warned_of(trained, workspace, tmp_path):
     ahead = (date.today() + timedelta(days=400)).isoformat()
     result = CliRunner().invoke(app, ["score", "--data", str(workspace.data), "--as-of", ahead, "--out",
