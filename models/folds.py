@@ -24,6 +24,20 @@ def patient_index(groups) -> tuple[np.ndarray, int]:
     return inverse, int(inverse.max()) + 1
 
 
+def patients_as_seen(groups) -> tuple[np.ndarray, int]:
+    """Each row's patient as an index in the order the patients first appear, and the number of
+    patients. A bootstrap that draws these indices depends on the rows' order only, never on how
+    the ids are spelled, so the audit, which reads keyed-hash ids, draws the very resamples
+    training drew from the same rows, and its intervals are training's."""
+    inverse, n_patients = patient_index(groups)
+    if n_patients == 0:
+        return inverse, 0
+    _, first = np.unique(inverse, return_index=True)
+    seen = np.empty(n_patients, dtype=np.int64)
+    seen[np.argsort(first)] = np.arange(n_patients)
+    return seen[inverse], n_patients
+
+
 def _patients(groups: np.ndarray, events: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Row -> patient index (into sorted unique ids) and, per patient, whether any row has y=1."""
     groups = np.asarray(groups)

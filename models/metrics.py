@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from models import newton
-from models.folds import patient_index
+from models.folds import patients_as_seen
 from models.link import logit
 
 METRICS = (
@@ -246,7 +246,7 @@ def evaluate(
         raise ValueError("groups must have one patient id per row")
     s = _Sample(y, p, w)
     estimate = _point(s)
-    inverse, n_patients = patient_index(np.asarray(groups)[s.order])
+    inverse, n_patients = patients_as_seen(np.asarray(groups)[s.order])
     rng = np.random.default_rng(seed)
     boots: dict[str, list[np.ndarray]] = {k: [] for k in METRICS}
     for first in range(0, n_boot, _CHUNK):
@@ -310,7 +310,7 @@ def group_metrics(
     """
     y, p, w = _check(y, p, w)
     s = _Sample(y, p, w)
-    inverse, n_patients = patient_index(np.asarray(groups)[s.order])
+    inverse, n_patients = patients_as_seen(np.asarray(groups)[s.order])
 
     def stats(W: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
         observed, expected = W @ s.y, W @ s.p
@@ -355,7 +355,7 @@ def paired_differences(
     """
     y, p_a, w = _check(y, p_a, w)
     _, p_b, _ = _check(y, p_b, w)
-    inverse, n_patients = patient_index(groups)
+    inverse, n_patients = patients_as_seen(groups)
     samples = [_Sample(y, p, w) for p in (p_a, p_b)]
 
     def metric(s: _Sample, W_rows: np.ndarray, start: dict) -> dict[str, np.ndarray]:
@@ -382,7 +382,7 @@ def patient_resamples(groups: np.ndarray, n_boot: int, seed: int):
     """Yield blocks of (size, n_rows) row multiplicities, `n_boot` resamples of whole patients
     in all; rows stay in their given order, so two predictors of the same rows can be scored
     on the very same resamples (paired intervals)."""
-    inverse, n_patients = patient_index(groups)
+    inverse, n_patients = patients_as_seen(groups)
     rng = np.random.default_rng(seed)
     for first in range(0, n_boot, _CHUNK):
         yield _resample_weights(inverse, n_patients, rng, min(_CHUNK, n_boot - first))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from models.metrics import group_metrics
+from models.metrics import auroc, group_metrics
 from pipeline.reports.drift import (
     DEFAULT_RANGES,
     drift_table,
@@ -166,8 +166,27 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def _flag(row: dict, phase_auroc: float | None, limits: dict) -> tuple[str, str]:
-    """The flag and a short note saying why: from the intervals, never from absolute gaps."""
+def within_group_auroc(part: pl.DataFrame, attribute: str) -> float | None:
+    """The phase's AUROC over pairs of rows in one group of `attribute` only: the groups' AUROCs
+    averaged with weights Σw·y × Σw·(1−y), their (weighted) event / non-event pairs.
+
+    A group's own AUROC can only judge pairs inside it, so it is compared with this, not with the
+    phase's AUROC: when the attribute itself predicts relapse (polysubstance use does), the
+    phase's AUROC also counts the easy pairs across groups, and every group's AUROC lies below
+    it, with nothing wrong in any of them. None when no group holds both outcomes."""
+    total = weight = 0.0
+    for _, group in part.group_by(attribute):
+        y, p, w = (group[c].to_numpy() for c in ("_y", "_p", "_w"))
+        pairs = float((w * y).sum() * (w * (1 - y)).sum())
+        if pairs > 0:
+            total += pairs * auroc(y, p, w)
+            weight += pairs
+    return total / weight if weight > 0 else None
+
+
+def _flag(row: dict, reference: float | None, limits: dict) -> tuple[str, str]:
+    """The flag and a short note saying why: from the intervals, never from absolute gaps.
+    `reference`: the phase's AUROC within groups of the row's attribute (`within_group_auroc`)."""
     if not row["judgeable"]:
         need = limits["min_event_patients"]
         return TOO_SMALL, (f"{row['n_event_patients']} event patients, "
@@ -177,10 +196,10 @@ def _flag(row: dict, phase_auroc: float | None, limits: dict) -> tuple[str, str]
     if lo is not None and hi is not None and (lo > 1 or hi < 1):
         side = "more" if lo > 1 else "fewer"
         notes.append(f"{side} events than predicted: O/E {row['oe_ratio']:.2f} ({lo:.2f}–{hi:.2f})")
-    if row["attribute"] != "all" and phase_auroc is not None and row["auroc_hi"] is not None \
-            and row["auroc_hi"] < phase_auroc:
+    if row["attribute"] != "all" and reference is not None and row["auroc_hi"] is not None \
+            and row["auroc_hi"] < reference:
         notes.append(f"AUROC {row['auroc']:.3f} ({row['auroc_lo']:.3f}–{row['auroc_hi']:.3f}) "
-                     f"below the phase's {phase_auroc:.3f}")
+                     f"below the phase's {reference:.3f} within {row['attribute']} groups")
     return (FLAG, "; ".join(notes)) if notes else (OK, "")
 
 
@@ -206,7 +225,9 @@ def subgroup_table(
     has at least one row with label 1. Rates are IPCW-weighted; O/E = observed / predicted
     events. Flag: "too small to judge" when the group has fewer than `min_event_patients`
     patients with an event or without one (no metrics then); "flag" when the O/E interval
-    excludes 1 or the AUROC's upper bound lies below the phase's AUROC; else "ok".
+    excludes 1 or the AUROC's upper bound lies below the phase's AUROC within the groups of that
+    attribute (`within_group_auroc`: pairs inside one group, as a group's own AUROC counts); else
+    "ok".
     """
     required = {"phase", "patient_id", "label", "ipcw_weight", "risk"}
     if lacking := sorted(required - set(oof.columns)):
@@ -227,14 +248,12 @@ def subgroup_table(
     out = []
     for phase in labelled["phase"].unique(maintain_order=True).to_list():
         part = labelled.filter(pl.col("phase") == phase)
-        phase_auroc = None
         for attribute in attributes:
+            reference = within_group_auroc(part, attribute) if attribute != "all" else None
             for level in _group_order(part[attribute].unique().to_list()):
                 row = {"phase": phase, "attribute": attribute, "level": level,
                        **_group_stats(part.filter(pl.col(attribute) == level), limits)}
-                if attribute == "all":
-                    phase_auroc = row["auroc"]
-                row["flag"], row["note"] = _flag(row, phase_auroc, limits)
+                row["flag"], row["note"] = _flag(row, reference, limits)
                 row.pop("judgeable")
                 out.append(row)
     return pl.DataFrame(out, schema=SUBGROUP_SCHEMA) if out else pl.DataFrame(schema=SUBGROUP_SCHEMA)

@@ -1,6 +1,8 @@
 """Unit tests: weighted metrics against scikit-learn and the patient-level bootstrap."""
 
 
+import hashlib
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -93,6 +95,18 @@ def test_confidence_intervals_contain_the_estimate_and_are_deterministic():
         est, lo, hi = result[name]
         assert lo <= est <= hi, name
     assert result == metrics.evaluate(y, p, w, g, n_boot=100, seed=1)
+
+
+def test_intervals_do_not_depend_on_how_the_patient_ids_are_spelled():
+    # the audit reads keyed-hash ids: its resamples must be those training drew from the same rows
+    y, p, w, g = calibrated_sample(3000, 5, n_patients=500)
+    spelled = np.array([f"{int(i):04d}" for i in g], dtype=object)
+    hashed = np.array([hashlib.sha256(i.encode()).hexdigest() for i in spelled], dtype=object)
+    assert metrics.evaluate(y, p, w, spelled, 60, 2) == metrics.evaluate(y, p, w, hashed, 60, 2)
+    subgroup = metrics.group_metrics(y, p, w, hashed, 60, 2)
+    assert subgroup["auroc"] == metrics.evaluate(y, p, w, spelled, 60, 2)["auroc"]
+    paired = [metrics.paired_differences(y, p, p ** 1.1, w, ids, 60, 2) for ids in (spelled, hashed)]
+    assert paired[0] == paired[1]
 
 
 def test_intervals_narrow_with_more_data():

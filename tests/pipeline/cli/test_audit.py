@@ -109,6 +109,13 @@ def test_subgroup_patients_match_a_count_of_the_out_of_fold_rows(document, works
     for phase in document["phases"]:  # the model card's events are patients too
         rows = oof.filter(pl.col("phase") == phase["phase"])
         assert phase["event_patients"] == rows.filter(pl.col("label") == 1)["patient_id"].n_unique()
+    everyone = {r["phase"]: r for r in document["subgroups"] if r["attribute"] == "all" and r["auroc"] is not None}
+    assert everyone
+    for phase in document["phases"]:  # one cohort, one interval: the "all" row is the phase table's
+        if phase["phase"] in everyone:
+            row, auroc = everyone[phase["phase"]], phase["metrics"]["auroc"]
+            assert (row["auroc"], row["auroc_lo"], row["auroc_hi"]) == pytest.approx(
+                (auroc["estimate"], auroc["lo"], auroc["hi"]), abs=1e-12), phase["phase"]
 
 
 def test_scoring_the_training_cohort_raises_at_most_one_drift_flag(document):
