@@ -62,7 +62,6 @@ class _Sample:
         # last row of each run of tied p: the distinct thresholds of the ROC/PR curves
         self.ends = np.r_[np.flatnonzero(np.diff(self.p)), self.p.size - 1]
         self.starts = np.r_[0, self.ends[:-1] + 1] if self.p.size else np.zeros(0, dtype=int)
-        self.tied = self.ends.size < self.p.size
         self._ranking_index()
         # [1, z, z^2] per row, contiguous, so the calibration fits' weighted sums are one product
         self.powers = np.column_stack([np.ones_like(self.z), self.z, self.z * self.z])
