@@ -122,7 +122,7 @@ def validation_result(
         counts=count_rows(rows, phases, constant),
         calibration=pl.concat(curves).select("phase", pl.exclude("phase")),
         decision_curves=pl.concat(decisions).select("phase", pl.exclude("phase")),
-        subgroups=subgroup_table(rows),
+        subgroups=subgroup_table(rows, n_boot=n_boot, seed=seed),
         figures=figures,
     )
 

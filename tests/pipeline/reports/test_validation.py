@@ -56,3 +56,17 @@ def test_a_constant_rate_phase_ranks_no_one_and_stays_out_of_the_pooled_rows():
     # the phase's status decides, not its risks: a booster phase whose rows happen to share one risk is ranked
     same = validation_metrics(frame, ["acute", "early"], n_boot=30, seed=1)
     assert same.filter((pl.col("phase") == "early") & (pl.col("metric") == "auroc"))["estimate"][0] == 0.5
+
+
+def test_the_subgroups_all_row_has_the_phase_tables_intervals():
+    from pipeline.reports.validation import validation_result
+
+    frame = rows(n_patients=600, seed=6).with_columns(age_at_intake=pl.lit(30.0), sex=pl.lit("female"))
+    result = validation_result(frame, ["acute", "early"], n_boot=40, seed=7)
+    auroc = result.metrics.filter(pl.col("metric") == "auroc")
+    everyone = result.subgroups.filter(pl.col("attribute") == "all")
+    for phase in ("acute", "early"):
+        table = auroc.filter(pl.col("phase") == phase).row(0, named=True)
+        row = everyone.filter(pl.col("phase") == phase).row(0, named=True)
+        assert (row["auroc"], row["auroc_lo"], row["auroc_hi"]) == pytest.approx(
+            (table["estimate"], table["lo"], table["hi"]), abs=1e-12)
