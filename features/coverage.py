@@ -31,6 +31,16 @@ SOURCES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     BEAT_SOURCE: (("rr_intervals", ("rr_ms",)),),
 }
 CHECKABLE = tuple(SOURCES)
+# the features each optional measurement column (`tables.OPTIONAL_MEASUREMENTS`) is read into, and
+# the other source that gives the same values (the beats give the heart rate)
+MEASURED_FEATURES: dict[str, tuple[str, ...]] = {
+    "hrv.lf_hf": hrv.metric_features("lf_hf"),
+    "hrv.mean_hr_bpm": hrv.metric_features("mean_hr"),
+    "therapy_sessions.duration_min": ("therapy_minutes_attended",),
+}
+MEASURED_ELSEWHERE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hrv.mean_hr_bpm": ("rr_intervals", ("rr_ms",)),
+}
 
 Tables = Mapping[str, pl.LazyFrame | pl.DataFrame]
 
@@ -59,7 +69,10 @@ def unread_inputs(spec: FeatureSpec, tables: Tables) -> dict[str, tuple[str, tup
     - `patients.<column>`: an optional column that held values in training, absent or empty here
       (a header spelled `Deprivation_Decile`, a dropped column);
     - `assessments.instrument <name>`: an instrument of the model that no assessment here names
-      (matched by `naming.text_key`), with the instruments here that the model does not know.
+      (matched by `naming.text_key`), with the instruments here that the model does not know;
+    - `<table>.<column>`: an optional measurement column of a record table here (`hrv.lf_hf`,
+      `therapy_sessions.duration_min`) that held values in training, absent or empty here; the
+      heart rate counts as read while beat recordings give it.
     Scoring warns of each, the manifest lists them, and reasons never cite their features."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
     if "demographic" in spec.groups_used and spec.patient_columns:
@@ -76,7 +89,25 @@ def unread_inputs(spec: FeatureSpec, tables: Tables) -> dict[str, tuple[str, tup
                 out[f"patients.{column}"] = (why, tuple(sources[column]))
     if "assessments" in spec.groups_used and spec.instruments:
         out |= _unread_instruments(spec.instruments, tables.get("assessments"))
+    for name in spec.measured_columns:
+        if (why := _unread_measurement(name, tables)) and (
+                features := tuple(f for f in MEASURED_FEATURES[name] if f in spec.feature_names)):
+            out[name] = (why, features)
     return out
+
+
+def _unread_measurement(name: str, tables: Tables) -> str:
+    """Why the optional measurement column `name` ("table.column") gives no value here, or ''
+    (also when its table has no records: a missing group, not a column left out)."""
+    table, column = name.split(".")
+    frame, elsewhere = tables.get(table), MEASURED_ELSEWHERE.get(name)
+    if frame is None or (elsewhere is not None and not _why_empty(tables.get(elsewhere[0]), *elsewhere)):
+        return ""
+    lazy = frame.lazy()
+    if column not in lazy.collect_schema():
+        return "column absent" if lazy.select(pl.len()).collect().item() else ""
+    rows, values = lazy.select(pl.len(), pl.col(column).count()).collect().row(0)
+    return "no value in any row" if rows and not values else ""
 
 
 def _unread_instruments(

@@ -68,7 +68,12 @@ __all__ = [
 
 def feature_names(metrics: Sequence[str]) -> list[str]:
     """The HRV columns for the spec's metrics, in output order."""
-    return [f"hrv_{m}_{stat}" for m in metrics for stat in METRIC_FEATURES] + list(COMMON_FEATURES)
+    return [name for m in metrics for name in metric_features(m)] + list(COMMON_FEATURES)
+
+
+def metric_features(metric: str) -> tuple[str, ...]:
+    """The columns built from one metric's values."""
+    return tuple(f"hrv_{metric}_{stat}" for stat in METRIC_FEATURES)
 
 
 def hrv_recordings(hrv: pl.LazyFrame | None, rr: pl.LazyFrame | None, cfg: HrvConfig) -> pl.LazyFrame | None:

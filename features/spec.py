@@ -19,7 +19,7 @@ import polars as pl
 from features import assessments, bdnf, demographic, hrv, therapy
 from features.config import FeaturesConfig
 from features.naming import distinct_values
-from features.tables import SPECS
+from features.tables import OPTIONAL_MEASUREMENTS, SPECS
 
 GROUPS = ("demographic", "bdnf", "hrv", "therapy", "assessments")
 GROUP_TABLES: dict[str, tuple[str, ...]] = {
@@ -50,6 +50,9 @@ class FeatureSpec:
     # optional patients columns the features read that had a value in training (absent or empty
     # at scoring, their features are unknown for every patient: `coverage.unread_inputs`)
     patient_columns: tuple[str, ...] = ()
+    # optional measurement columns of the record tables ("hrv.lf_hf", `tables.OPTIONAL_MEASUREMENTS`)
+    # that held a value in training: absent or empty at scoring, their features are unknown too
+    measured_columns: tuple[str, ...] = ()
     features_config: dict[str, Any] = field(default_factory=dict)
     version: int = SPEC_VERSION
 
@@ -103,6 +106,7 @@ class FeatureSpec:
             "hrv_metrics",
             "instruments",
             "patient_columns",
+            "measured_columns",
         ):
             values[key] = tuple(values.get(key, ()))
         values["categorical_levels"] = {k: tuple(v) for k, v in values.get("categorical_levels", {}).items()}
@@ -164,6 +168,7 @@ def fit_feature_spec(tables: Tables, features: FeaturesConfig) -> FeatureSpec:
         hrv_metrics=tuple(metrics),
         instruments=tuple(instruments),
         patient_columns=tuple(patient_columns),
+        measured_columns=_measured(tables, {t for g in used for t in GROUP_TABLES[g]} & present),
         features_config=features.model_dump(mode="json"),
     )
 
@@ -218,6 +223,17 @@ def _hrv_metrics(tables: Tables, present: set[str]) -> tuple[str, ...]:
 
 _REQUIRED = {c.name for c in SPECS["patients"].columns if c.required}
 _REQUIRED_VALUE = {c.name for c in SPECS["patients"].columns if c.required and not c.nullable}
+
+
+def _measured(tables: Tables, read: set[str]) -> tuple[str, ...]:
+    """The `OPTIONAL_MEASUREMENTS` of the tables in `read` that hold a value in some row."""
+    out = []
+    for name in OPTIONAL_MEASUREMENTS:
+        table, column = name.split(".")
+        if table in read and column in (frame := tables[table].lazy()).collect_schema():
+            if frame.select(pl.col(column).is_not_null().any()).collect().item():
+                out.append(name)
+    return tuple(out)
 
 
 def _with_values(patients: pl.DataFrame, columns: list[str]) -> list[str]:

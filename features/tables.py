@@ -156,3 +156,10 @@ SPECS: dict[str, TableSpec] = {
     )
 }
 TABLES: tuple[str, ...] = tuple(SPECS)
+# Optional measurement columns of the record tables ("table.column"): a source may leave them out
+# (an HRV export without LF/HF, a therapy log without durations); the patients table's optional
+# columns are tracked on their own (`FeatureSpec.patient_columns`).
+OPTIONAL_MEASUREMENTS: tuple[str, ...] = tuple(
+    f"{t.name}.{c.name}" for t in SPECS.values() if t.name not in ("patients", "outcomes")
+    for c in t.columns if not c.required
+)

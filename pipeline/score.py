@@ -8,7 +8,8 @@ outputs untouched.
 
 Two outcomes write nothing: a required feature group missing from the input (`MissingGroups`;
 otherwise a missing group is a warning and the manifest's `missing_groups`, as is a smaller input
-the model reads and the data lack, a patients column or an instrument: `unread_inputs`), and
+the model reads and the data lack, a patients column, an instrument or an optional measurement
+column: `unread_inputs`), and
 nobody scorable on the as-of date (`NothingToScore`, with the counts by exclusion reason) unless
 `allow_empty`.
 """

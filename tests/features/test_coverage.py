@@ -66,3 +66,27 @@ def test_unread_inputs_read_raw_scans_of_any_type_and_blank_text_is_no_value(con
     assert list(unread_inputs(spec, {k: v.lazy() for k, v in raw.items()})) == ["patients.housing"]
     no_column = dict(tables, assessments=tables["assessments"].drop("instrument"))
     assert unread_inputs(spec, no_column) == {}  # the contract names a missing column, not this check
+
+
+def test_an_optional_measurement_column_left_out_is_an_unread_input(config):
+    from features.coverage import MEASURED_FEATURES
+    from features.tables import OPTIONAL_MEASUREMENTS
+
+    assert set(MEASURED_FEATURES) == set(OPTIONAL_MEASUREMENTS)  # a new optional column needs its features named
+    tables = cohort()
+    spec = fit_feature_spec(tables, config.features)
+    assert spec.measured_columns == ("hrv.lf_hf", "hrv.mean_hr_bpm", "therapy_sessions.duration_min")
+    changed = dict(tables, hrv=tables["hrv"].drop("lf_hf", "mean_hr_bpm"),
+                   therapy_sessions=tables["therapy_sessions"].with_columns(pl.lit(None, pl.Float64).alias(
+                       "duration_min")))
+    got = unread_inputs(spec, changed)
+    assert got["hrv.lf_hf"] == ("column absent", tuple(f"hrv_lf_hf_{s}" for s in (
+        "latest", "window_mean", "window_slope_30d", "change_from_baseline", "change_from_baseline_pct")))
+    assert got["therapy_sessions.duration_min"] == ("no value in any row", ("therapy_minutes_attended",))
+    assert "hrv.mean_hr_bpm" not in got  # the beats still give the heart rate
+    no_beats = {k: v for k, v in changed.items() if k != "rr_intervals"}
+    assert unread_inputs(spec, no_beats)["hrv.mean_hr_bpm"][0] == "column absent"
+    none_here = dict(tables, therapy_sessions=tables["therapy_sessions"].clear().drop("duration_min"))
+    assert "therapy_sessions.duration_min" not in unread_inputs(spec, none_here)  # no records: a missing group
+    bare = fit_feature_spec(dict(tables, hrv=tables["hrv"].drop("lf_hf")), config.features)
+    assert "hrv.lf_hf" not in bare.measured_columns and "hrv.lf_hf" not in unread_inputs(bare, changed)

@@ -65,7 +65,7 @@ def test_scoring_without_the_bdnf_table_warns_and_the_manifest_says_so(trained, 
     assert not reasons["sentence"].str.contains("BDNF").any()
 
 
-def test_a_misnamed_patients_column_and_a_renamed_instrument_warn_and_give_no_reasons(trained, workspace, tmp_path):
+def test_misnamed_columns_renamed_instruments_and_dropped_durations_warn_and_give_no_reasons(trained, workspace, tmp_path):
     data = tmp_path / "renamed"
     shutil.copytree(workspace.data, data)
     patients = pl.read_parquet(data / "patients.parquet")
@@ -73,17 +73,23 @@ def test_a_misnamed_patients_column_and_a_renamed_instrument_warn_and_give_no_re
     tests = pl.read_parquet(data / "assessments.parquet")
     tests.with_columns(pl.col("instrument").replace({"PHQ9": "PHQ-9", "GAD7": "gad7"})).write_parquet(
         data / "assessments.parquet")
+    pl.read_parquet(data / "therapy_sessions.parquet").drop("duration_min").write_parquet(
+        data / "therapy_sessions.parquet")  # a therapy log without durations
     out = tmp_path / "scores.parquet"
     result = workspace.run("score", "--data", str(data), "--as-of", AS_OF, "--out", str(out))
     assert "warning: patients.housing, which the model was trained with, is not in the data (column absent)" in (
         result.output)
     manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
-    assert set(manifest["unread_inputs"]) == {"patients.housing", "assessments.instrument PHQ9"}  # gad7 is GAD7
+    assert set(manifest["unread_inputs"]) == {"patients.housing", "assessments.instrument PHQ9",  # gad7 is GAD7
+                                              "therapy_sessions.duration_min"}
+    assert "warning: therapy_sessions.duration_min, which the model was trained with, is not in the data" in (
+        result.output)
     assert "'PHQ-9'" in manifest["unread_inputs"]["assessments.instrument PHQ9"]
     reasons = shown(pl.read_parquet(out))
     assert reasons.height > 0
     assert not reasons["feature"].str.starts_with("housing").any()
     assert not reasons["feature"].str.starts_with("assess_phq9").any()
+    assert not (reasons["feature"] == "therapy_minutes_attended").any()
 
 
 def test_a_required_group_missing_exits_2_and_writes_nothing(trained, workspace, tmp_path):
