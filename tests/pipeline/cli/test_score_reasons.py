@@ -65,7 +65,7 @@ def test_scoring_without_the_bdnf_table_warns_and_the_manifest_says_so(trained, 
     assert not reasons["sentence"].str.contains("BDNF").any()
 
 
-def test_misnamed_columns_renamed_instruments_and_dropped_durations_warn_and_give_no_reasons(trained, workspace, tmp_path):
+def test_misnamed_columns_renamed_instruments_and_dropped_durations_give_no_reasons(trained, workspace, tmp_path):
     data = tmp_path / "renamed"
     shutil.copytree(workspace.data, data)
     patients = pl.read_parquet(data / "patients.parquet")
