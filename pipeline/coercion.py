@@ -41,25 +41,29 @@ def blank_as_null(frame: pl.DataFrame, skip: Collection[str] = ()) -> pl.DataFra
 
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
-_DATE_TIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")  # a date column may hold a date-time
+_DATE_TIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")  # with or without seconds
 
 
 def coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     """Cast a raw column to its contract type without raising; failures become null, so they are
     reported with their rows. Nothing is cast that would change a value: a date is a whole
     ISO date (or date-time, taken on the day written), an integer column takes only whole
-    numbers, a boolean column only true/false/yes/no/1/0, and numbers are never taken as dates."""
+    numbers, a boolean column only true/false/yes/no/1/0, and numbers are never taken as dates.
+    An instant with an offset (text ending in Z or +05:00, or a time-zone-aware timestamp) is
+    dated in UTC, as `recorded_at` is, so one instant has one date in every table (its local date
+    could be the day after); a naive date-time is taken on the day written."""
     col = pl.col(name)
     if source == target:
         return col
     if source == pl.String:
         text = col.str.strip_chars()  # blank values are already missing (`blank_as_null`)
         if target == pl.Date:
-            written = text.str.replace(" ", "T", literal=True).str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
-            at_time = [written.str.to_datetime(f, strict=False, time_unit="us") for f in _DATE_TIMES]
-            return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), *(t.dt.date() for t in at_time))
+            aware, naive = _date_times(text)
+            return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), aware.dt.date(), naive.dt.date())
         if isinstance(target, pl.Datetime):
-            return _to_utc_text(text)
+            aware, naive = _date_times(text)
+            day = text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+            return pl.coalesce(aware, pl.coalesce(naive, day).dt.replace_time_zone("UTC"))
         if target == pl.Boolean:
             low = text.str.to_lowercase()
             return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
@@ -75,9 +79,7 @@ def coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
             whole = pl.when(col == col.floor()).then(col) if source.is_float() else col
             return whole.cast(target, strict=False)
         return pl.lit(None, dtype=target)
-    if target == pl.Date and isinstance(source, pl.Datetime):
-        # an instant with a time zone is dated in UTC, as `recorded_at` is, so one instant has one
-        # date in every table (its local date could be the day before); a naive one as written
+    if target == pl.Date and isinstance(source, pl.Datetime):  # an aware instant is dated in UTC
         return (col if source.time_zone is None else col.dt.convert_time_zone("UTC")).dt.date()
     if isinstance(target, pl.Datetime):
         if isinstance(source, pl.Datetime):
@@ -88,10 +90,11 @@ def coerce(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     return col.cast(target, strict=False)
 
 
-def _to_utc_text(text: pl.Expr) -> pl.Expr:
-    """Parse ISO 8601 date-times: an explicit offset (or Z) is honoured, a naive value is UTC."""
+def _date_times(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """ISO 8601 date-times in text (a space or T before the time, seconds optional): those with an
+    offset (or Z) as UTC instants, and those without one as naive date-times (null where not)."""
     iso = text.str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
-    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC")
-    naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
-    day = iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
-    return pl.coalesce(aware, pl.coalesce(naive, day).dt.replace_time_zone("UTC"))
+    aware = pl.coalesce(iso.str.to_datetime(f"{f}%z", strict=False, time_unit="us", time_zone="UTC")
+                        for f in _DATE_TIMES)
+    naive = pl.coalesce(iso.str.to_datetime(f, strict=False, time_unit="us") for f in _DATE_TIMES)
+    return aware, naive

@@ -1,6 +1,6 @@
 """Blank text is no value, in eager frames and in lazy scans alike; dates read as documented."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -42,3 +42,12 @@ def test_a_date_column_written_as_an_instant_with_a_time_zone_is_dated_in_utc_li
     assert out.row(0) == (date(2023, 7, 1), date(2023, 6, 30))  # New York's 20:30 on 30 June is 1 July in UTC
     stamp = frame.select(coerce("intake_date", frame.schema["intake_date"], pl.Datetime("us", "UTC")))
     assert stamp.item().date() == out.item(0, 0)  # the date recorded_at would get for the same instant
+
+
+def test_text_with_an_offset_is_one_instant_with_one_date_in_every_column():
+    text = ["2024-01-31T02:00:00+05:00", "2024-01-31 23:30Z", "2024-01-31T02:05", "2024-01-31", "2024-01-31x"]
+    frame = pl.DataFrame({"day": text, "at": text})
+    out = frame.select(coerce("day", pl.String, pl.Date), coerce("at", pl.String, pl.Datetime("us", "UTC")))
+    assert out["day"].to_list() == [date(2024, 1, 30), date(2024, 1, 31), date(2024, 1, 31), date(2024, 1, 31), None]
+    assert out["at"].dt.date().to_list() == out["day"].to_list()  # recorded_at's date for the same text
+    assert out["at"][2] == datetime(2024, 1, 31, 2, 5, tzinfo=UTC)  # seconds may be left out

@@ -137,8 +137,9 @@ def test_unparseable_text_values_are_reported_per_column():
 @pytest.mark.parametrize(
     ("column", "values", "bad_rows", "kept"),
     [
-        # text after a date is not a date, a date-time is taken on the day written
-        ("intake_date", ["2024-01-01xyz", "2024-02-01T23:30:00-05:00", "2024-03-011"], [1, 3], date(2024, 2, 1)),
+        # text after a date is not a date; an instant with an offset is dated in UTC, as recorded_at is
+        ("intake_date", ["2024-01-01xyz", "2024-02-01T23:30:00-05:00", "2024-03-011"], [1, 3], date(2024, 2, 2)),
+        ("intake_date", ["2024-01-01xyz", "2024-02-01T23:30", "2024-03-011"], [1, 3], date(2024, 2, 1)),  # naive
         # a Parquet float in an integer column: only whole numbers, never truncated
         ("deprivation_decile", [6.7, 5.0, float("nan")], [1, 3], 5),
         # the same as text (a CSV): "5.0" is the whole number 5, as the Parquet 5.0 is
