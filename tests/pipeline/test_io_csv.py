@@ -1,6 +1,6 @@
 """CSV text as clinics export it: read correctly (BOM, CRLF, quoted commas and line breaks,
 Unicode ids) or refused clearly (not UTF-8, duplicate header names, CR-only line endings, a
-record with more fields than the header) or skipped and listed (records with no value at all), by
+record with more or fewer fields than the header) or skipped and listed (records with no value at all), by
 `relapse validate`, `load_tables` and the patient-batch reader of `relapse score` alike."""
 
 import pytest
@@ -54,10 +54,14 @@ def test_bom_crlf_quoted_commas_and_newlines_read_correctly(folder, data, tmp_pa
         ((PATIENTS + ROWS[1] + "\n").replace("\n", "\r").encode(), "ends its lines with CR alone"),
         ((PATIENTS + ROWS[1] + "\n" + "c,2024-02-01,40,male,plain,extra\n" + ROWS[1] + "\n").encode(),
          "the header has 5 fields but row 2 has 6"),
+        ((PATIENTS + ROWS[1] + "\n" + "c,2024-02-01,40\n" + ROWS[1] + "\n").encode(),  # an export cut short
+         "the header has 5 fields but row 2 has 3"),
+        ((PATIENTS + ROWS[0] + "\n" + '"d, e",2024-02-01\n').encode(), "the header has 5 fields but row 2 has 2"),
         ((PATIENTS + ROWS[1] + "\n").replace(",", ";").encode(), "its fields look separated by semicolons"),
         ((PATIENTS + ROWS[1] + "\n").replace(",", "\t").encode(), "its fields look separated by tabs"),
     ],
-    ids=["latin1", "utf16", "duplicate-header", "cr-only", "ragged-row", "semicolons", "tabs"],
+    ids=["latin1", "utf16", "duplicate-header", "cr-only", "ragged-row", "short-row", "short-quoted-row", "semicolons",
+         "tabs"],
 )
 def test_other_encodings_and_duplicate_headers_are_refused_clearly(folder, data, text, tmp_path_factory):
     _write(folder, data)
@@ -95,3 +99,21 @@ def test_blank_lines_and_empty_records_are_skipped_and_named(folder, tmp_path_fa
     _write(folder, (PATIENTS + ROWS[1] + "\n,,,,note\n").encode())
     with pytest.raises(ContractViolation, match=r"patients.patient_id: 1 row\(s\) are empty \(e.g. row 2"):
         load_tables(folder)
+
+
+def test_field_counts_do_not_depend_on_where_the_file_is_cut_into_blocks():
+    from pipeline.io import _FieldCounter
+
+    text = (PATIENTS + "\n".join(ROWS * 3) + '\nc,2024-01-01\n,,,,\n"q ""x"", y",2024-01-01,30,male\nlast,1').encode()
+
+    def counted(cuts):
+        counter = _FieldCounter()
+        for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
+            counter.feed(text[start:end])
+        counter.feed(None)
+        return counter.width, counter.ragged, counter.n_ragged, counter.quoted
+
+    whole = counted([])
+    assert whole == (5, [(7, 2), (9, 4), (10, 2)], 3, True)
+    for cuts in ([1], [text.index(b"line two")], [text.index(b'""x')+1], list(range(1, len(text), 7))):
+        assert counted(cuts) == whole, cuts
