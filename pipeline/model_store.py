@@ -83,6 +83,7 @@ class RegisteredVersion:
     run_id: str
     fingerprint: str | None  # the training run's `data_fingerprint` tag
     learned_from: tuple[str, ...] = ()  # every cohort the version learned from: training, recalibration(s)
+    recalibrated: bool = False  # a site recalibration: its run's out-of-fold rows are its parent's, without the layer
 
 
 @dataclass
@@ -101,7 +102,7 @@ def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
     def registered(mv) -> RegisteredVersion:
         tags = client.get_run(mv.run_id).data.tags
         return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"),
-                                 _learned_from(client, mv.run_id))
+                                 _learned_from(client, mv.run_id), bool(tags.get("recalibration_data_fingerprint")))
 
     candidate = registered(client.get_model_version(name, str(version)))
     try:

@@ -4,7 +4,8 @@ The evidence is a paired comparison on the same labelled rows (`models.compariso
 - both versions trained on the same data (equal `data_fingerprint` tags): each run's out-of-fold
   predictions, joined on keyed-hash patient id and landmark date. Both are out-of-fold, so
   neither model is scored on rows it learned from. The rows must match one to one with equal
-  labels (same landmark and horizon settings), else the runs are not comparable;
+  labels (same landmark and horizon settings), else the runs are not comparable; and neither may
+  be a site recalibration, whose run holds its parent's out-of-fold rows without the layer;
 - with `--data DIR` (an evaluation cohort): the cohort's landmark table is built with each
   model's own feature settings and both models score the same uncensored rows. A cohort that
   either version learned from (its training data, or the local data it was recalibrated on) is
@@ -100,6 +101,14 @@ def _paired_rows(config: Config, versions, data_dir: Path | None, work: Path) ->
     challenger, champion = versions.candidate, versions.champion
     if data_dir is not None:
         return _evaluation_rows(config, versions, data_dir, work), f"evaluation cohort {data_dir}"
+    recalibrated = [v.version for v in (challenger, champion) if v.recalibrated]
+    if recalibrated:
+        raise NotComparable(
+            f"version {' and '.join(recalibrated)} {'is a' if len(recalibrated) == 1 else 'are'} site "
+            f"recalibration{'s' if len(recalibrated) > 1 else ''}: a recalibrated version's out-of-fold rows are its "
+            "parent's, without the recalibration, so comparing them would compare the parent with itself; pass --data "
+            "with a labelled cohort from the local population that was not used to recalibrate"
+        )
     if not challenger.fingerprint or challenger.fingerprint != champion.fingerprint:
         raise NotComparable(
             f"version {challenger.version} and the champion (version {champion.version}) were trained on "

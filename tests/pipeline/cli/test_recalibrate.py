@@ -128,3 +128,6 @@ def test_the_cohort_a_version_was_recalibrated_on_is_not_evidence_for_promoting_
         ws.run("promote", "--version", "1")
     result = ws.run("promote", "--version", version, "--data", str(shifted), expect=2)
     assert f"is data version {version} learned from" in result.output and "in-sample" in result.output
+    alone = ws.run("promote", "--version", version, expect=2)  # its run's out-of-fold rows are the parent's
+    assert "site recalibration" in alone.output and "compare the parent with itself" in alone.output
+    assert "--force" in alone.output
