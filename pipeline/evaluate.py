@@ -43,6 +43,7 @@ class EvaluateSummary:
     result: ValidationResult
     synthetic: bool
     unmeasured: list[str]  # the model's phases without a labelled landmark row in this cohort
+    lacking: list[str]  # what the model reads that the cohort lacks (`LoadedModel.lacking`)
 
 
 def model_landmarks(model: LoadedModel, tables: dict[str, pl.DataFrame], patients_per_shard: int) -> pl.DataFrame:
@@ -89,9 +90,11 @@ def read_cohort(data_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]
     return io.drop_row_index(validated.tables), io.hash_files(paths), io.read_simulation_metadata(data_dir) is not None
 
 
-def evaluation_tags(model: LoadedModel, hashes: dict[str, str], validation: str, synthetic: bool) -> dict[str, str]:
+def evaluation_tags(model: LoadedModel, hashes: dict[str, str], validation: str, synthetic: bool,
+                    lacking: list[str]) -> dict[str, str]:
     r = model.resolved
     return {
+        **lacking_tag(lacking),
         "model_name": str(model.name),
         "model_version": str(r.version if r else None),
         "model_run_id": str(r.run_id if r else None),
@@ -101,6 +104,11 @@ def evaluation_tags(model: LoadedModel, hashes: dict[str, str], validation: str,
         "synthetic_data": str(synthetic).lower(),
         **{f"data_sha256.{name}": sha for name, sha in hashes.items()},
     }
+
+
+def lacking_tag(lacking: list[str]) -> dict[str, str]:
+    """`missing_inputs`: what the model reads that the cohort lacked ("none" when nothing)."""
+    return {"missing_inputs": "; ".join(lacking)[:5000] or "none"}
 
 
 def check_not_learned_from(model: LoadedModel, fingerprint: str, data_dir: Path, config: Config) -> None:
@@ -179,7 +187,8 @@ def evaluate(
         progress("computing metrics with patient-bootstrap intervals")
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
                                    config.model.seed, validation, model.constant_phases)
-        tags = evaluation_tags(model, hashes, validation, synthetic)
+        lacking = model.lacking(tables)
+        tags = evaluation_tags(model, hashes, validation, synthetic, lacking)
         io.write_evaluation_artifacts(_artifacts(result, tags), work / "artifacts")
         record = tracking_eval.EvaluationRecord(
             run_name=f"evaluate-{validation}-v{tags['model_version']}",
@@ -194,7 +203,7 @@ def evaluate(
                                   lambda: tracking_eval.log_evaluation(config.mlflow, record))
     measured = set(rows["phase"].unique().to_list())
     unmeasured = [p.name for p in model.phases if p.name not in measured]
-    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic, unmeasured)
+    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic, unmeasured, lacking)
 
 
 def _artifacts(result: ValidationResult, tags: dict[str, str]) -> EvaluationArtifacts:

@@ -19,18 +19,16 @@ patients and any difference would mix cohort with model. That refuses promotion 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from features import ENGINE
-from features.build import landmark_table
 from models.comparison import Comparison, compare
 from pipeline import artifacts, io, model_store, tracking
 from pipeline.config import Config
-from pipeline.evaluate import IN_SAMPLE_SHARE, trained_on_share
+from pipeline.evaluate import IN_SAMPLE_SHARE, landmark_rows, trained_on_share
 from pipeline.model_store import PromotionRefused
 from pipeline.privacy import hash_key_from_env, with_hashed_ids
 from pipeline.serving import LoadedModel, load_model
@@ -46,6 +44,7 @@ class PromotionResult:
     basis: str  # what the comparison was made on
     comparison: Comparison | None
     forced: bool
+    lacking: list[str] = field(default_factory=list)  # what each version reads that the --data cohort lacks
 
 
 def promote(config: Config, version: str, force: bool = False, data_dir: Path | None = None) -> PromotionResult:
@@ -56,51 +55,59 @@ def promote(config: Config, version: str, force: bool = False, data_dir: Path | 
     if champion is None:
         model_store.set_champion(config.mlflow, challenger.version, {"promotion.basis": "no champion to compare with"})
         return PromotionResult(versions.name, challenger.version, None, "nothing (no champion yet)", None, False)
+    lacking: list[str] = []
     with tempfile.TemporaryDirectory(prefix="relapse-promote-") as tmp:
         try:
-            rows, basis = _paired_rows(config, versions, data_dir, Path(tmp))
+            rows, basis = _paired_rows(config, versions, data_dir, Path(tmp), lacking)
         except NotComparable as exc:
             if not force:
                 raise PromotionRefused(f"{exc}; use --force to promote anyway") from None
             return _forced(config, versions, f"not compared: {exc}", None, str(exc))
     comparison = compare(rows, config.model.bootstrap_samples, config.model.seed, config.model.min_events)
+    noted = f" (compared without what the cohort lacks: {'; '.join(lacking)})" if lacking else ""
     if comparison.refused and not force:
         raise PromotionRefused(
             f"version {challenger.version} does not replace the champion (version {champion.version}) on {basis}: "
-            + "; ".join(comparison.reasons) + "; use --force to promote anyway"
+            + "; ".join(comparison.reasons) + noted + "; use --force to promote anyway"
         )
     if comparison.refused:
-        return _forced(config, versions, basis, comparison, "; ".join(comparison.reasons))
+        return _forced(config, versions, basis, comparison, "; ".join(comparison.reasons) + noted, lacking)
     model_store.set_champion(config.mlflow, challenger.version, {
         "promotion.basis": basis, "promotion.compared_with": champion.version, "promotion.forced": "false",
-        **_gate(config),
+        **_gate(config, lacking),
     })
-    return PromotionResult(versions.name, challenger.version, champion.version, basis, comparison, False)
+    return PromotionResult(versions.name, challenger.version, champion.version, basis, comparison, False, lacking)
 
 
-def _gate(config: Config) -> dict[str, str]:
-    """The comparison's settings, recorded beside the decision they produced."""
+def _gate(config: Config, lacking: Sequence[str] = ()) -> dict[str, str]:
+    """The comparison's settings, recorded beside the decision they produced, and what the
+    evaluation cohort lacked of the versions' inputs."""
     return {"promotion.bootstrap_samples": str(config.model.bootstrap_samples),
-            "promotion.min_events": str(config.model.min_events)}
+            "promotion.min_events": str(config.model.min_events),
+            **({"promotion.missing_inputs": "; ".join(lacking)[:5000]} if lacking else {})}
 
 
 class NotComparable(ValueError):
     """The two versions share no labelled rows that can be compared fairly."""
 
 
-def _forced(config, versions, basis: str, comparison: Comparison | None, override: str) -> PromotionResult:
+def _forced(config, versions, basis: str, comparison: Comparison | None, override: str,
+            lacking: Sequence[str] = ()) -> PromotionResult:
     model_store.set_champion(config.mlflow, versions.candidate.version, {
         "promotion.basis": basis, "promotion.compared_with": versions.champion.version,
-        "promotion.forced": "true", "promotion.override": override[:5000], **_gate(config),
+        "promotion.forced": "true", "promotion.override": override[:5000], **_gate(config, lacking),
     })
     return PromotionResult(versions.name, versions.candidate.version, versions.champion.version, basis,
-                           comparison, True)
+                           comparison, True, list(lacking))
 
 
-def _paired_rows(config: Config, versions, data_dir: Path | None, work: Path) -> tuple[pl.DataFrame, str]:
+def _paired_rows(config: Config, versions, data_dir: Path | None, work: Path,
+                 lacking: list[str]) -> tuple[pl.DataFrame, str]:
+    """The rows both versions are compared on, and on what; with `data_dir`, what each version
+    reads that the cohort lacks is appended to `lacking`."""
     challenger, champion = versions.candidate, versions.champion
     if data_dir is not None:
-        return _evaluation_rows(config, versions, data_dir, work), f"evaluation cohort {data_dir}"
+        return _evaluation_rows(config, versions, data_dir, work, lacking), f"evaluation cohort {data_dir}"
     recalibrated = [v.version for v in (challenger, champion) if v.recalibrated]
     if recalibrated:
         raise NotComparable(
@@ -135,7 +142,7 @@ def _paired_rows(config: Config, versions, data_dir: Path | None, work: Path) ->
     return rows.drop("_label"), "the same out-of-fold rows (same training data)"
 
 
-def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl.DataFrame:
+def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path, lacking: list[str]) -> pl.DataFrame:
     validated, paths = io.load_tables(data_dir, required=("patients", "outcomes"))
     fingerprint = io.data_fingerprint(io.hash_files(paths))
     for v in (versions.candidate, versions.champion):
@@ -146,6 +153,7 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
     scored = []
     for label, v in (("risk_challenger", versions.candidate), ("risk_champion", versions.champion)):
         model = load_model(f"models:/{versions.name}/{v.version}", work / f"model-{v.version}", config.mlflow)
+        lacking += [f"version {v.version}: {what}" for what in model.lacking(tables)]
         scored.append(_score_landmarks(model, tables, config, label))
         share = trained_on_share(config, v.run_id, scored[-1], work / f"trained-{v.version}")
         if share > IN_SAMPLE_SHARE:
@@ -159,13 +167,10 @@ def _evaluation_rows(config: Config, versions, data_dir: Path, work: Path) -> pl
 
 
 def _score_landmarks(model: LoadedModel, tables, config: Config, column: str) -> pl.DataFrame:
-    """The cohort's uncensored landmark rows, built with the model's own feature settings, scored by it."""
-    frame = landmark_table(tables, model.phases, config.landmarks, model.features, model.spec).collect(engine=ENGINE)
-    scorable = [name for name, pm in model.bundle.phase_models.items() if pm.scorable]
-    frame = frame.filter(~pl.col("censored") & pl.col("phase").is_in(scorable))
-    names = model.bundle.feature_names
-    X = frame.select(names).to_numpy().astype(np.float64)
-    risk = model.bundle.predict(X, frame["phase"].to_numpy(), frame["day"].to_numpy())["risk"]
-    return frame.select("patient_id", "landmark_date", "phase", "label", "ipcw_weight").with_columns(
-        pl.Series(column, risk, pl.Float64)
+    """The cohort's uncensored landmark rows, built and weighted as `relapse evaluate` builds them
+    for this model (its own phases, landmarks, feature settings and censoring weights), with its
+    final risk."""
+    rows = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
+    return rows.select("patient_id", "landmark_date", "phase", "label", "ipcw_weight").with_columns(
+        pl.Series(column, model.risk(rows), pl.Float64)
     )

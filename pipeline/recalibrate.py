@@ -25,7 +25,14 @@ from models.recalibration import ALPHA, ClosedTest, Recalibration, closed_test
 from pipeline import io, model_store, tracking, tracking_eval
 from pipeline.artifacts import EVALUATION_METRICS, RECALIBRATION
 from pipeline.config import Config
-from pipeline.evaluate import check_not_learned_from, check_not_trained_on, labelled_rows, landmark_rows, read_cohort
+from pipeline.evaluate import (
+    check_not_learned_from,
+    check_not_trained_on,
+    labelled_rows,
+    lacking_tag,
+    landmark_rows,
+    read_cohort,
+)
 from pipeline.registry import version_description
 from pipeline.reports.validation import count_rows, metric_names, validation_metrics
 from pipeline.serving import LoadedModel, load_model
@@ -43,6 +50,7 @@ class RecalibrateSummary:
     before: pl.DataFrame
     after: pl.DataFrame
     synthetic: bool
+    lacking: list[str]  # what the model reads that the local cohort lacked (`LoadedModel.lacking`)
 
 
 def phase_tests(rows: pl.DataFrame, phases: list[str], min_events: int) -> dict[str, ClosedTest]:
@@ -114,8 +122,10 @@ def recalibrate(
         # strictly increasing), so the version carries them as every version does
         inherited = {k: v for k, v in model_store.registered_tags(config.mlflow, model.name, parent).items()
                      if k in ("data_fingerprint", "feature_groups") or k.startswith("auroc_")}
+        lacking = model.lacking(tables)
         tags = {
             **inherited,
+            **lacking_tag(lacking),
             "parent_version": parent,
             "parent_run_id": str(model.resolved.run_id),
             "recalibration_data_fingerprint": fingerprint,
@@ -139,4 +149,4 @@ def recalibrate(
         progress("logging the run and registering the recalibrated version in MLflow")
         outcome = tracking.guarded(config.mlflow, "registering the recalibrated version",
                                    lambda: tracking_eval.register_recalibrated(config.mlflow, record))
-    return RecalibrateSummary(outcome.run_id, outcome.version, parent, tests, before, after, synthetic)
+    return RecalibrateSummary(outcome.run_id, outcome.version, parent, tests, before, after, synthetic, lacking)

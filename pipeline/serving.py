@@ -91,6 +91,11 @@ class LoadedModel:
         never = (*groups, *(name for _, names in inputs.values() for name in names))
         return groups, {label: why for label, (why, _) in inputs.items()}, never
 
+    def lacking(self, tables) -> list[str]:
+        """What the model reads that `tables` lack, one sentence each (`coverage_notes`)."""
+        groups, inputs, _ = self.unavailable(tables)
+        return coverage_notes(groups, inputs)
+
     def risk(self, rows: pl.DataFrame) -> np.ndarray:
         """The final risk (calibrated, then site-recalibrated) for rows holding `phase` and the
         feature columns: the number `explain` reports, without the reasons."""
@@ -107,6 +112,16 @@ class LoadedModel:
         """The landmark spacing and horizon the model was trained with."""
         meta = self.bundle.metadata
         return LandmarkConfig(spacing_days=meta["landmark_spacing_days"], horizon_days=meta["horizon_days"])
+
+
+def coverage_notes(missing: Mapping[str, str], unread: Mapping[str, str]) -> list[str]:
+    """The missing groups and unread inputs (`LoadedModel.unavailable`, or a scoring manifest's)
+    as sentences, for the warning of every command that scores data: its features are unknown
+    for every patient there."""
+    notes = [f"feature group '{g}' the model was trained with is missing from the data ({why})"
+             for g, why in missing.items()]
+    return notes + [f"{label}, which the model was trained with, is not in the data ({why})"
+                    for label, why in unread.items()]
 
 
 def load_model(uri: str, dst: Path, mlflow_config: MlflowConfig) -> LoadedModel:

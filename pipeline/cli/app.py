@@ -119,6 +119,11 @@ def console() -> Console:
     return Console(quiet=OUTPUT.quiet) if sys.stdout.isatty() else Console(width=200, quiet=OUTPUT.quiet)
 
 
+def warn(message: str) -> None:
+    """A warning on stderr, `warning: ` first; shown even with --quiet (it may change a decision)."""
+    typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
+
+
 def result(message: str) -> None:
     """A command's result line: printed even with --quiet, for scripts."""
     typer.echo(message)

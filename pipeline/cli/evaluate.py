@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result
+from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result, warn
 from pipeline.contract import ContractViolation
 
 SHOWN = ("auroc", "brier", "calibration_intercept", "calibration_slope", "oe_ratio")
@@ -34,6 +34,9 @@ def evaluate(
                                      progress=lambda msg: status.update(msg))
     except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
+    for what in summary.lacking:
+        warn(f"{what}; its features are unknown for every patient, so these metrics are those of the model without it "
+             "(tag missing_inputs)")
     print_metrics(out, summary.result.metrics, f"{summary.model_name} version {summary.model_version} on {data}")
     if summary.unmeasured:
         out.print(f"not measured (no labelled landmark row in this cohort): {', '.join(summary.unmeasured)}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, config_or_fail, fail
+from pipeline.cli.app import app, config_or_fail, console, fail, result, warn
 from pipeline.contract import ContractViolation
 
 
@@ -34,13 +34,18 @@ def promote(
         raise fail(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  (registry errors: unknown version, unreachable server)
         raise fail(f"cannot promote version {version}: {exc}") from None
+    for what in moved.lacking:
+        warn(f"{what}; its features are unknown for every patient of the evaluation cohort, so the comparison is of "
+             "the model without it (tag promotion.missing_inputs)")
     if moved.comparison is not None:
+        out = console()
         for r in moved.comparison.table.iter_rows(named=True):
             judged = "" if r["judged"] else " (too few event patients to judge)"
-            typer.echo(
+            out.print(
                 f"  {r['phase']:<14} {r['metric']:<22} challenger − champion {r['difference']:+.4f} "
-                f"(95% CI {r['lo']:+.4f} to {r['hi']:+.4f}); {r['event_patients']} event patients{judged}"
+                f"(95% CI {r['lo']:+.4f} to {r['hi']:+.4f}); {r['event_patients']} event patients{judged}",
+                markup=False, highlight=False,
             )
     before = f" (was version {moved.previous_champion})" if moved.previous_champion else ""
     forced = " FORCED despite the evidence (tag promotion.forced=true)" if moved.forced else ""
-    typer.echo(f"{moved.name} version {moved.version} is now champion{before}; compared on {moved.basis}{forced}")
+    result(f"{moved.name} version {moved.version} is now champion{before}; compared on {moved.basis}{forced}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.app import app, config_or_fail, console, fail, result
+from pipeline.cli.app import app, config_or_fail, console, fail, result, warn
 from pipeline.cli.evaluate import print_metrics
 from pipeline.contract import ContractViolation
 
@@ -28,6 +28,9 @@ def recalibrate(
             summary = run_recalibration(data, model, cfg, progress=lambda msg: status.update(msg))
     except (ContractViolation, ValueError) as exc:
         raise fail(str(exc)) from None
+    for what in summary.lacking:
+        warn(f"{what}; its features are unknown for every patient, so the recalibration fits the model without it: "
+             "data scored with it need a recalibration on data that have it (tag missing_inputs)")
     for phase, test in summary.tests.items():
         slope = "" if test.p_slope is None else f", slope test p = {test.p_slope:.3g}"
         out.print(

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from pipeline.cli.app import app, config_or_fail, console, fail, parse_date, result
+from pipeline.cli.app import app, config_or_fail, console, fail, parse_date, result, warn
 from pipeline.contract import ContractViolation, OnInvalid
 
 
@@ -53,15 +53,13 @@ def score(
     when = parse_date(as_of)  # before the heavy imports: a bad date answers at once
     today = datetime.now(UTC).date()
     if when > today:
-        typer.secho(
-            f"warning: --as-of {when} is after today ({today}): the records up to then do not exist yet, so each "
-            "patient is scored as if nothing were recorded from today on (a mistyped year?)",
-            err=True, fg=typer.colors.YELLOW,
-        )
+        warn(f"--as-of {when} is after today ({today}): the records up to then do not exist yet, so each "
+             "patient is scored as if nothing were recorded from today on (a mistyped year?)")
     from features.coverage import CHECKABLE
     from pipeline.plausibility import RecordingFindings, implausible_warning
     from pipeline.score import NothingToScore
     from pipeline.score import score as run_scoring
+    from pipeline.serving import coverage_notes
 
     required = None
     if require_groups is not None:
@@ -93,22 +91,13 @@ def score(
     except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
     m = summary.manifest
-    lacking = [f"feature group '{g}' the model was trained with is missing from the data ({why})"
-               for g, why in m["missing_groups"].items()]
-    lacking += [f"{label}, which the model was trained with, is not in the data ({why})"
-                for label, why in m["unread_inputs"].items()]
     for label, found in m["implausible_values"].items():
-        typer.secho(f"warning: {implausible_warning(label, found['values'], found['first'])}", err=True,
-                    fg=typer.colors.YELLOW)
+        warn(implausible_warning(label, found["values"], found["first"]))
     for warning in RecordingFindings.from_dict(m["beat_recordings"]).warnings():
-        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
-    for what in lacking:
-        typer.secho(
-            f"warning: {what}; its features are unknown for every patient, risks may differ from full data, "
-            "and it gives no reasons",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+        warn(warning)
+    for what in coverage_notes(m["missing_groups"], m["unread_inputs"]):
+        warn(f"{what}; its features are unknown for every patient, risks may differ from full data, and it gives no "
+             "reasons")
     excluded = ", ".join(f"{k}: {v}" for k, v in m["patients"]["excluded"].items())
     out_console.print(
         f"scored {m['patients']['scored']} of {m['patients']['in_input']} patients as of {m['as_of']} "

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result
+from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result, warn
 from pipeline.contract import ContractViolation
 
 
@@ -32,7 +32,7 @@ def train(
     except (ContractViolation, ValueError) as exc:
         raise fail(str(exc)) from None
     for warning in summary.warnings:  # shown even with --quiet
-        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+        warn(warning)
     _print_phases(out, summary.counts)
     _print_metrics(out, summary.metrics)
     if summary.synthetic:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import app, console, fail, warn
 from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation, summarise
@@ -39,5 +39,5 @@ def validate(
     for name, rows in result.empty_rows.items():
         console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({rows_text(rows)})")
     for warning in input_warnings(result.tables):
-        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+        warn(warning)
     result_line(f"{data}: contract OK ({len(paths)} table{'' if len(paths) == 1 else 's'})")

@@ -37,6 +37,7 @@ def test_evaluation_run_is_tagged_and_named_like_training(trained, workspace, se
     tags = run.data.tags
     assert tags["model_name"] == "relapse-risk" and tags["model_version"] == "1"
     assert len(tags["data_fingerprint"]) == 64 and tags["validation"] == "external"
+    assert tags["missing_inputs"] == "none" and "warning" not in result.output
     metrics = run.data.metrics
     for phase in (*PHASES, "pooled"):
         for name in ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio"):
@@ -52,6 +53,19 @@ def test_evaluation_run_is_tagged_and_named_like_training(trained, workspace, se
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"evaluation_metrics.csv", "calibration_curves.csv", "decision_curves.csv", "subgroups.csv",
             "evaluation.json", "calibration_acute.png", "decision_curve_pooled.png"} <= artifacts
+
+
+def test_what_the_cohort_lacks_of_the_models_inputs_is_warned_of_and_tagged(trained, workspace, second_cohort,
+                                                                             tmp_path):
+    without = tmp_path / "no_bdnf"
+    shutil.copytree(second_cohort, without)
+    (without / "bdnf.parquet").unlink()
+    result = workspace.run("evaluate", "--model", "models:/relapse-risk/1", "--data", str(without))
+    assert "warning: feature group 'bdnf' the model was trained with is missing from the data (table bdnf absent)" \
+        in result.output and "the model without it" in result.output
+    tags = client(workspace.tracking_uri).get_run(run_id(result.output)).data.tags
+    assert tags["missing_inputs"] == "feature group 'bdnf' the model was trained with is missing from the data " \
+                                     "(table bdnf absent)"
 
 
 def test_phases_the_cohort_cannot_measure_are_named(trained, workspace, second_cohort, tmp_path):

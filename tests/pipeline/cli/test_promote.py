@@ -114,3 +114,20 @@ def test_an_evaluation_cohort_compares_both_models_per_phase(other_cohort, store
     assert tags["promotion.forced"] in ("true", "false")  # true only if the evidence refused it
     if tags["promotion.forced"] == "true":
         assert "phase '" in tags["promotion.override"]
+    assert "warning" not in result.output and "promotion.missing_inputs" not in tags
+
+
+def test_what_the_evaluation_cohort_lacks_is_warned_of_and_tagged(other_cohort, store):
+    import shutil
+
+    _make_champion(store, other_cohort[1])
+    lacking = store.root / "evaluation-no-hrv"
+    store.run("simulate", "--patients", "400", "--seed", "32", "--out", str(lacking))
+    for table in ("hrv", "rr_intervals"):
+        (lacking / f"{table}.parquet").unlink()
+    result = store.run("promote", "--version", "1", "--data", str(lacking), "--force")
+    for version in ("1", other_cohort[1]):
+        assert f"warning: version {version}: feature group 'hrv' the model was trained with is missing" in result.output
+    tags = _client(store).get_model_version("relapse-risk", "1").tags
+    assert "version 1: feature group 'hrv'" in tags["promotion.missing_inputs"]
+    shutil.rmtree(lacking)

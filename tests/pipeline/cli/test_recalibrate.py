@@ -61,6 +61,7 @@ def test_recalibration_registers_a_child_version_with_the_same_boosters(own_stor
     assert version == "2"
     mv = c.get_model_version("relapse-risk", version)
     assert "challenger" in mv.aliases and mv.tags["parent_version"] == "1"
+    assert mv.tags["missing_inputs"] == "none"  # the local cohort had every input the model reads
     assert {mv.tags[f"recalibration_{p}"] for p in ("acute", "early", "consolidation", "maintenance")} <= {
         "none", "intercept", "intercept_slope"}
     assert mv.tags["recalibration_consolidation"] != "none"
