@@ -263,13 +263,18 @@ def _training_context(config: Config, model, run_dir: Path, id_label: str) -> di
 
 def recalibration_card(bundle) -> dict[str, Any] | None:
     """A recalibrated bundle's lineage for the model card (TRIPOD+AI 12f): parent version, local
-    data fingerprint, the method chosen per phase in the latest recalibration, and each phase's
-    composed layer (a, b); None for a bundle that was never recalibrated."""
+    data fingerprint, the method chosen per phase in the latest recalibration, each phase's
+    composed layer (a, b), the earlier recalibrations (`earlier`, nested) and the trained version
+    whose boosters and out-of-fold estimates every version of the chain keeps; None for a bundle
+    that was never recalibrated."""
     lineage = bundle.metadata.get("recalibration")
     if not lineage:
         return None
     layers = {p: {"method": r.method, "a": r.a, "b": r.b} for p, r in bundle.recalibration.items()}
-    return {**lineage, "layers": layers}
+    first = lineage
+    while first.get("earlier"):
+        first = first["earlier"]
+    return {**lineage, "layers": layers, "trained_version": first.get("parent_version")}
 
 
 def _shap_context(run_dir: Path, spec: FeatureSpec) -> dict[str, Any]:

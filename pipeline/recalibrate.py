@@ -73,6 +73,8 @@ def recalibrated_model(model: LoadedModel, tests: dict[str, ClosedTest], fingerp
     r = model.resolved
     lineage = {"parent_version": r.version if r else None, "data_fingerprint": fingerprint,
                "methods": {p: t.chosen.method for p, t in tests.items()}}
+    if earlier := model.bundle.metadata.get("recalibration"):
+        lineage["earlier"] = earlier  # the parent's own recalibration, and so on back to the trained version
     bundle = dataclasses.replace(model.bundle, recalibration=layer,
                                  metadata=model.bundle.metadata | {"recalibration": lineage})
     return LoadedModel.from_bundle(bundle, model.resolved)
@@ -131,6 +133,8 @@ def recalibrate(
             "recalibration_data_fingerprint": fingerprint,
             "synthetic_data": str(synthetic).lower(),
             **{f"recalibration_{p}": t.chosen.method for p, t in tests.items()},
+            # the layer as composed with any earlier recalibration (the same as the above for a first one)
+            **{f"recalibration_layer_{p}": new.bundle.recalibration.get(p, Recalibration()).method for p in tests},
         }
         record = tracking_eval.RecalibrationRecord(
             run_name=f"recalibrate-v{parent}",

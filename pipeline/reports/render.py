@@ -32,7 +32,9 @@ The context (all keys optional unless marked; arrays are anything `numpy.asarray
         "health_inequalities", "code", "data_sharing", "characteristics",
         "heterogeneity_results", "updating_results",
         "recalibration": {"parent_version": str, "data_fingerprint": str, "methods": {phase: str},
-                          "layers": {phase: {"method": str, "a": float, "b": float}}},  # 12f
+                          "layers": {phase: {"method": str, "a": float, "b": float}},  # 12f
+                          "earlier": {...},  # the parent's own recalibration, the same keys, if any
+                          "trained_version": str},  # the version trained, first of the chain
       },
       "metrics": pl.DataFrame | list[dict],   # phase, model (xgboost|logistic|oracle),
                                               # metric, estimate, lo, hi (95% CI)

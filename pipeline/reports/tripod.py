@@ -89,20 +89,35 @@ def _updating(card: Mapping, ctx: Mapping) -> str | None:
     lineage = card.get("recalibration")
     if not lineage:
         return _text(card.get("updating"))
-    layers = lineage.get("layers") or {}
+    layers, earlier = lineage.get("layers") or {}, lineage.get("earlier")
     phases = []
     for phase, method in (lineage.get("methods") or {}).items():
-        layer = layers.get(phase)
-        coefficients = ("" if method == "none" or not layer else
-                        f" (logit(risk') = {layer['a']:+.3f} + {layer['b']:.3f} × logit(risk))")
-        phases.append(f"{phase}: {method.replace('_', ' and ')}{coefficients}")
-    fingerprint = str(lineage.get("data_fingerprint") or "?")
+        layer = layers.get(phase) or {"method": "none"}
+        composed = "" if layer["method"] == "none" else (
+            f"logit(risk') = {layer['a']:+.3f} + {layer['b']:.3f} × logit(risk)")
+        if earlier:  # this step's choice, then the layer it composes with the earlier recalibrations
+            text = f"{_method(method)}, giving with the earlier recalibration(s) {_method(layer['method'])}"
+            phases.append(f"{phase}: {text}" + (f" ({composed})" if composed else ""))
+        else:
+            phases.append(f"{phase}: {_method(method)}" + (f" ({composed})" if composed and method != "none" else ""))
     version = card.get("model_version", "this version")
+    chain = []
+    while earlier:
+        chain.append(f"version {earlier.get('parent_version', '?')} on local data "
+                     f"{str(earlier.get('data_fingerprint') or '?')[:12]}")
+        earlier = earlier.get("earlier")
+    before = (f" Its parent was itself recalibrated, latest first: {'; '.join(chain)}; the first of these is the "
+              "trained version, whose boosters every later version keeps." if chain else "")
     return (f"Version {version} is a site recalibration of version {lineage.get('parent_version', '?')} on local "
-            f"labelled data (fingerprint {fingerprint[:12]}): per phase, closed testing (likelihood-ratio tests, "
-            f"Vergouwe et al. 2017) chose between keeping the model, re-estimating its intercept, or intercept and "
-            f"slope: {'; '.join(phases) or 'no phase tested'}. The boosters and calibrators are the parent's, "
-            "unchanged; the layer acts on the logit of the calibrated risk.")
+            f"labelled data (fingerprint {str(lineage.get('data_fingerprint') or '?')[:12]}): per phase, closed "
+            f"testing (likelihood-ratio tests, Vergouwe et al. 2017) chose between keeping the model, re-estimating "
+            f"its intercept, or intercept and slope: {'; '.join(phases) or 'no phase tested'}.{before} The boosters "
+            "and calibrators are the trained version's, unchanged; the layer acts on the logit of the calibrated "
+            "risk.")
+
+
+def _method(method: str) -> str:
+    return method.replace("_", " and ")
 
 
 def _outcome(card: Mapping, ctx: Mapping) -> str | None:

@@ -119,6 +119,31 @@ def test_the_audit_of_a_recalibrated_version_answers_model_updating(own_store, r
         assert f"{phase}: {method}" in answer
 
 
+def test_a_second_recalibration_composes_its_layer_and_names_the_whole_chain(own_store, recalibrated, tmp_path):
+    ws, _ = own_store
+    _, version = recalibrated
+    again = tmp_path / "shifted-again"
+    ws.run("simulate", "--patients", "500", "--seed", "14", "--out", str(again),
+           "--config", str(doubled_rates(tmp_path / "shift.yaml")))
+    result = ws.run("recalibrate", "--model", f"models:/relapse-risk/{version}", "--data", str(again))
+    child = re.search(r"version (\d+) \(parent version " + version, result.output).group(1)
+    c = client(ws.tracking_uri)
+    first, second = (c.get_model_version("relapse-risk", v).tags for v in (version, child))
+    for phase in ("acute", "early", "consolidation", "maintenance"):
+        step, layer = second[f"recalibration_{phase}"], second[f"recalibration_layer_{phase}"]
+        earlier = first[f"recalibration_layer_{phase}"]
+        expected = "intercept_slope" if "intercept_slope" in (step, earlier) else (
+            "intercept" if "intercept" in (step, earlier) else "none")
+        assert layer == expected, phase  # the composed layer, not this step's choice alone
+    report = tmp_path / "audit.html"
+    ws.run("audit", "--out", str(report), "--model", f"models:/relapse-risk/{child}")
+    answer = {t["item"]: t for t in json.loads(report.with_suffix(".json").read_text())["tripod"]}["12f"]["answer"]
+    assert f"Version {child} is a site recalibration of version {version}" in answer
+    assert f"latest first: version 1 on local data {first['recalibration_data_fingerprint'][:12]}" in answer
+    assert "giving with the earlier recalibration(s)" in answer
+    assert "the tables and figures below are version 1's out-of-fold estimates" in " ".join(report.read_text().split())
+
+
 def test_the_cohort_a_version_was_recalibrated_on_is_not_evidence_for_promoting_it(own_store, recalibrated):
     ws, shifted = own_store
     _, version = recalibrated

@@ -172,3 +172,14 @@ def test_a_recalibrated_version_answers_updating_with_its_parent_and_methods():
     assert "acute: intercept and slope (logit(risk') = +0.787 + 1.165" in text
     assert "early: none" in text and "maintenance: intercept (logit(risk') = +0.400" in text
     assert _item({"model_card": {"model_version": "1"}}, "12f")["status"] == "manual"
+
+
+def test_a_version_recalibrated_twice_names_every_step_and_the_composed_layer():
+    first = {"parent_version": "2", "data_fingerprint": "d" * 64, "methods": {"acute": "intercept"}}
+    lineage = {"parent_version": "3", "data_fingerprint": "e" * 64, "methods": {"acute": "none", "early": "none"},
+               "layers": {"acute": {"method": "intercept", "a": 0.593, "b": 1.0}}, "earlier": first}
+    text = _item({"model_card": {"model_version": "4", "recalibration": lineage}}, "12f")["answer"]
+    assert "Version 4 is a site recalibration of version 3" in text and "eeeeeeeeeeee" in text
+    assert "acute: none, giving with the earlier recalibration(s) intercept (logit(risk') = +0.593 + 1.000" in text
+    assert "early: none, giving with the earlier recalibration(s) none." in text
+    assert "latest first: version 2 on local data dddddddddddd" in text
