@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -94,10 +95,14 @@ class AuditResult:
     reviewed: dict[str, str]  # the audit run's tags: model name/version, training and scoring run ids
 
 
-def check_inputs(out: Path, scores: Path | None, data_dir: Path | None) -> None:
+def check_inputs(out: Path, scores: Path | None, data_dir: Path | None, patients: Sequence[str] = ()) -> None:
     """Refuse missing or unusable inputs before anything is downloaded or written (a clear `ValueError`)."""
     if scores is not None and data_dir is None:
         raise ValueError("--scores needs --data: the scored cohort's folder, to rebuild its feature values")
+    if scores is None and (data_dir is not None or patients):
+        given = " and ".join(o for o, v in (("--data", data_dir), ("--patient", patients)) if v)
+        raise ValueError(f"{given} need{'s' if ' and ' not in given else ''} --scores: the drift section and the "
+                         "patient pages are of a scored cohort (a scores file from `relapse score`)")
     if Path(out).suffix != ".html":
         raise ValueError(f"{out}: the report must be an .html file")
     if scores is not None:

@@ -41,16 +41,20 @@ def metrics_title(title: str, metrics) -> str:
 
 
 def interval(row) -> str:
-    """A metric row as `estimate (lo-hi)`; `-` where it is undefined (null or NaN).
+    """A metric row as `estimate (lo-hi)`, or `(lo to hi)` when a bound is negative (-0.30--0.02
+    would be ambiguous); `-` where it is undefined (null or NaN).
 
     >>> interval({"estimate": 0.8512, "lo": 0.83, "hi": 0.87}), interval({"estimate": float("nan"), "lo": None})
     ('0.851 (0.830-0.870)', '-')
+    >>> interval({"estimate": -0.175, "lo": -0.299, "hi": 0.021})
+    '-0.175 (-0.299 to 0.021)'
     """
     if row is None or row["estimate"] is None or row["estimate"] != row["estimate"]:
         return "-"
     if row["lo"] is None or row["lo"] != row["lo"]:
         return f"{row['estimate']:.3f}"
-    return f"{row['estimate']:.3f} ({row['lo']:.3f}-{row['hi']:.3f})"
+    between = " to " if min(row["lo"], row["hi"]) < 0 else "-"
+    return f"{row['estimate']:.3f} ({row['lo']:.3f}{between}{row['hi']:.3f})"
 
 
 def config_or_fail(path: Path | None) -> Config:

@@ -42,7 +42,7 @@ def audit(
 
     cfg = config_or_fail(config)
     try:
-        check_inputs(out, scores, data)
+        check_inputs(out, scores, data, list(patient))
         with console().status("writing the audit report"):
             result = run_audit(
                 cfg, out, model, scores, data, list(patient) or None, include_ids, evaluation_run=evaluation

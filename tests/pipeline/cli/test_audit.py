@@ -198,7 +198,7 @@ def test_missing_or_unreadable_inputs_are_clear_errors(trained, workspace, tmp_p
     assert not (tmp_path / "r.html").exists()
 
 
-def test_named_patients_in_clear_with_include_ids(scored, workspace):
+def test_named_patients_in_clear_with_include_ids(scored, workspace, tmp_path):
     out, _, _ = scored
     pid = pl.read_parquet(out)["patient_id"][0]
     path = workspace.root / "named.html"
@@ -217,6 +217,10 @@ def test_named_patients_in_clear_with_include_ids(scored, workspace):
     assert pid in path.read_text()
     failed = workspace.run("audit", "--scores", str(out), "--out", str(path), expect=2)
     assert "--data" in failed.output
+    for given in (["--data", str(workspace.data)], ["--patient", pid], ["--data", str(workspace.data), "--patient", pid]):
+        ignored = workspace.run("audit", *given, "--out", str(tmp_path / "ignored.html"), expect=2)
+        assert "need --scores" in ignored.output or "needs --scores" in ignored.output
+    assert not (tmp_path / "ignored.html").exists()
 
 
 def test_the_audit_explains_the_scores_as_written_or_refuses(scored, workspace, tmp_path):
