@@ -217,7 +217,8 @@ def test_named_patients_in_clear_with_include_ids(scored, workspace, tmp_path):
     assert pid in path.read_text()
     failed = workspace.run("audit", "--scores", str(out), "--out", str(path), expect=2)
     assert "--data" in failed.output
-    for given in (["--data", str(workspace.data)], ["--patient", pid], ["--data", str(workspace.data), "--patient", pid]):
+    data = ["--data", str(workspace.data)]
+    for given in (data, ["--patient", pid], [*data, "--patient", pid]):
         ignored = workspace.run("audit", *given, "--out", str(tmp_path / "ignored.html"), expect=2)
         assert "need --scores" in ignored.output or "needs --scores" in ignored.output
     assert not (tmp_path / "ignored.html").exists()
