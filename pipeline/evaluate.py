@@ -44,6 +44,7 @@ class EvaluateSummary:
     synthetic: bool
     unmeasured: list[str]  # the model's phases without a labelled landmark row in this cohort
     lacking: list[str]  # what the model reads that the cohort lacks (`LoadedModel.lacking`)
+    unchecked: bool = False  # this store does not know the model's training run: in-sample data cannot be refused
 
 
 def model_landmarks(model: LoadedModel, tables: dict[str, pl.DataFrame], patients_per_shard: int) -> pl.DataFrame:
@@ -111,16 +112,20 @@ def lacking_tag(lacking: list[str]) -> dict[str, str]:
     return {"missing_inputs": "; ".join(lacking)[:5000] or "none"}
 
 
-def check_not_learned_from(model: LoadedModel, fingerprint: str, data_dir: Path, config: Config) -> None:
+def check_not_learned_from(model: LoadedModel, fingerprint: str, data_dir: Path, config: Config) -> bool:
     """Refuse a cohort the model learned from (its training data, or data it was recalibrated
-    on, by file fingerprint): its metrics there are in-sample, not a validation."""
+    on, by file fingerprint): its metrics there are in-sample, not a validation. False when this
+    store knows nothing the model learned from (a model folder from another store), so nothing
+    could be checked."""
     r = model.resolved
-    if r is not None and fingerprint in model_store.learned_from(config.mlflow, r.run_id):
+    known = model_store.learned_from(config.mlflow, r.run_id) if r is not None else ()
+    if fingerprint in known:
         raise ValueError(
             f"{data_dir} is data {model.name} version {r.version} learned from (its training or recalibration "
             "cohort): metrics there are in-sample, not a validation; the out-of-fold metrics `relapse train` "
             "reported are the honest ones, or use a cohort the model has not seen"
         )
+    return bool(known)
 
 
 # Above this share of a cohort's labelled landmark rows being training rows (same patient id, by
@@ -179,7 +184,7 @@ def evaluate(
         work = Path(tmp)
         progress("loading the model")
         model = load_model(model_uri, work / "model", config.mlflow)
-        check_not_learned_from(model, io.data_fingerprint(hashes), data_dir, config)
+        checked = check_not_learned_from(model, io.data_fingerprint(hashes), data_dir, config)
         progress("building landmark rows and scoring them")
         landmarks = landmark_rows(model, tables, config.model, config.shards.patients_per_shard)
         rows = labelled_rows(model, landmarks, tables["patients"])
@@ -188,7 +193,8 @@ def evaluate(
         result = validation_result(rows, [p.name for p in model.phases], config.model.bootstrap_samples,
                                    config.model.seed, validation, model.constant_phases)
         lacking = model.lacking(tables)
-        tags = evaluation_tags(model, hashes, validation, synthetic, lacking)
+        tags = evaluation_tags(model, hashes, validation, synthetic, lacking) | {
+            "learned_from_checked": str(checked).lower()}
         io.write_evaluation_artifacts(_artifacts(result, tags), work / "artifacts")
         record = tracking_eval.EvaluationRecord(
             run_name=f"evaluate-{validation}-v{tags['model_version']}",
@@ -203,7 +209,8 @@ def evaluate(
                                   lambda: tracking_eval.log_evaluation(config.mlflow, record))
     measured = set(rows["phase"].unique().to_list())
     unmeasured = [p.name for p in model.phases if p.name not in measured]
-    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic, unmeasured, lacking)
+    return EvaluateSummary(run_id, model.name, tags["model_version"], result, synthetic, unmeasured, lacking,
+                           unchecked=not checked)
 
 
 def _artifacts(result: ValidationResult, tags: dict[str, str]) -> EvaluationArtifacts:

@@ -41,7 +41,10 @@ def resolve_model(cfg: MlflowConfig, uri: str, dst: Path | None = None) -> Resol
 def _resolve(cfg: MlflowConfig, uri: str, dst: Path | None) -> ResolvedModel:
     local = Path(uri)
     if local.exists():
-        return _resolve_local(uri, local)
+        return _resolve_local(cfg, local)
+    if ":" not in uri:  # not a URI (models:/…, runs:/…): a folder that is not there
+        raise ModelNotFound(f"model folder {uri} not found (a model URI reads models:/NAME/N, models:/NAME@alias or "
+                            "runs:/RUN_ID/model)")
     mlflow = connect(cfg)
     client = mlflow.MlflowClient()
     name = version = run_id = None
@@ -63,14 +66,29 @@ def _resolve(cfg: MlflowConfig, uri: str, dst: Path | None) -> ResolvedModel:
     return ResolvedModel(uri, path / "artifacts" / BUNDLE, name, version, run_id)
 
 
-def _resolve_local(uri: str, folder: Path) -> ResolvedModel:
+def _resolve_local(cfg: MlflowConfig, folder: Path) -> ResolvedModel:
+    """A model folder, named by its absolute path (a manifest written from one folder is read from
+    any other); a folder of a logged model is the registered version its run is, when this store
+    holds it."""
+    folder = folder.resolve()
     mlmodel = folder / "MLmodel"
     if mlmodel.is_file():
         meta = load_yaml(mlmodel.read_text()) or {}
-        return ResolvedModel(
-            uri, folder / "artifacts" / BUNDLE, meta.get("model_name"), None, meta.get("run_id")
-        )
-    return ResolvedModel(uri, folder, None, None, None)
+        name, version = meta.get("model_name"), None
+        if run_id := meta.get("run_id"):
+            name, version = _registered_as(cfg, run_id, name)
+        return ResolvedModel(str(folder), folder / "artifacts" / BUNDLE, name, version, run_id)
+    return ResolvedModel(str(folder), folder, None, None, None)
+
+
+def _registered_as(cfg: MlflowConfig, run_id: str, name: str | None) -> tuple[str | None, str | None]:
+    """(name, version) of the registered version whose run is `run_id`, or (`name`, None) when
+    this store holds none (a folder from another site) or cannot be asked."""
+    try:
+        found = connect(cfg).MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+    except Exception:  # noqa: BLE001  (no store, another store's run: unregistered here)
+        return name, None
+    return (found[0].name, str(found[0].version)) if found else (name, None)
 
 
 class PromotionRefused(RuntimeError):

@@ -34,6 +34,10 @@ def evaluate(
                                      progress=lambda msg: status.update(msg))
     except (ContractViolation, ValueError) as exc:  # includes an unknown model and a tampered bundle
         raise fail(str(exc)) from None
+    if summary.unchecked:
+        warn("this store does not hold the model's training run (a model folder from another store?), so whether "
+             f"{data} is data the model learned from could not be checked: if it is, these metrics are in-sample "
+             "(tag learned_from_checked=false)")
     for what in summary.lacking:
         warn(f"{what}; its features are unknown for every patient, so these metrics are those of the model without it "
              "(tag missing_inputs)")

@@ -38,6 +38,7 @@ def test_evaluation_run_is_tagged_and_named_like_training(trained, workspace, se
     assert tags["model_name"] == "relapse-risk" and tags["model_version"] == "1"
     assert len(tags["data_fingerprint"]) == 64 and tags["validation"] == "external"
     assert tags["missing_inputs"] == "none" and "warning" not in result.output
+    assert tags["learned_from_checked"] == "true"
     metrics = run.data.metrics
     for phase in (*PHASES, "pooled"):
         for name in ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece", "oe_ratio"):

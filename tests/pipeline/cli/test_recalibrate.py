@@ -95,11 +95,30 @@ def test_temporal_validation_reports_the_latest_intakes_beside_cross_validation(
     assert sum(metrics[f"n_patients_{p}"] for p in ("acute",)) < 800
 
 
-def test_a_model_folder_without_a_version_is_refused(own_store, tmp_path):
+def test_a_model_folder_is_its_version_in_its_own_store_and_unregistered_elsewhere(own_store, tmp_path,
+                                                                                   monkeypatch):
+    import shutil
+
+    from pipeline.config import load_config
+    from pipeline.model_store import resolve_model
+
     ws, shifted = own_store
     folder = download_model(client(ws.tracking_uri), "1", tmp_path / "m")
-    result = ws.run("recalibrate", "--model", str(folder), "--data", str(shifted), expect=2)
+    monkeypatch.chdir(folder.parent)
+    here = resolve_model(load_config(ws.config).mlflow, folder.name)  # a relative path
+    assert (here.name, here.version) == ("relapse-risk", "1") and here.uri == str(folder.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(folder, elsewhere)
+    mlmodel = elsewhere / "MLmodel"
+    mlmodel.write_text(re.sub(r"run_id: \S+", "run_id: " + "0" * 32, mlmodel.read_text()))
+    result = ws.run("recalibrate", "--model", str(elsewhere), "--data", str(shifted), expect=2)
     assert "not a registered model version" in result.output
+    unknown = ws.run("evaluate", "--model", str(elsewhere), "--data", str(ws.data))  # its own training data
+    assert "could not be checked" in unknown.output and "in-sample" in unknown.output
+    run = client(ws.tracking_uri).get_run(re.search(r"evaluation run ([0-9a-f]{32})", unknown.output).group(1))
+    assert run.data.tags["learned_from_checked"] == "false"
+    missing = ws.run("evaluate", "--model", str(tmp_path / "nowhere"), "--data", str(shifted), expect=2)
+    assert "model folder" in missing.output and "not found" in missing.output
 
 
 def test_the_audit_of_a_recalibrated_version_answers_model_updating(own_store, recalibrated, tmp_path):
