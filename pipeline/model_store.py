@@ -102,6 +102,7 @@ class RegisteredVersion:
     fingerprint: str | None  # the training run's `data_fingerprint` tag
     learned_from: tuple[str, ...] = ()  # every cohort the version learned from: training, recalibration(s)
     recalibrated: bool = False  # a site recalibration: its run's out-of-fold rows are its parent's, without the layer
+    held_out: bool = False  # trained with temporal validation: its latest intakes have no out-of-fold row
 
 
 @dataclass
@@ -118,9 +119,11 @@ def promotion_versions(cfg: MlflowConfig, version: str) -> PromotionVersions:
     name = cfg.registered_model
 
     def registered(mv) -> RegisteredVersion:
-        tags = client.get_run(mv.run_id).data.tags
+        run = client.get_run(mv.run_id).data
+        tags = run.tags
         return RegisteredVersion(str(mv.version), mv.run_id, tags.get("data_fingerprint"),
-                                 _learned_from(client, mv.run_id), bool(tags.get("recalibration_data_fingerprint")))
+                                 _learned_from(client, mv.run_id), bool(tags.get("recalibration_data_fingerprint")),
+                                 run.params.get("model.validation") == "temporal")
 
     candidate = registered(client.get_model_version(name, str(version)))
     try:

@@ -4,8 +4,10 @@ The evidence is a paired comparison on the same labelled rows (`models.compariso
 - both versions trained on the same data (equal `data_fingerprint` tags): each run's out-of-fold
   predictions, joined on keyed-hash patient id and landmark date. Both are out-of-fold, so
   neither model is scored on rows it learned from. The rows must match one to one with equal
-  labels (same landmark and horizon settings), else the runs are not comparable; and neither may
-  be a site recalibration, whose run holds its parent's out-of-fold rows without the layer;
+  labels (same landmark and horizon settings), else the runs are not comparable (a run trained
+  with temporal validation holds rows for the earlier patients only: the rows both hold are
+  compared); and neither may be a site recalibration, whose run holds its parent's out-of-fold
+  rows without the layer;
 - with `--data DIR` (an evaluation cohort): the cohort's landmark table is built with each
   model's own feature settings and both models score the same uncensored rows. A cohort that
   either version learned from (its training data, or the local data it was recalibrated on) is
@@ -133,12 +135,20 @@ def _paired_rows(config: Config, versions, data_dir: Path | None, work: Path,
     ours = frames[0].select(*keys, "phase", "label", "ipcw_weight", pl.col("risk").alias("risk_challenger"))
     theirs = frames[1].select(*keys, pl.col("label").alias("_label"), pl.col("risk").alias("risk_champion"))
     rows = ours.join(theirs, on=keys, how="inner")
-    matched = rows.height / max(ours.height, theirs.height, 1)
+    # a temporal hold-out leaves its latest intakes without out-of-fold rows: the rows of the
+    # patients both developed on are compared (every one of the smaller run's rows, matched)
+    held_out = [v.version for v in (challenger, champion) if v.held_out]
+    sizes = (ours.height, theirs.height)
+    matched = rows.height / max(min(sizes) if held_out else max(sizes), 1)
     if matched < SAME_ROWS_SHARE or (rows["label"] != rows["_label"]).any():
         raise NotComparable(
             f"the two runs' out-of-fold rows do not match one to one ({matched:.0%} shared, labels must agree): "
             "different landmark or horizon settings, or a different hash key; pass --data with an evaluation cohort"
         )
+    if held_out:
+        return rows.drop("_label"), (
+            f"the out-of-fold rows both runs hold (same training data; version {' and '.join(held_out)} held out "
+            "its latest intakes for temporal validation, which are left out)")
     return rows.drop("_label"), "the same out-of-fold rows (same training data)"
 
 

@@ -176,3 +176,22 @@ def test_the_cohort_a_version_was_recalibrated_on_is_not_evidence_for_promoting_
     alone = ws.run("promote", "--version", version, expect=2)  # its run's out-of-fold rows are the parent's
     assert "site recalibration" in alone.output and "compare the parent with itself" in alone.output
     assert "--force" in alone.output
+
+
+def test_a_cross_validated_retrain_is_compared_with_the_temporal_one_on_the_rows_both_hold(own_store, tmp_path):
+    ws, _ = own_store
+    cv = tmp_path / "cv.yaml"
+    cv.write_text(FAST_MODEL + f"mlflow:\n  tracking_uri: {ws.tracking_uri}\n")
+    plain = Workspace(ws.root, ws.data, cv, ws.tracking_uri)
+    trained = plain.run("train", "--data", str(plain.data))
+    version = re.search(r"registered relapse-risk version (\d+)", trained.output).group(1)
+    c = client(ws.tracking_uri)
+    try:
+        c.get_model_version_by_alias("relapse-risk", "champion")
+    except Exception:  # noqa: BLE001  (no champion yet: the temporal version 1 becomes one)
+        ws.run("promote", "--version", "1")
+    c.set_registered_model_alias("relapse-risk", "champion", "1")  # the temporal version
+    result = plain.run("promote", "--version", version, "--force")
+    assert "the out-of-fold rows both runs hold" in result.output and "version 1 held out its latest intakes" in (
+        result.output)
+    assert "challenger − champion" in result.output
