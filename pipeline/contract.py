@@ -9,6 +9,7 @@ are UTC: naive values are taken as UTC, and a record's date is its UTC calendar 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ from enum import StrEnum
 
 import polars as pl
 
+from features.naming import slug
 from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
 from pipeline.coercion import blank_as_null, coerce
 
@@ -122,13 +124,27 @@ def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list
     )
 
 
+def look_alike_column(name: str, spec: TableSpec, columns: Iterable[str]) -> str | None:
+    """A column of the file, not one of the contract's, that is most likely `name` spelt another
+    way: the same but for case, spaces and punctuation (`Age_At_Intake `, `deprivation decile`),
+    or a near typo (`deprivaton_decile`); None when there is none."""
+    known = {c.name for c in spec.columns} | {ROW}
+    others = {slug(c): c for c in columns if c not in known}
+    if slug(name) in others:
+        return others[slug(name)]
+    close = difflib.get_close_matches(name, list(others), n=1, cutoff=0.85)
+    return others[close[0]] if close else None
+
+
 def _type_and_rule_checks(
     spec: TableSpec, raw: pl.DataFrame, today: date
 ) -> tuple[pl.DataFrame, list[Problem]]:
     problems: list[Problem] = []
     missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
     for name in missing:
-        problems.append(Problem(spec.name, name, "required column is missing", fatal=True))
+        found = look_alike_column(name, spec, raw.columns)
+        hint = f" (the file has {found!r}: column names are matched exactly)" if found else ""
+        problems.append(Problem(spec.name, name, f"required column is missing{hint}", fatal=True))
     if missing:
         return raw, problems
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import codecs
 import csv
+import difflib
 import hashlib
 import json
 import os
@@ -239,6 +240,23 @@ def no_rows(path: Path, table: str, records: int) -> ContractViolation:
     """The problem for a table that must have rows and has none with a value."""
     only = f" (only {records} empty record(s))" if records else ""
     return _fatal(table, f"{path.name} has no rows{only}")
+
+
+def stray_files(data_dir: Path) -> list[str]:
+    """A warning for each CSV or Parquet file in `data_dir` that no table is read from (`assessment.csv`,
+    `hrv.csv.csv`), naming the table it most likely is: its records are left out."""
+    out = []
+    for p in sorted(Path(data_dir).iterdir()) if Path(data_dir).is_dir() else []:
+        name = p.name.lower()
+        if not p.is_file() or name in {f"{t}{s}" for t in TABLES for s in SUFFIXES}:
+            continue
+        if not any(f"{s}" in name for s in SUFFIXES):
+            continue
+        stem = name.split(".")[0]
+        close = difflib.get_close_matches(stem, TABLES, n=1, cutoff=0.75)
+        guess = f" (is it {close[0]}? name it {close[0]}.csv or {close[0]}.parquet)" if close else ""
+        out.append(f"{p.name} in {data_dir} is not read: it is not named as a table of the contract{guess}")
+    return out
 
 
 def table_files(data_dir: Path) -> dict[str, Path]:

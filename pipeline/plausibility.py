@@ -17,7 +17,7 @@ import polars as pl
 
 from features.naming import text_key
 from features.tables import INSTRUMENT_SCORES, PLAUSIBLE, ROW, SPECS
-from pipeline.contract import rows_text
+from pipeline.contract import look_alike_column, rows_text
 
 # Tables where a record equal to another in every column is, almost surely, one record written
 # twice (an export's join fanning out), which the features would count twice. Not the beats: two
@@ -218,9 +218,25 @@ class RecordingFindings:
                    int(data["merged"]), None if example is None else tuple(example))
 
 
+def look_alike_columns(tables: Mapping[str, pl.DataFrame]) -> list[str]:
+    """A warning for each optional contract column without a value in a table that holds values in
+    a column that is most likely it spelt another way (`contract.look_alike_column`): those values
+    are not read. (A required column so spelt is the contract's error, with the same hint.)"""
+    out = []
+    for name, frame in tables.items():
+        spec = SPECS[name]
+        for column in (c.name for c in spec.columns if c.name not in frame.columns or frame[c.name].is_null().all()):
+            found = look_alike_column(column, spec, frame.columns)
+            if found is not None and frame[found].is_not_null().any():
+                out.append(f"{name}: column {found!r} is not read: the contract names it {column!r} (column names are "
+                           "matched exactly), so its values are left out; rename the column")
+    return out
+
+
 def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
     """Every warning for these validated tables (each table with its `_row` column)."""
-    warnings = [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
+    warnings = look_alike_columns(tables)
+    warnings += [duplicates_warning(name, rows) for name, rows in duplicate_records(tables).items()]
     warnings += [implausible_warning(label, *found) for label, found in implausible_values(tables).items()]
     warnings += RecordingFindings.of(tables).warnings()
     groups = lookalike_ids(tables["patients"]) if "patients" in tables else []

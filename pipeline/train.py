@@ -100,7 +100,8 @@ def train(
         table = pl.concat([table, temporal.held_out_metrics(trained, held_out, spec.feature_names,
                                                             config.phases, config.model)])
     counts = count_table(fits)
-    warnings = input_warnings(validated.tables) + trained.warnings + [w for fit in fits.values() for w in fit.warnings]
+    warnings = io.stray_files(data_dir) + input_warnings(validated.tables) + trained.warnings
+    warnings += [w for fit in fits.values() for w in fit.warnings]
 
     hashes = io.hash_files(paths)
     run = _TrainingRun(landmarks, oof, trained, rows, spec, config, simulation, paths, hashes,

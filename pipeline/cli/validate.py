@@ -11,7 +11,7 @@ from pipeline.cli.app import app, console, fail, warn
 from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
 from pipeline.contract import ContractViolation, summarise
-from pipeline.io import load_tables
+from pipeline.io import load_tables, stray_files
 from pipeline.plausibility import input_warnings, rows_text
 
 
@@ -38,6 +38,6 @@ def validate(
     console().print(table)
     for name, rows in result.empty_rows.items():
         console().print(f"{name}: skipped {len(rows)} empty record(s), with no value in any column ({rows_text(rows)})")
-    for warning in input_warnings(result.tables):
+    for warning in stray_files(data) + input_warnings(result.tables):
         warn(warning)
     result_line(f"{data}: contract OK ({len(paths)} table{'' if len(paths) == 1 else 's'})")

@@ -129,3 +129,32 @@ def test_recording_findings_of_patient_batches_add_up_to_the_cohort_and_survive_
     many = RecordingFindings(900, 800, (1, 2, 3, 4, 5))
     assert "800 of 900 recording(s) hold a single beat (rows 1, 2, 3, 4, 5 and 795 more)" in many.warnings()[0]
     assert RecordingFindings.of({}) == RecordingFindings() and RecordingFindings().warnings() == []
+
+
+def test_a_column_spelt_another_way_is_warned_of_and_a_required_one_named_in_the_error():
+    from pipeline.plausibility import look_alike_columns
+
+    raw = tables()
+    raw["patients"] = raw["patients"].rename({"housing": "Housing ", "deprivation_decile": "deprivaton_decile"})
+    warnings = look_alike_columns(validate(raw).tables)
+    assert "patients: column 'Housing ' is not read: the contract names it 'housing'" in warnings[1]
+    assert "column 'deprivaton_decile' is not read: the contract names it 'deprivation_decile'" in warnings[0]
+    assert look_alike_columns(validate(tables()).tables) == []
+    raw = tables()
+    raw["bdnf"] = raw["bdnf"].rename({"sample_date": " Sample Date"})
+    (problem,) = validate(raw).problems
+    assert problem.reason == ("required column is missing (the file has ' Sample Date': column names are matched "
+                              "exactly)")
+
+
+def test_files_no_table_is_read_from_are_named_with_the_table_they_look_like(tmp_path):
+    from pipeline.io import stray_files
+
+    for name in ("patients.csv", "assessment.csv", "hrv.csv.csv", "notes.parquet", "simulation.json"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "truth").mkdir()
+    warnings = stray_files(tmp_path)
+    assert len(warnings) == 3
+    assert warnings[0].startswith("assessment.csv in ") and "(is it assessments?" in warnings[0]
+    assert warnings[1].startswith("hrv.csv.csv in ") and "(is it hrv?" in warnings[1]
+    assert warnings[2].startswith("notes.parquet in ") and "is it" not in warnings[2]
