@@ -4,7 +4,8 @@
 batch, counted in its manifest); the data are kept as they are, because each
 case can be real and the clinic decides: a record written twice, a value outside its plausible
 range (a unit or scale mixed up), patient ids that differ only in how they were typed, an intake
-date that no record comes near, a beat recording of one beat.
+date that no record comes near, a record after the last follow-up, a beat recording of one beat
+or of sessions merged under one id, a column spelt like a contract column.
 """
 
 from __future__ import annotations
@@ -92,6 +93,38 @@ def late_first_records(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .filter(pl.col("days") > FIRST_RECORD_GAP_DAYS)
         .select(pl.col(ROW).cast(pl.Int64), pl.col("patient_id").cast(pl.String), pl.col("days").cast(pl.Int64))
     )
+
+
+def records_after_followup(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Per record table, its rows (`_row`, patient_id, the record's date, last_followup_date)
+    dated after the patient's `last_followup_date`, in file order. A record is a contact, so the
+    follow-up date is most likely wrong: training takes the patient as censored at it (their
+    later time and any later relapse are lost), and features still read the later records."""
+    outcomes = tables.get("outcomes")
+    if outcomes is None or not outcomes.height:
+        return {}
+    last = outcomes.select("patient_id", pl.col("last_followup_date").cast(pl.Date))
+    out = {}
+    for name, frame in tables.items():
+        column = SPECS[name].date_column
+        if name in ("patients", "outcomes") or not column or not frame.height:
+            continue
+        day = pl.col(column).cast(pl.Date).alias("_day")
+        later = (frame.select(ROW, "patient_id", day).join(last, on="patient_id", how="inner", maintain_order="left")
+                 .filter(pl.col("_day") > pl.col("last_followup_date")))
+        if later.height:
+            out[name] = later.rename({"_day": column})
+    return out
+
+
+def records_after_followup_warning(name: str, later: pl.DataFrame) -> str:
+    """ "bdnf: 3 record(s) are dated after the patient's last_followup_date (e.g. …); …"."""
+    e = later.row(0, named=True)
+    column = SPECS[name].date_column
+    return (f"{name}: {later.height:,} record(s) are dated after the patient's last_followup_date (e.g. patient "
+            f"{e['patient_id']!r}, {column} {e[column]} after {e['last_followup_date']}; "
+            f"{rows_text(later[ROW].to_list())}): a record is a contact, so check outcomes.last_followup_date; as "
+            "written, training censors the patient at it")
 
 
 def late_first_record_warning(late: pl.DataFrame) -> str:
@@ -241,5 +274,6 @@ def input_warnings(tables: dict[str, pl.DataFrame]) -> list[str]:
     warnings += RecordingFindings.of(tables).warnings()
     groups = lookalike_ids(tables["patients"]) if "patients" in tables else []
     late = late_first_records(tables)
+    warnings += [records_after_followup_warning(name, later) for name, later in records_after_followup(tables).items()]
     return (warnings + ([lookalike_warning(groups)] if groups else [])
             + ([late_first_record_warning(late)] if late.height else []))

@@ -106,8 +106,8 @@ def score(
     out_console.print(f"not scored: {excluded}; rejected patients: {m['patients']['rejected']}")
     past = m["patients"]["scored_past_last_followup"]
     if past:
-        out_console.print(f"of the scored, {past} had their last follow-up before {m['as_of']}: scored on what was "
-                          "known then, they may have left treatment since")
+        out_console.print(f"of the scored, {past} had their last follow-up before {m['as_of']}: they may have left "
+                          "treatment since (the model never saw anyone after drop-out)")
     if m["synthetic"]:
         out_console.print("[bold]Model trained on SIMULATED data: for demonstration and testing only.[/]")
     synthetic = " (model trained on SIMULATED data)" if m["synthetic"] else ""

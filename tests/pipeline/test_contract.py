@@ -32,7 +32,7 @@ def tables() -> dict[str, pl.DataFrame]:
             {
                 "patient_id": ["a", "b", "c"],
                 "relapse_date": [date(2024, 1, 20), None, None],
-                "last_followup_date": [date(2024, 1, 20), date(2024, 6, 1), date(2024, 3, 1)],
+                "last_followup_date": [date(2024, 1, 20), date(2024, 6, 1), date(2024, 3, 5)],
             }
         ),
         "bdnf": pl.DataFrame(

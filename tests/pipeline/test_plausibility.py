@@ -99,7 +99,7 @@ def test_a_recording_id_reused_across_sessions_is_warned_of():
     raw["rr_intervals"] = pl.concat([rr, later])
     result = validate(raw)
     assert result.problems == []
-    (warning,) = input_warnings(result.tables)
+    (warning,) = [w for w in input_warnings(result.tables) if "recording id(s)" in w]  # also: after follow-up
     assert warning.startswith("rr_intervals: 1 recording id(s) hold beats recorded more than a day apart (e.g. "
                               "patient c, recording r1: 2024-03-02 to 2024-04-01); each is taken as one recording")
     raw["rr_intervals"] = pl.concat([rr, rr.with_columns(pl.col("recorded_at") + timedelta(minutes=5))])
@@ -158,3 +158,18 @@ def test_files_no_table_is_read_from_are_named_with_the_table_they_look_like(tmp
     assert warnings[0].startswith("assessment.csv in ") and "(is it assessments?" in warnings[0]
     assert warnings[1].startswith("hrv.csv.csv in ") and "(is it hrv?" in warnings[1]
     assert warnings[2].startswith("notes.parquet in ") and "is it" not in warnings[2]
+
+
+def test_records_after_the_last_follow_up_are_warned_of():
+    from pipeline.plausibility import records_after_followup
+
+    raw = tables()
+    raw["bdnf"] = raw["bdnf"].with_columns(sample_date=pl.Series([date(2024, 2, 2), date(2024, 2, 3)]))  # a: after
+    raw["rr_intervals"] = raw["rr_intervals"].with_columns(recorded_at=pl.lit("2024-03-05T23:59:00"))  # c's last day
+    result = validate(raw)
+    later = records_after_followup(result.tables)
+    assert list(later) == ["bdnf"] and later["bdnf"]["patient_id"].to_list() == ["a"]
+    (warning,) = [w for w in input_warnings(result.tables) if "last_followup_date" in w]
+    assert warning.startswith("bdnf: 1 record(s) are dated after the patient's last_followup_date (e.g. patient 'a', "
+                              "sample_date 2024-02-02 after 2024-01-20; row 1)")
+    assert records_after_followup(validate(tables()).tables) == {}
