@@ -17,7 +17,7 @@ from enum import StrEnum
 
 import polars as pl
 
-from features.naming import slug
+from features.naming import slug, text_key
 from features.tables import EARLIEST_DATE, ROW, SPECS, Column, TableSpec
 from pipeline.coercion import blank_as_null, coerce
 
@@ -122,6 +122,21 @@ def _problem(table: str, column: str, reason: str, bad: pl.DataFrame, show: list
         rows=bad[ROW].to_list(),
         examples=bad.select(cols).head(3).to_dicts(),
     )
+
+
+def _spelt_otherwise(orphans: pl.DataFrame, patients: pl.DataFrame) -> str:
+    """A hint when an unknown id is a patients id written with other characters (Unicode form,
+    case, invisible characters), which print alike: both spelt out in code points."""
+    keyed = patients.select(pl.col("patient_id").cast(pl.String), text_key(pl.col("patient_id").cast(pl.String))
+                            .alias("_key")).unique("_key", keep="first")
+    found = (orphans.select(pl.col("patient_id").cast(pl.String).alias("_here"),
+                            text_key(pl.col("patient_id").cast(pl.String)).alias("_key"))
+             .join(keyed, on="_key", how="inner", maintain_order="left"))
+    if not found.height:
+        return ""
+    here, there = found.row(0, named=True)["_here"], found.row(0, named=True)["patient_id"]
+    return (f" (e.g. {ascii(here)} here is {ascii(there)} in patients, written with other characters: ids are "
+            "compared exactly; write them alike)")
 
 
 def look_alike_column(name: str, spec: TableSpec, columns: Iterable[str]) -> str | None:
@@ -285,7 +300,7 @@ def _cross_table_checks(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         orphans = joined.filter(pl.col(_KNOWN).is_null() & pl.col("patient_id").is_not_null())  # null: "empty"
         if orphans.height:
             problems.append(
-                _problem(name, "patient_id", unknown, orphans, ["patient_id"])
+                _problem(name, "patient_id", unknown + _spelt_otherwise(orphans, patients), orphans, ["patient_id"])
             )
         for col in date_cols:
             day = pl.col(col).dt.date() if isinstance(joined.schema[col], pl.Datetime) else pl.col(col)

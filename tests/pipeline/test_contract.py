@@ -311,3 +311,13 @@ def test_naive_and_offset_datetimes_from_text_become_utc():
     stamps = result.tables["hrv"]["recorded_at"]
     assert stamps.dtype == pl.Datetime("us", "UTC")
     assert stamps[0] == stamps[1]
+
+
+def test_an_unknown_id_that_is_a_patients_id_written_with_other_characters_is_spelt_out():
+    raw = tables()
+    composed, decomposed = "Zo\u00eb", "Zoe\u0308"  # print alike
+    for name in ("patients", "outcomes"):
+        raw[name] = raw[name].with_columns(pl.col("patient_id").replace({"b": composed}))
+    raw["bdnf"] = raw["bdnf"].with_columns(pl.col("patient_id").replace({"b": decomposed}))
+    found = only_problem(validate(raw), "bdnf", "patient_id", [2], "not in patients")
+    assert "'Zoe\\u0308' here is 'Zo\\xeb' in patients, written with other characters" in found.reason
