@@ -128,6 +128,10 @@ def score(
                                           for label, (n, first) in done.implausible.items()}
         manifest["beat_recordings"] = done.recordings.to_dict()
         manifest["patients"]["scored_past_last_followup"] = done.past_followup
+        trained = model.bundle.metadata.get("trained_days") or {}
+        manifest["patients"]["beyond_trained_days"] = {
+            p: {"patients": n, "latest_day": latest, "last_trained_day": trained[p][1]}
+            for p, (n, latest) in sorted(done.beyond.items())}
         record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
             config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)
@@ -159,6 +163,7 @@ class _Scored:
     empty: dict[str, int]  # empty records skipped, by table
     implausible: dict[str, list[float]] = field(default_factory=dict)  # label -> [count, first value]
     recordings: RecordingFindings = RecordingFindings()
+    beyond: dict[str, list[int]] = field(default_factory=dict)  # phase -> [patients, latest day] past training's days
     past_followup: int = 0  # scored patients whose last follow-up is before the as-of date
 
 
@@ -200,6 +205,9 @@ def _score_batches(
             if rows is not None:
                 bands, min_effect = config.scoring.risk_bands, config.scoring.min_effect
                 batch = explain_rows(model, rows, n_reasons, bands, min_effect, unavailable)
+                for phase, (n, latest) in model.beyond_trained_days(batch.scored).items():
+                    seen = done.beyond.setdefault(phase, [0, latest])
+                    seen[0], seen[1] = seen[0] + n, max(seen[1], latest)
                 for reason, n in batch.excluded.items():
                     done.exclusions[reason] += n
                 done.parts.append(_write_part(batch.scored, work / "parts", index, batches.n_batches))

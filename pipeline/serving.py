@@ -91,6 +91,20 @@ class LoadedModel:
         never = (*groups, *(name for _, names in inputs.values() for name in names))
         return groups, {label: why for label, (why, _) in inputs.items()}, never
 
+    def beyond_trained_days(self, scored: pl.DataFrame) -> dict[str, list[int]]:
+        """Per phase, how many of the `scored` rows (phase, day) lie more than one landmark spacing
+        past the last day the phase's training rows reached, and the latest such day: their risk is
+        extrapolated (a cohort with short follow-up trains a phase on its first days only). Empty
+        for a model trained before the days were recorded."""
+        last = self.bundle.metadata.get("trained_days") or {}
+        if not last or scored.height == 0:
+            return {}
+        limits = pl.DataFrame({"phase": list(last), "_last": [d[1] for d in last.values()]})
+        past = (scored.select("phase", "day").join(limits, on="phase", how="inner")
+                .filter(pl.col("day") > pl.col("_last") + self.landmarks.spacing_days)
+                .group_by("phase").agg(pl.len().alias("n"), pl.col("day").max().alias("latest")))
+        return {r["phase"]: [int(r["n"]), int(r["latest"])] for r in past.iter_rows(named=True)}
+
     def lacking(self, tables) -> list[str]:
         """What the model reads that `tables` lack, one sentence each (`coverage_notes`)."""
         groups, inputs, _ = self.unavailable(tables)

@@ -225,6 +225,8 @@ def _bundle(run: _TrainingRun) -> ModelBundle:
                 "min_effect": config.scoring.min_effect,
             },
             "data_sha256": run.hashes,
+            # per phase, the first and last day of the rows fitted: scoring past the last one extrapolates
+            "trained_days": {p: [int(r["day"].min()), int(r["day"].max())] for p, r in run.rows.items() if r.height},
         },
     )
 

@@ -95,6 +95,10 @@ def score(
         warn(implausible_warning(label, found["values"], found["first"]))
     for warning in RecordingFindings.from_dict(m["beat_recordings"]).warnings():
         warn(warning)
+    for phase, b in m["patients"]["beyond_trained_days"].items():
+        warn(f"phase '{phase}': {b['patients']:,} scored patient(s) are on days up to {b['latest_day']}, past the last "
+             f"day its training rows reached ({b['last_trained_day']}): their risk is extrapolated from those days "
+             "(training follow-up was shorter)")
     for what in coverage_notes(m["missing_groups"], m["unread_inputs"]):
         warn(f"{what}; its features are unknown for every patient, risks may differ from full data, and it gives no "
              "reasons")

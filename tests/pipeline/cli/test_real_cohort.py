@@ -223,3 +223,10 @@ def test_a_simulated_cohort_followed_270_days_trains(tmp_path):
     assert scores.height + sum(excluded.values()) == manifest["patients"]["in_input"]
     assert "maintenance" not in scores["phase"].to_list() and scores.height > 0
     assert scores["risk_30d"].is_between(1e-4, 0.99, closed="none").all()
+    # follow-up ended at day 270: a phase trained on its first days only extrapolates past them, and says so
+    beyond = manifest["patients"]["beyond_trained_days"]
+    assert "consolidation" in beyond, beyond
+    last = beyond["consolidation"]["last_trained_day"]
+    assert last <= FOLLOW_UP_CUT_DAYS - 30 < beyond["consolidation"]["latest_day"]
+    consolidation = scores.filter(pl.col("phase") == "consolidation")
+    assert beyond["consolidation"]["patients"] == consolidation.filter(pl.col("day") > last + 7).height
