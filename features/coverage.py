@@ -104,9 +104,10 @@ def _unread_measurement(name: str, tables: Tables) -> str:
     if frame is None or (elsewhere is not None and not _why_empty(tables.get(elsewhere[0]), *elsewhere)):
         return ""
     lazy = frame.lazy()
-    if column not in lazy.collect_schema():
+    schema = lazy.collect_schema()
+    if column not in schema:
         return "column absent" if lazy.select(pl.len()).collect().item() else ""
-    rows, values = lazy.select(pl.len(), pl.col(column).count()).collect().row(0)
+    rows, values = lazy.select(pl.len(), has_value(column, schema[column]).sum()).collect().row(0)  # raw: blank text
     return "no value in any row" if rows and not values else ""
 
 
