@@ -253,11 +253,6 @@ def rule_text(c: Column) -> str:
     return "are outside the allowed range (" + " and ".join(parts) + ")"
 
 
-def _record_date(spec: TableSpec) -> pl.Expr:
-    col = pl.col(spec.date_column)
-    return col.dt.date() if spec.column(spec.date_column).dtype != pl.Date else col
-
-
 _KNOWN = "_known_patient"
 
 
@@ -419,11 +414,14 @@ def rows_text(rows: list[int], shown: int = 5, total: int | None = None) -> str:
 
 
 def summarise(tables: dict[str, pl.DataFrame]) -> list[dict]:
-    """Per table: rows, patients, date range and missing values per column (for `validate`)."""
+    """Per table: rows, patients, date range (of outcomes: the last follow-up dates) and missing
+    values per column (for `validate`)."""
     out = []
     for name, frame in tables.items():
         spec = SPECS[name]
-        dates = frame.select(_record_date(spec)).to_series() if spec.date_column else None
+        column = spec.date_column or ("last_followup_date" if name == "outcomes" else None)
+        dates = None if column is None else frame[column]
+        dates = dates.dt.date() if dates is not None and dates.dtype != pl.Date else dates
         missing = {c: n for c, n in frame.drop(ROW).null_count().row(0, named=True).items() if n}
         out.append(
             {
