@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -58,6 +58,13 @@ class HrvConfig(Strict):
     rr_max_ms: float = Field(gt=0)
     rr_max_change: float = Field(gt=0, lt=1)
 
+    @model_validator(mode="after")
+    def _a_range_of_beats(self) -> HrvConfig:
+        if self.rr_min_ms >= self.rr_max_ms:
+            raise ValueError(f"rr_min_ms ({self.rr_min_ms:g}) must be below rr_max_ms ({self.rr_max_ms:g}): beats "
+                             "outside that range are dropped as artefacts, so no beat would be kept")
+        return self
+
 
 class TherapyConfig(Strict):
     enabled: bool = True
@@ -91,11 +98,14 @@ def check_phases(phases: Sequence[_PhaseLike]) -> int:
         raise ValueError("at least one phase is needed")
     expected_start = 0
     for phase in phases:
-        if phase.start_day != expected_start or phase.end_day < phase.start_day:
+        if phase.start_day != expected_start:
             raise ValueError(
                 f"phases must be contiguous from day 0; '{phase.name}' starts on day "
                 f"{phase.start_day}, expected {expected_start}"
             )
+        if phase.end_day < phase.start_day:
+            raise ValueError(f"phase '{phase.name}' ends on day {phase.end_day}, before it starts (day "
+                             f"{phase.start_day})")
         expected_start = phase.end_day + 1
     if len({p.name for p in phases}) != len(phases):
         raise ValueError("phase names must be unique")
@@ -106,7 +116,7 @@ def check_phases(phases: Sequence[_PhaseLike]) -> int:
 
 # A phase name becomes a bundle file name (phases/<name>.ubj) and part of every metric name
 # (auroc_<name>, auroc_<name>_lo): letters, digits, _ . - only, and none that reads as another.
-PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+PHASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the whole name (fullmatch)
 RESERVED_PHASE_NAMES = ("pooled",)  # the all-phase rows of every metrics table
 
 
@@ -114,7 +124,7 @@ def check_phase_name(name: str) -> None:
     """Refuse a phase name that cannot be a file name or would collide in metric names: `pooled`
     would overwrite the all-phase metrics, and a name ending in `_lo` or `_hi` would read as
     another phase's interval bound (`auroc_acute_lo`)."""
-    if not PHASE_NAME.match(name):
+    if not PHASE_NAME.fullmatch(name):  # not `match`: its `$` also matches before a final newline
         raise ValueError(f"phase name {name!r}: use letters, digits, '_', '.' or '-' (it names a model file "
                          "and metrics), starting with a letter or digit")
     if name in RESERVED_PHASE_NAMES or name.endswith(("_lo", "_hi")):

@@ -31,6 +31,9 @@ import polars as pl
 from features.kinds import REASON_KINDS, TEMPLATE_KEYS, FeatureInfo
 
 DEFAULT_MIN_EFFECT = 0.005
+# At most this many reasons a patient: a nurse acts on a few, and each slot is five output columns
+# (a request for a million would fill the memory before a single score was written).
+MAX_REASONS = 20
 FORMATS = ("", ".0f", ".1f", "g")
 _FIELDS = ("value", "abs", "pct")
 # input sources a scoring run may lack, beyond the feature groups: the raw beats behind pNN50

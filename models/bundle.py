@@ -118,7 +118,7 @@ class ModelBundle:
             raise ValueError(f"phase models {sorted(self.phase_models)} do not match the "
                              f"phases {names}")
         for name in names:
-            if not PHASE_NAME.match(name):
+            if not PHASE_NAME.fullmatch(name):
                 raise ValueError(f"phase name {name!r} is not safe as a file name")
         needs_shared = any(pm.status in ("phase_model", "shared") for pm in self.phase_models.values())
         if needs_shared and self.shared is None:

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from features.config import FeaturesConfig, LandmarkConfig, Phase, Strict, check_phases
 from features.coverage import CHECKABLE
-from features.reasons import DEFAULT_MIN_EFFECT
+from features.reasons import DEFAULT_MIN_EFFECT, MAX_REASONS
 from models.config import ModelConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -35,7 +35,7 @@ class ScoringConfig(Strict):
     (probability; 0.005 = 0.5 percentage points). `require_groups`: feature groups whose absence
     from the scoring data refuses the run instead of warning (`relapse score --require-groups`)."""
 
-    reasons: int = Field(ge=0)
+    reasons: int = Field(ge=0, le=MAX_REASONS)
     batch_patients: int = Field(gt=0)
     risk_bands: dict[str, float]
     min_effect: float = Field(DEFAULT_MIN_EFFECT, ge=0, lt=1)
@@ -142,10 +142,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _key_origin(override: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    """Whether the override file sets the key at `loc` (pydantic's error location: keys as
+    text, "[key]" for an error in a mapping's key)."""
     node: Any = override
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
+        if part == "[key]":
+            return True
+        if isinstance(node, dict) and (found := [k for k in node if k == part or str(k) == str(part)]):
+            node = node[found[0]]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
@@ -153,23 +157,50 @@ def _key_origin(override: dict[str, Any], loc: tuple[Any, ...]) -> bool:
     return True
 
 
+# Mappings a user's file replaces whole rather than merges key by key: their keys are names the
+# user chooses (the risk bands), so merged the default names would stay beside the user's own.
+REPLACED_MAPPINGS = (("scoring", "risk_bands"),)
+
+
+def merge_config(defaults: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged over `defaults` (`deep_merge`), but for `REPLACED_MAPPINGS`.
+
+    >>> merge_config({"scoring": {"risk_bands": {"low": 0.0, "high": 0.2}, "reasons": 3}},
+    ...              {"scoring": {"risk_bands": {"calm": 0.0, "alert": 0.3}}})["scoring"]
+    {'risk_bands': {'calm': 0.0, 'alert': 0.3}, 'reasons': 3}
+    """
+    merged = deep_merge(defaults, override)
+    for section, key in REPLACED_MAPPINGS:
+        given = override.get(section)
+        if isinstance(given, dict) and key in given:
+            merged[section][key] = given[key]
+    return merged
+
+
 def load_config(path: Path | None = None) -> Config:
     """Load the defaults, deep-merge the user's file over them, and validate the result."""
     defaults = read_yaml(DEFAULT_CONFIG)
     override = read_yaml(Path(path)) if path is not None else {}
     try:
-        return Config.model_validate(deep_merge(defaults, override))
+        return Config.model_validate(merge_config(defaults, override))
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            key = ".".join(str(p) for p in loc) or "(top level)"
-            source = path if path is not None and _key_origin(override, loc) else DEFAULT_CONFIG
-            if err["type"] == "extra_forbidden":
-                lines.append(f"{source}: unknown key '{key}'")
-            else:
-                lines.append(f"{source}: '{key}': {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(
+            config_errors(exc, path, override, DEFAULT_CONFIG))) from None
+
+
+def config_errors(exc: ValidationError, path: Path | None, override: dict[str, Any], defaults: Path) -> list[str]:
+    """One line per error: the file that set the key (the user's when it sets it, else the
+    defaults'), the key, and what is wrong."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        source = path if path is not None and _key_origin(override, loc) else defaults
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            lines.append(f"{source}: '{key}': {err['msg'].removeprefix('Value error, ')}")
+    return lines
 
 
 def config_as_params(config: Config) -> dict[str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
+from features.reasons import MAX_REASONS
 from pipeline.cli.app import app, config_or_fail, console, fail, parse_date, result, warn
 from pipeline.contract import ContractViolation, OnInvalid
 
@@ -24,6 +25,7 @@ def score(
         None,
         "--reasons",
         min=0,
+        max=MAX_REASONS,
         help="Risk-raising reasons per patient (default: config scoring.reasons); a protective factor is always given.",
     ),
     on_invalid: OnInvalid = typer.Option(

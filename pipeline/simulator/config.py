@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.config import check_phases
 from features.tables import HOUSING, MODALITIES, SEXES
-from pipeline.config import ConfigError, deep_merge, read_yaml
+from pipeline.config import ConfigError, config_errors, deep_merge, read_yaml
 
 MASKABLE = (  # the optional patient columns `cohort.missing_shares` may leave blank
     "ethnicity",
@@ -323,10 +323,9 @@ class SimulationConfig(_Strict):
 def load_simulation_config(path: Path | None = None) -> SimulationConfig:
     """`configs/simulation.yaml`, with the user's file (if any) deep-merged over it, validated."""
     data = read_yaml(DEFAULT_SIMULATION_CONFIG)
-    if path is not None:
-        data = deep_merge(data, read_yaml(Path(path)))
+    override = read_yaml(Path(path)) if path is not None else {}
     try:
-        return SimulationConfig.model_validate(data)
+        return SimulationConfig.model_validate(deep_merge(data, override))
     except ValidationError as exc:
-        lines = [f"'{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()]
+        lines = config_errors(exc, path, override, DEFAULT_SIMULATION_CONFIG)
         raise ConfigError("invalid simulation configuration:\n  " + "\n  ".join(lines)) from None

@@ -94,3 +94,33 @@ def test_params_are_flat_strings():
     params = config_as_params(load_config())
     assert params["model.xgboost.max_depth"] == "2"
     assert params["phases.0.name"] == "acute"
+
+
+def test_risk_bands_of_the_users_own_names_replace_the_default_bands(tmp_path):
+    config = load_config(write(tmp_path, "scoring:\n  risk_bands: {calm: 0.0, watch: 0.15, act: 0.4}\n"))
+    assert config.scoring.risk_bands == {"calm": 0.0, "watch": 0.15, "act": 0.4}
+    assert config.scoring.reasons == load_config().scoring.reasons  # the rest of the section merges
+    with pytest.raises(ConfigError, match="risk_bands must start at 0.0"):
+        load_config(write(tmp_path, "scoring:\n  risk_bands: {}\n"))  # no band at all, not the defaults kept
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('phases:\n  - {name: "acute\\n", start_day: 0, end_day: 13}\n  - {name: b, start_day: 14, end_day: 729}\n',
+     r"phase name 'acute\\n'"),
+    ("phases:\n  - {name: a, start_day: 0, end_day: 13}\n  - {name: b, start_day: 14, end_day: 10}\n",
+     r"phase 'b' ends on day 10, before it starts \(day 14\)"),
+    ("features:\n  hrv: {rr_min_ms: 2000, rr_max_ms: 300}\n", r"'features.hrv': rr_min_ms \(2000\) must be below"),
+    ("scoring:\n  reasons: 100000000\n", r"'scoring.reasons': Input should be less than or equal to 20"),
+    ("scoring:\n  risk_bands: {0: 0.0, 1: 0.5}\n", r"override.yaml: 'scoring.risk_bands.0.\[key\]'"),
+])
+def test_impossible_settings_are_refused_naming_the_users_file_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(write(tmp_path, text))
+    assert str(tmp_path / "override.yaml") in str(err.value) and "Value error" not in str(err.value)
+
+
+def test_a_simulation_config_error_names_the_users_file(tmp_path):
+    from pipeline.simulator.config import load_simulation_config
+
+    with pytest.raises(ConfigError, match=r"override.yaml: '\(top level\)': at least one phase is needed"):
+        load_simulation_config(write(tmp_path, "phases: []\n"))
