@@ -52,7 +52,7 @@ _BDNF = "bdnf"
 ATTENDANCE = "therapy_attendance"
 
 FIXED = [
-    FeatureInfo("age_at_intake", "demographic", "years", "Age at intake", "Aged {value:.0f} at intake"),
+    FeatureInfo("age_at_intake", "demographic", "years", "Age at intake", "Aged {value:d} at intake"),
     FeatureInfo(
         "deprivation_decile",
         "demographic",

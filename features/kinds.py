@@ -4,7 +4,8 @@ A template is a format string, or a mapping that picks one by the value: `missin
 unknown value, `fallback` when a `{row[...]}` field is unknown, `one` for exactly 1 (singular
 nouns), then `positive`, `negative`, `zero`, else `any`. Fields: `{value}`, `{abs}` (magnitude),
 `{pct}` (100 × value) and `{row[column]}` (another feature of the same row); formats `.0f`,
-`.1f` and `g` (at most two decimals, trailing zeros dropped).
+`.1f`, `g` (at most two decimals, trailing zeros dropped) and `d` (the whole part: an age of
+17.9 reads 17, as a clinician counts completed years).
 
 Every feature has a **kind** (what a clinician can do with it) and a **concept** (the source
 variable or clinical idea it measures; the reason policy shows at most one reason per concept):

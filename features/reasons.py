@@ -34,7 +34,7 @@ DEFAULT_MIN_EFFECT = 0.005
 # At most this many reasons a patient: a nurse acts on a few, and each slot is five output columns
 # (a request for a million would fill the memory before a single score was written).
 MAX_REASONS = 20
-FORMATS = ("", ".0f", ".1f", "g")
+FORMATS = ("", ".0f", ".1f", "g", "d")  # d: the whole part (an age in completed years: 17.9 is 17)
 _FIELDS = ("value", "abs", "pct")
 # input sources a scoring run may lack, beyond the feature groups: the raw beats behind pNN50
 BEAT_SOURCE = "hrv_beats"
@@ -65,7 +65,7 @@ class Compiled:
         return None
 
 
-_DECIMALS = {".0f": 0, ".1f": 1}  # every other format prints 2 decimals at most (`_number`)
+_DECIMALS = {".0f": 0, ".1f": 1, "d": 0}  # every other format prints 2 decimals at most (`_number`)
 
 
 def compile_template(info: FeatureInfo) -> Compiled:
@@ -98,6 +98,8 @@ def _parse(name: str, text: str) -> tuple[Piece, ...]:
 
 
 def _number(expr: pl.Expr, fmt: str) -> pl.Expr:
+    if fmt == "d":
+        return expr.floor().cast(pl.Int64).cast(pl.String)
     if fmt == ".0f":
         return expr.round(0).cast(pl.Int64).cast(pl.String)
     text = (expr.round(1 if fmt == ".1f" else 2) + 0.0).cast(pl.String)  # + 0.0 turns -0.0 into 0.0

@@ -83,6 +83,7 @@ def test_unknown_column():
         ),
         ("sex_female", 1.0, "Sex: female"),
         ("age_at_intake", 19.0, "Aged 19 at intake"),
+        ("age_at_intake", 17.9, "Aged 17 at intake"),  # completed years: still under 18
         ("prior_treatments", 1.0, "1 previous treatment episode"),
         ("prior_treatments", 2.0, "2 previous treatment episodes"),
         ("assess_craving_vas_latest", 46.0, "Latest craving (0–100 scale) is 46"),
