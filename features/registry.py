@@ -5,7 +5,7 @@ can hold: the keys, the outcome columns and each feature, including the generate
 levels, HRV metrics, therapy modalities, instruments), each with its reason kind and concept
 (`features.catalog`). `describe(name, value)` renders one sentence, e.g. "Serum BDNF has fallen
 31% since the first sample", with the same renderer that scoring uses column-wise (`features.reasons`).
-Sensitive attributes (`features.demographic.sensitive`, ethnicity by default) get the kind
+Sensitive attributes (`features.demographic.sensitive`, and ethnicity always) get the kind
 `sensitive` whether or not they are predictors, so they are never a reason.
 """
 
@@ -86,7 +86,9 @@ def feature_registry(spec: FeatureSpec) -> dict[str, FeatureInfo]:
     therapy_window = f"in the last {therapy_cfg['window_days']} days" if "window_days" in therapy_cfg else "recently"
     entries += therapy_entries(therapy_window)
     entries += assessment_entries(spec.instruments)
-    sensitive = set(cfg.get("demographic", {}).get("sensitive", DEFAULT_SENSITIVE))
+    # ethnicity stays sensitive even when a configured list leaves it out (a list given replaces the
+    # default one, so `sensitive: [housing]` would otherwise make it a reason a nurse could read)
+    sensitive = {*cfg.get("demographic", {}).get("sensitive", ()), *DEFAULT_SENSITIVE}
     entries = [
         dataclasses.replace(e, kind=SENSITIVE) if e.group == "demographic" and e.concept_name in sensitive else e
         for e in entries

@@ -148,3 +148,15 @@ def test_every_entry_reads_as_plain_language(config):
     assert describe("therapy_cbt_attended", 1.0, spec=spec, row={"therapy_cbt_scheduled": 1.0}) == (
         "Attended 1 of 1 CBT sessions scheduled since intake"
     )
+
+
+def test_ethnicity_is_never_a_reason_even_when_a_configured_list_leaves_it_out():
+    from features.kinds import SENSITIVE
+    from features.registry import feature_registry
+    from features.spec import FeatureSpec
+
+    spec = FeatureSpec(("ethnicity_asian", "housing_stable"), ("demographic",),
+                       categorical_levels={"sex": (), "ethnicity": ("asian",), "housing": ("stable",)},
+                       features_config={"demographic": {"sensitive": ["housing"]}})
+    registry = feature_registry(spec)
+    assert registry["ethnicity_asian"].kind == SENSITIVE and registry["housing_stable"].kind == SENSITIVE
