@@ -225,8 +225,16 @@ def _value_checks(table: str, c: Column, typed: pl.DataFrame, today: date) -> li
     for bad_rows, reason in checks:
         bad = typed.filter(value.is_not_null() & bad_rows)
         if bad.height:
+            if c.allowed is not None and reason == rule_text(c):  # name every wrong level, not the first rows'
+                levels = bad[c.name].cast(pl.String).unique(maintain_order=True)
+                shown = ", ".join(repr(v) for v in levels.head(_LEVELS_SHOWN))
+                more = f" and {len(levels) - _LEVELS_SHOWN} more" if len(levels) > _LEVELS_SHOWN else ""
+                reason = f"{reason} (values here: {shown}{more})"
             problems.append(_problem(table, c.name, reason, bad, show))
     return problems
+
+
+_LEVELS_SHOWN = 5
 
 
 def range_rule(c: Column) -> pl.Expr | None:

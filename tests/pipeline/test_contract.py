@@ -321,3 +321,10 @@ def test_an_unknown_id_that_is_a_patients_id_written_with_other_characters_is_sp
     raw["bdnf"] = raw["bdnf"].with_columns(pl.col("patient_id").replace({"b": decomposed}))
     found = only_problem(validate(raw), "bdnf", "patient_id", [2], "not in patients")
     assert "'Zoe\\u0308' here is 'Zo\\xeb' in patients, written with other characters" in found.reason
+
+
+def test_a_column_of_fixed_levels_names_every_wrong_level_it_holds():
+    raw = tables()
+    raw["therapy_sessions"] = raw["therapy_sessions"].with_columns(pl.Series("modality", ["cbt", "Group"]))
+    found = only_problem(validate(raw), "therapy_sessions", "modality", [1, 2], "are not one of")
+    assert found.reason.endswith("(values here: 'cbt', 'Group')")
