@@ -43,6 +43,10 @@ from models.metrics import counts, evaluate
 from models.parallel import parallel_map
 
 Metric = tuple[float, float, float]
+# Not reported for a phase whose calibration gives every patient one risk: that model ranks no one,
+# and the out-of-fold figures would describe the folds' own calibrators (a rate each, anti-correlated
+# with the held-out fold's rate: an AUROC of 0.35 and a negative slope, from nothing but noise).
+UNRANKED = ("auroc", "auprc", "calibration_slope")
 STATUSES = ("phase_model", "shared", "constant", "no_data")
 
 
@@ -350,6 +354,8 @@ def _finish_phase(phase, d: PhaseData, shared, params, grow, oof_margin, oof_bas
         def ev(p):
             return evaluate(d.y, p, d.w, d.groups, cfg.bootstrap_samples, cfg.seed)
         metrics = {"xgboost_calibrated": ev(oof_model), "logistic_baseline": ev(oof_base)}
+        if calibrator.flat:  # the shipped model gives every patient one risk: it ranks no one
+            metrics["xgboost_calibrated"] |= dict.fromkeys(UNRANKED, (np.nan, np.nan, np.nan))
         warnings += _chance_warning(phase, metrics["xgboost_calibrated"]["auroc"])
     return PhaseFit(**common, status="phase_model" if booster is not None else "shared", oof_model=oof_model,
                     oof_raw=oof_raw, oof_baseline=oof_base, metrics=metrics, booster=booster,

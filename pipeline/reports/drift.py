@@ -293,8 +293,10 @@ def drift_table(profile: Mapping, frame: pl.DataFrame, min_n: int = DRIFT_MIN_N)
 
 
 def under_follow_up(scored: pl.DataFrame, outcomes: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
-    """The scored rows of patients still followed after `as_of` (`last_followup_date > as_of`,
-    the training rows' at-risk rule), or every row when the outcomes are not known.
+    """The scored rows of patients still followed on `as_of` (`last_followup_date >= as_of`: the
+    rule `relapse score` counts `scored_past_last_followup` by, so a registry scored on its extract
+    date, where those in care were last seen that day, is compared), or every row when the
+    outcomes are not known.
 
     A training landmark row exists only while follow-up continues, so the profile holds no
     patient after drop-out; scoring on a calendar date cannot know who has left, and their
@@ -305,7 +307,7 @@ def under_follow_up(scored: pl.DataFrame, outcomes: pl.DataFrame | None, as_of: 
     followed = outcomes.select("patient_id", "last_followup_date")
     return (
         scored.join(followed, on="patient_id", how="left")
-        .filter(pl.col("last_followup_date").is_null() | (pl.col("last_followup_date") > as_of))
+        .filter(pl.col("last_followup_date").is_null() | (pl.col("last_followup_date") >= as_of))
         .drop("last_followup_date")
     )
 

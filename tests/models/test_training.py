@@ -193,3 +193,18 @@ def test_a_phase_whose_auroc_interval_reaches_chance_is_warned_of():
     assert warning.startswith("phase 'acute': out-of-fold AUROC 0.504 (95% CI 0.376-0.601) reaches 0.5")
     assert _chance_warning("acute", (0.70, 0.62, 0.78)) == []
     assert _chance_warning("acute", (0.70, float("nan"), float("nan"))) == []  # no interval, no claim
+
+
+def test_a_phase_whose_calibration_gives_one_risk_reports_no_ranking_metric(phases_data, model_config, monkeypatch):
+    from models.calibration import Calibrator
+    from models.training import UNRANKED
+
+    monkeypatch.setattr(Calibrator, "flat", property(lambda self: True))  # every calibrator maps to one risk
+    out = fit_phases(phases_data["phases"], phases_data["feature_names"], model_config)
+    fit = out.fits["early"]
+    metrics = fit.metrics["xgboost_calibrated"]
+    for name in UNRANKED:  # the folds' calibrators are rates: their AUROC and slope would be noise
+        assert all(np.isnan(metrics[name])), name
+    assert np.isfinite(metrics["brier"][0]) and np.isfinite(metrics["oe_ratio"][0])  # calibration-in-the-large
+    assert np.isfinite(fit.metrics["logistic_baseline"]["auroc"][0])  # the comparator still ranks
+    assert any("gives every patient one risk" in w for w in fit.warnings)

@@ -134,9 +134,11 @@ def test_drift_leaves_out_the_scored_patients_past_their_follow_up(document, sco
 
     scores = pl.read_parquet(scored[0]).filter(pl.col("phase").is_not_null())
     outcomes = pl.read_parquet(workspace.data / "outcomes.parquet")
-    ended = outcomes.filter(pl.col("last_followup_date") <= date.fromisoformat(AS_OF))["patient_id"]
+    ended = outcomes.filter(pl.col("last_followup_date") < date.fromisoformat(AS_OF))["patient_id"]
     past = scores.filter(pl.col("patient_id").is_in(ended.implode())).height
     assert past > 0 and document["scoring"]["n_past_follow_up"] == past
+    manifest = json.loads(scored[0].with_name(scored[0].name + ".manifest.json").read_text())
+    assert manifest["patients"]["scored_past_last_followup"] == past  # one rule for score and the audit
     compared = sum(r["n_scored"] for r in document["drift"] if r["feature"] == "age_at_intake")
     assert compared == scores.height - past  # age is never missing: every compared patient counts once
 

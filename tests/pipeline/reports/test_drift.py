@@ -198,14 +198,15 @@ def test_a_genuine_shift_at_the_same_days_is_still_flagged(weekly_rows):
     assert not moved["level"]["missing_shift"]
 
 
-def test_under_follow_up_keeps_patients_followed_past_the_date():
+def test_under_follow_up_keeps_patients_followed_on_the_date():
     from datetime import date
 
     scored = pl.DataFrame({"patient_id": ["a", "b", "c", "d"], "x": [1.0, 2.0, 3.0, 4.0]})
     outcomes = pl.DataFrame({"patient_id": ["a", "b", "c"],
                              "last_followup_date": [date(2024, 8, 31), date(2024, 9, 1), date(2024, 9, 2)]})
     kept = under_follow_up(scored, outcomes, date(2024, 9, 1))
-    assert kept["patient_id"].to_list() == ["c", "d"] and kept.columns == scored.columns  # d: follow-up unknown
+    # b was seen on the day scored (a registry scored on its extract date): still in care, as score counts it
+    assert kept["patient_id"].to_list() == ["b", "c", "d"] and kept.columns == scored.columns  # d: unknown
     assert under_follow_up(scored, None, date(2024, 9, 1)).equals(scored)
 
 
