@@ -24,6 +24,7 @@ from models.training import PhaseFit
 
 MODEL_LABELS = {"xgboost_calibrated": "xgboost", "constant_rate": "constant_rate", "logistic_baseline": "logistic"}
 CONSTANT_RATE = "constant_rate"
+NO_MODEL = "no_model"  # a phase without at-risk training rows: not scored (`no_model_for_phase`)
 NOT_APPLICABLE = ("auroc", "auprc")  # undefined for one constant score
 POOLED = "pooled"
 
@@ -129,7 +130,7 @@ def count_table(fits: Mapping[str, PhaseFit]) -> pl.DataFrame:
                 "epv": f.epv,
                 "fallback_rate": f.fallback_rate,
                 "added_trees": f.added_trees,
-                "model": CONSTANT_RATE if f.status == "constant" else "xgboost",
+                "model": CONSTANT_RATE if f.status == "constant" else NO_MODEL if f.status == "no_data" else "xgboost",
             }
             for p, f in fits.items()
         ],

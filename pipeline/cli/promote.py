@@ -47,5 +47,10 @@ def promote(
                 markup=False, highlight=False,
             )
     before = f" (was version {moved.previous_champion})" if moved.previous_champion else ""
+    if moved.forced and moved.comparison is None:  # nothing was compared: say why, not "on evidence"
+        why = moved.basis.removeprefix("not compared: ")
+        result(f"{moved.name} version {moved.version} is now champion{before}; FORCED without a comparison "
+               f"({why}; tag promotion.forced=true)")
+        return
     forced = " FORCED despite the evidence (tag promotion.forced=true)" if moved.forced else ""
     result(f"{moved.name} version {moved.version} is now champion{before}; compared on {moved.basis}{forced}")

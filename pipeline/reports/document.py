@@ -56,7 +56,8 @@ def _phases(context: Mapping, metrics: pl.DataFrame | None) -> list[dict]:
     for phase in names:
         c = counts.get(phase, {})
         by_model = _metrics_by_model(metrics, phase) if metrics is not None else {}
-        kind = "constant_rate" if phase in fallback or c.get("model") == "constant_rate" else "xgboost"
+        kind = ("constant_rate" if phase in fallback or c.get("model") == "constant_rate"
+                else "no_model" if c.get("model") == "no_model" else "xgboost")
         out.append({
             "phase": phase,
             "model_kind": kind,

@@ -71,7 +71,8 @@ def test_force_over_different_cohorts_is_recorded_as_a_tag(other_cohort, store):
     _, version = other_cohort
     _make_champion(store, "1")
     result = store.run("promote", "--version", version, "--force")
-    assert "FORCED" in result.output
+    assert "FORCED without a comparison (version" in result.output and "different data" in result.output
+    assert "compared on" not in result.output
     tags = _client(store).get_model_version("relapse-risk", version).tags
     assert tags["promotion.forced"] == "true" and "different data" in tags["promotion.override"]
 

@@ -89,3 +89,13 @@ def test_an_evaluation_run_is_carried_and_validates(sample_context):
 
 def test_without_an_evaluation_run_the_section_is_null(document):
     assert document["evaluation"] is None
+
+
+def test_a_phase_without_training_rows_is_no_model_not_xgboost():
+    from pipeline.reports.document import _phases
+
+    card = {"phases": [{"name": "early"}, {"name": "late"}],
+            "events_per_phase": [{"phase": "early", "model": "xgboost", "patients": 9},
+                                 {"phase": "late", "model": "no_model", "patients": 0}]}
+    kinds = {p["phase"]: p["model_kind"] for p in _phases({"model_card": card}, None)}
+    assert kinds == {"early": "xgboost", "late": "no_model"}
