@@ -32,9 +32,14 @@ def _resample_blocks(groups: np.ndarray, n_boot: int, seed: int):
         yield counts[:, inverse]
 
 
-def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _percentiles(values: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column-wise `models.metrics.percentile_interval` over the resamples (rows): NaN where too
-    many resamples leave the column undefined."""
+    many resamples leave the column undefined, and everywhere when the rows `y` hold one outcome
+    only (no event: every resample has none either, so an interval of zero width would claim a
+    certainty that zero events cannot give)."""
+    if values.shape[0] == 0 or np.unique(y).size < 2:
+        nothing = np.full(values.shape[1], np.nan)
+        return nothing, nothing.copy()
     bounds = [percentile_interval(values[:, j], values.shape[0]) for j in range(values.shape[1])]
     lo, hi = (np.array([b[i] for b in bounds], dtype=np.float64) for i in (0, 1))
     return lo, hi
@@ -52,7 +57,7 @@ def calibration_bands(y, p, w, groups, bins: int = 10, n_boot: int = 200, seed: 
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = ((w * y) @ member) / (w @ member)
         blocks = [((C * w * y) @ member) / ((C * w) @ member) for C in _resample_blocks(groups, n_boot, seed)]
-    lo, hi = _percentiles(np.vstack(blocks) if blocks else np.empty((0, present.size)))
+    lo, hi = _percentiles(np.vstack(blocks) if blocks else np.empty((0, present.size)), y)
     return pl.DataFrame(
         {
             "predicted": ((w * p) @ member) / (w @ member),
@@ -92,6 +97,6 @@ def net_benefit_intervals(
     columns = {"threshold": pt}
     for name, est, values in (("net_benefit_model", point[0], boot[0]), ("net_benefit_treat_all", point[1], boot[1]),
                               ("difference", point[0] - point[1], boot[0] - boot[1])):
-        lo, hi = _percentiles(values)
+        lo, hi = _percentiles(values, y)
         columns |= {name: est[0], f"{name}_lo": lo, f"{name}_hi": hi}
     return pl.DataFrame(columns)

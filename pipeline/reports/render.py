@@ -89,9 +89,25 @@ def defang(value):
 
 def fmt(value, digits: int = 3) -> str:
     """A number for tables; "—" for null or NaN."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if _missing(value):
         return "—"
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def with_interval(value, lo, hi, digits: int = 3) -> str:
+    """ "0.111 (0.080–0.140)", or the estimate alone when there is no interval (a phase without an
+    event has none: not one of zero width).
+
+    >>> with_interval(0.1111, 0.08, 0.14), with_interval(0.1111, None, None)
+    ('0.111 (0.080–0.140)', '0.111 (no interval)')
+    """
+    if _missing(lo) or _missing(hi):
+        return fmt(value, digits) + ("" if _missing(value) else " (no interval)")
+    return f"{fmt(value, digits)} ({fmt(lo, digits)}–{fmt(hi, digits)})"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _frame(value) -> pl.DataFrame | None:
@@ -297,6 +313,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = fmt
+    env.globals["with_interval"] = with_interval
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
     return env
 

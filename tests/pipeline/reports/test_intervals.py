@@ -37,3 +37,13 @@ def test_net_benefit_intervals_match_the_decision_curve_at_the_thresholds(sample
     assert (table["net_benefit_model"] <= table["net_benefit_model_hi"]).all()
     np.testing.assert_allclose(table["difference"].to_numpy(),
                                (table["net_benefit_model"] - table["net_benefit_treat_all"]).to_numpy())
+
+
+def test_rows_without_an_event_get_no_interval_not_one_of_zero_width(sample):
+    y, p, w, g = sample
+    none = np.zeros_like(np.asarray(y, dtype=float))
+    bands = calibration_bands(none, p, w, g, n_boot=30, seed=1)
+    assert (bands["observed"] == 0).all() and bands["observed_lo"].is_nan().all()
+    nb = net_benefit_intervals(none, p, w, g, [0.1, 0.25], n_boot=30, seed=1)
+    assert nb["difference_lo"].is_nan().all() and nb["net_benefit_model_hi"].is_nan().all()
+    assert nb["difference"].is_finite().all()  # the estimate stays: only its interval is withheld
