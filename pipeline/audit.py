@@ -231,8 +231,10 @@ def _training_context(config: Config, model, run_dir: Path, id_label: str) -> di
         "outcome": f"Relapse on one of days t+1..t+{card['horizon_days']} after a landmark day t, "
         "among patients at risk at t.",
         "validation": "Patient-grouped K-fold cross-validation; 95% CIs from a patient-level bootstrap.",
-        "model_type": "One XGBoost classifier per recovery phase (shallow, regularised trees), calibrated; "
-        "baseline: penalised logistic regression on the same features.",
+        "model_type": "Gradient-boosted trees (XGBoost; shallow, regularised): a booster shared by every recovery "
+        "phase, to which a phase with enough patients with an event adds trees of its own (the others use the shared "
+        "booster alone), then a calibrator per phase; a phase with too few events in all gets a constant rate. "
+        "Baseline: penalised logistic regression on the same features.",
     }
     if lineage := recalibration_card(model.bundle):
         model_card["recalibration"] = lineage
