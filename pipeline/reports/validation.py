@@ -56,12 +56,15 @@ def _arrays(part: pl.DataFrame) -> tuple[np.ndarray, ...]:
 def validation_metrics(rows: pl.DataFrame, phases: Sequence[str], n_boot: int, seed: int,
                        constant: Collection[str] = ()) -> pl.DataFrame:
     """AUROC, AUPRC, Brier, calibration intercept and slope, ECE and O/E per phase and pooled,
-    each with a 95% patient-bootstrap interval (`models.metrics.evaluate`)."""
+    each with a 95% patient-bootstrap interval (`models.metrics.evaluate`). Where the model gives
+    every row one risk (a constant phase, or one whose calibration is flat) it ranks no one: its
+    AUROC, AUPRC and slope are not applicable (null), not 0.500 (0.500-0.500)."""
     out = []
     for phase, part in _parts(rows, phases, constant).items():
         y, p, w, g = _arrays(part)
+        one_risk = phase in constant or np.unique(p).size == 1
         for metric, (est, lo, hi) in evaluate(y, p, w, g, n_boot, seed).items():
-            if phase in constant and metric in NOT_APPLICABLE:
+            if one_risk and metric in (*NOT_APPLICABLE, "calibration_slope"):
                 est = lo = hi = None
             out.append({"phase": phase, "metric": metric, "estimate": est, "lo": lo, "hi": hi})
     return pl.DataFrame(out, schema=METRIC_SCHEMA)

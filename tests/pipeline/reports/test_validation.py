@@ -53,9 +53,10 @@ def test_a_constant_rate_phase_ranks_no_one_and_stays_out_of_the_pooled_rows():
     only_constant = validation_metrics(frame.filter(pl.col("phase") == "early"), ["early"], n_boot=30, seed=1,
                                        constant=["early"])
     assert set(only_constant["phase"]) == {"early"}  # nothing ranked, so no pooled row
-    # the phase's status decides, not its risks: a booster phase whose rows happen to share one risk is ranked
+    # the status decides the pooled rows; one risk on every row (a flat calibration) ranks no one either
     same = validation_metrics(frame, ["acute", "early"], n_boot=30, seed=1)
-    assert same.filter((pl.col("phase") == "early") & (pl.col("metric") == "auroc"))["estimate"][0] == 0.5
+    assert same.filter((pl.col("phase") == "early") & (pl.col("metric") == "auroc"))["estimate"][0] is None
+    assert same.filter(pl.col("phase") == "pooled")["estimate"].null_count() == 0  # early's rows are pooled
 
 
 def test_the_subgroups_all_row_has_the_phase_tables_intervals():
@@ -70,3 +71,15 @@ def test_the_subgroups_all_row_has_the_phase_tables_intervals():
         row = everyone.filter(pl.col("phase") == phase).row(0, named=True)
         assert (row["auroc"], row["auroc_lo"], row["auroc_hi"]) == pytest.approx(
             (table["estimate"], table["lo"], table["hi"]), abs=1e-12)
+
+
+def test_a_phase_given_one_risk_has_no_ranking_metric():
+    frame = rows(seed=8).with_columns(
+        pl.when(pl.col("phase") == "acute").then(pl.lit(0.12)).otherwise(pl.col("risk")).alias("risk"))
+    table = validation_metrics(frame, ["acute", "early"], n_boot=20, seed=1)
+    acute = {r["metric"]: r for r in table.filter(pl.col("phase") == "acute").to_dicts()}
+    for name in ("auroc", "auprc", "calibration_slope"):
+        assert acute[name]["estimate"] is None and acute[name]["lo"] is None, name
+    assert acute["oe_ratio"]["estimate"] is not None and acute["brier"]["lo"] is not None
+    early = table.filter((pl.col("phase") == "early") & (pl.col("metric") == "auroc"))
+    assert early["estimate"][0] is not None
