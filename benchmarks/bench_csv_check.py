@@ -1,4 +1,4 @@
-"""Benchmark the CSV text check (UTF-8, duplicate headers, field counts: `pipeline.io.check_csv_text`)
+"""Benchmark the CSV text check (UTF-8, duplicate headers, field counts: `pipeline.csv_text.check_csv_text`)
 against reading the same file with Polars, which every CSV load does anyway.
 
 Writes an rr_intervals-shaped CSV of N rows to a temporary folder and prints its size, the
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.io import check_csv_text
+from pipeline.csv_text import check_csv_text
 
 
 def _best(action, repeats: int) -> float:

@@ -102,7 +102,7 @@ def test_blank_lines_and_empty_records_are_skipped_and_named(folder, tmp_path_fa
 
 
 def test_field_counts_do_not_depend_on_where_the_file_is_cut_into_blocks():
-    from pipeline.io import _FieldCounter
+    from pipeline.csv_text import _FieldCounter
 
     text = (PATIENTS + "\n".join(ROWS * 3) + '\nc,2024-01-01\n,,,,\n"q ""x"", y",2024-01-01,30,male\nlast,1').encode()
 
