@@ -45,8 +45,8 @@ from pipeline.audit_checks import (
     since_scoring,
 )
 from pipeline.config import Config
-from pipeline.contract import OnInvalid
 from pipeline.privacy import hash_key_from_env, keyed_hash
+from pipeline.problems import OnInvalid
 from pipeline.reports.analysis import out_of_range, subgroup_table
 from pipeline.reports.document import report_document
 from pipeline.reports.drift import drift_table, under_follow_up

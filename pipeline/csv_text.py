@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.contract import ContractViolation, Problem
+from pipeline.problems import ContractViolation, Problem
 
 
 def check_csv_text(path: Path, table: str) -> None:

@@ -18,8 +18,9 @@ from features.tables import ROW, SPECS, TABLES
 from pipeline import artifacts as names
 from pipeline.artifacts import EvaluationArtifacts, TrainingArtifacts
 from pipeline.coercion import has_values
-from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, validate
+from pipeline.contract import validate
 from pipeline.csv_text import check_csv_text, fatal, unreadable
+from pipeline.problems import ContractViolation, OnInvalid, Problem, Validated
 
 SUFFIXES = (".parquet", ".csv")
 # A clinic's export may hold a header-only file for a source it does not collect (no HRV devices):

@@ -18,7 +18,8 @@ import polars as pl
 
 from features.naming import text_key
 from features.tables import INSTRUMENT_SCORES, PLAUSIBLE, ROW, SPECS
-from pipeline.contract import look_alike_column, rows_text
+from pipeline.contract import look_alike_column
+from pipeline.problems import rows_text
 
 # Tables where a record equal to another in every column is, almost surely, one record written
 # twice (an export's join fanning out), which the features would count twice. Not the beats: two

@@ -33,8 +33,9 @@ import polars as pl
 from models.bundle import MANIFEST as BUNDLE_MANIFEST
 from pipeline import artifacts, io, publish, shard_files, tracking
 from pipeline.config import Config
-from pipeline.contract import ContractViolation, OnInvalid, Problem, Validated, merge_problems, validate
+from pipeline.contract import validate
 from pipeline.plausibility import RecordingFindings, implausible_values
+from pipeline.problems import ContractViolation, OnInvalid, Problem, Validated, merge_problems
 from pipeline.serving import EXCLUSIONS, BatchRows, LoadedModel, explain_rows, load_model, scoring_rows
 from pipeline.shard_files import PatientBatches
 

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 
 from features.shards import SHARD, in_range, key_ranges, n_shards, shard_keys
 from pipeline.coercion import has_values
-from pipeline.contract import ContractViolation, Problem
 from pipeline.csv_text import check_csv_text, unreadable
 from pipeline.io import MUST_HAVE_ROWS, SUFFIXES, atomic_write, no_rows, table_files, with_row_numbers
+from pipeline.problems import ContractViolation, Problem
 
 T = TypeVar("T")
 

@@ -27,7 +27,8 @@ from features.shards import key_ranges
 from features.spec import FeatureSpec, fit_feature_spec
 from pipeline import io, shard_files
 from pipeline.config import Config
-from pipeline.contract import ContractViolation, Validated, merge_problems, validate
+from pipeline.contract import validate
+from pipeline.problems import ContractViolation, Validated, merge_problems
 
 
 @dataclass

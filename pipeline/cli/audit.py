@@ -8,7 +8,7 @@ import typer
 
 from pipeline.cli.app import app, config_or_fail, console, fail
 from pipeline.cli.app import result as result_line
-from pipeline.contract import ContractViolation
+from pipeline.problems import ContractViolation
 
 
 @app.command()

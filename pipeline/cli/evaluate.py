@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result, warn
-from pipeline.contract import ContractViolation
+from pipeline.problems import ContractViolation
 
 SHOWN = ("auroc", "brier", "calibration_intercept", "calibration_slope", "oe_ratio")
 

@@ -16,8 +16,8 @@ from features.build import landmark_table, scoring_table
 from features.spec import FeatureSpec, fit_feature_spec
 from pipeline.cli.app import OUTPUT, app, config_or_fail, fail, parse_date
 from pipeline.config import Config
-from pipeline.contract import ContractViolation
 from pipeline.io import SUFFIXES, count_patients, drop_row_index, load_tables, refuse_overwriting_inputs, write_frame
+from pipeline.problems import ContractViolation
 from pipeline.sharded import build_sharded
 
 DataOption = Annotated[Path, typer.Option("--data", help="Folder with <table>.parquet or <table>.csv files.")]

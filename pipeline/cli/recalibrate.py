@@ -8,7 +8,7 @@ import typer
 
 from pipeline.cli.app import app, config_or_fail, console, fail, result, warn
 from pipeline.cli.evaluate import print_metrics
-from pipeline.contract import ContractViolation
+from pipeline.problems import ContractViolation
 
 
 @app.command()

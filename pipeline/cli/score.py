@@ -10,7 +10,7 @@ from rich.progress import Progress
 
 from features.reasons import MAX_REASONS
 from pipeline.cli.app import app, config_or_fail, console, fail, parse_date, result, warn
-from pipeline.contract import ContractViolation, OnInvalid
+from pipeline.problems import ContractViolation, OnInvalid
 
 
 @app.command()

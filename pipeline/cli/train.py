@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pipeline.cli.app import app, config_or_fail, console, fail, interval, metrics_title, result, warn
-from pipeline.contract import ContractViolation
+from pipeline.problems import ContractViolation
 
 
 @app.command()

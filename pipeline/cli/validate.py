@@ -10,9 +10,10 @@ from rich.table import Table
 from pipeline.cli.app import app, console, fail, warn
 from pipeline.cli.app import result as result_line
 from pipeline.config import ConfigError, load_config
-from pipeline.contract import ContractViolation, summarise
+from pipeline.contract import summarise
 from pipeline.io import load_tables, stray_files
 from pipeline.plausibility import input_warnings, rows_text
+from pipeline.problems import ContractViolation
 
 
 @app.command()

@@ -5,8 +5,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.contract import ContractViolation
 from pipeline.io import atomic_write, drop_row_index, load_tables, read_frame, write_frame, write_tables
+from pipeline.problems import ContractViolation
 from pipeline.shard_files import split_by_patient
 from tests.pipeline.test_contract import tables
 

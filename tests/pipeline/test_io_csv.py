@@ -7,8 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.contract import ContractViolation, validate
+from pipeline.contract import validate
 from pipeline.io import load_tables
+from pipeline.problems import ContractViolation
 from pipeline.shard_files import split_by_patient
 
 PATIENTS = "patient_id,intake_date,age_at_intake,sex,clinic_note\n"

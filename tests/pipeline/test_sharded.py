@@ -11,8 +11,8 @@ from features.build import landmark_table, scoring_table
 from features.shards import SHARD, shard_keys
 from features.spec import fit_feature_spec
 from pipeline.config import ShardsConfig, load_config
-from pipeline.contract import ContractViolation
 from pipeline.io import write_tables
+from pipeline.problems import ContractViolation
 from pipeline.sharded import build_sharded
 from tests.features.conftest import cohort, day
 
