@@ -34,9 +34,9 @@ import xgboost
 from features.config import PHASE_NAME
 from models.calibration import RISK_CEILING, RISK_FLOOR, Calibrator
 from models.explain import contributions, margin
+from models.fits import STATUSES, PhaseFit, with_day
 from models.link import logit, sigmoid
 from models.recalibration import Recalibration
-from models.training import STATUSES, PhaseFit, with_day
 
 BUNDLE_FORMAT = 2
 MANIFEST = "manifest.json"

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
+from models.fits import PhaseFit
 from models.metrics import evaluate
 from models.parallel import parallel_map
-from models.training import PhaseFit
 
 MODEL_LABELS = {"xgboost_calibrated": "xgboost", "constant_rate": "constant_rate", "logistic_baseline": "logistic"}
 CONSTANT_RATE = "constant_rate"

@@ -35,8 +35,9 @@ from features.registry import feature_registry
 from features.spec import GROUPS, fit_feature_spec
 from models.ablation import group_columns, paired_deltas
 from models.config import ModelConfig
+from models.fits import PhaseData, TrainedPhases
 from models.folds import grouped_folds
-from models.training import PhaseData, TrainedPhases, fit_phases
+from models.training import fit_phases
 from pipeline import artifacts as names
 from pipeline import io, tracking, tracking_eval
 from pipeline.config import Config

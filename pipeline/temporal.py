@@ -19,7 +19,7 @@ import polars as pl
 from features.config import Phase
 from models.bundle import ModelBundle, PhaseModel
 from models.config import ModelConfig
-from models.training import TrainedPhases
+from models.fits import TrainedPhases
 from pipeline.reports.validation import validation_metrics
 
 MODEL = "temporal"

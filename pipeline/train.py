@@ -23,7 +23,8 @@ from features.spec import FeatureSpec, fit_feature_spec
 from features.time import phase_expr
 from models.bundle import ModelBundle, PhaseModel
 from models.evaluation import count_table, metrics_table, mlflow_metrics, oof_frame
-from models.training import PhaseFit, TrainedPhases, fit_phases
+from models.fits import PhaseFit, TrainedPhases
+from models.training import fit_phases
 from pipeline import artifacts as names
 from pipeline import io, temporal, tracking
 from pipeline.artifacts import TrainingArtifacts

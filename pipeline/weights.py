@@ -15,7 +15,7 @@ import polars as pl
 from features.spec import FeatureSpec
 from models.censoring import censoring_probability, model_weights, weighted_event_rate
 from models.config import ModelConfig
-from models.training import PhaseData, with_day
+from models.fits import PhaseData, with_day
 
 KM, MODEL = "ipcw_weight_km", "ipcw_weight_model"
 

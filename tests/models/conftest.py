@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from models.config import ModelConfig
-from models.training import PhaseFit, TrainedPhases, fit_phases
+from models.fits import PhaseFit, TrainedPhases
+from models.training import fit_phases
 from tests.models.synthetic import small_model_config, synthetic_phase, synthetic_phases
 
 

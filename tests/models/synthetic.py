@@ -49,7 +49,7 @@ def synthetic_phases(seed: int = 0) -> dict:
     """Three phases for `fit_phases`: `early` (the `synthetic_phase` signal, 300 patients),
     `acute` (200 other patients, the same signal plus a strong effect of feature 3 found only
     there, so its own booster has something to add) and `late` with no rows at all."""
-    from models.training import PhaseData
+    from models.fits import PhaseData
 
     early = synthetic_phase(seed=seed)
     acute = synthetic_phase(n_patients=200, seed=seed + 1)

@@ -8,8 +8,9 @@ import pytest
 
 from models.bundle import BundleError, ModelBundle, PhaseModel
 from models.explain import check_additivity, contributions, margin
+from models.fits import with_day
 from models.link import logit
-from models.training import fit_phases, with_day
+from models.training import fit_phases
 from tests.models.synthetic import ACUTE_DAY, EARLY_DAY, small_model_config, synthetic_phases
 
 PHASES = [{"name": "acute", "start_day": 0, "end_day": 13},

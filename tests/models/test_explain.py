@@ -12,8 +12,8 @@ from models.explain import (
     top_reasons,
     top_reasons_batch,
 )
+from models.fits import with_day
 from models.link import sigmoid
-from models.training import with_day
 
 # shares the session fixture's one expensive build with the other tests of its group
 pytestmark = pytest.mark.xdist_group("fitted_phase")

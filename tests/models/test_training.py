@@ -5,8 +5,9 @@ import pytest
 
 from models.boosting import fit_continuation, informative_columns, shrunk_params
 from models.explain import margin
+from models.fits import PhaseData, with_day
 from models.metrics import evaluate
-from models.training import PhaseData, fit_phases, with_day
+from models.training import fit_phases
 from tests.models.synthetic import small_model_config, synthetic_phase
 
 # shares the session fixture's one expensive build with the other tests of its group
@@ -197,7 +198,7 @@ def test_a_phase_whose_auroc_interval_reaches_chance_is_warned_of():
 
 def test_a_phase_whose_calibration_gives_one_risk_reports_no_ranking_metric(phases_data, model_config, monkeypatch):
     from models.calibration import Calibrator
-    from models.training import UNRANKED
+    from models.fits import UNRANKED
 
     monkeypatch.setattr(Calibrator, "flat", property(lambda self: True))  # every calibrator maps to one risk
     out = fit_phases(phases_data["phases"], phases_data["feature_names"], model_config)

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from models.training import PhaseData, fit_phases
+from models.fits import PhaseData
+from models.training import fit_phases
 from tests.models.synthetic import small_model_config, synthetic_phase
 
 

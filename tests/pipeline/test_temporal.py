@@ -40,7 +40,8 @@ def test_a_phase_borrowing_the_shared_booster_is_measured_on_the_held_out_patien
     import numpy as np
 
     from features.config import Phase
-    from models.training import PhaseData, fit_phases
+    from models.fits import PhaseData
+    from models.training import fit_phases
     from pipeline.temporal import held_out_metrics
     from tests.models.synthetic import synthetic_phase
 
