@@ -129,10 +129,9 @@ def score(
                                           for label, (n, first) in done.implausible.items()}
         manifest["beat_recordings"] = done.recordings.to_dict()
         manifest["patients"]["scored_past_last_followup"] = done.past_followup
-        trained = model.bundle.metadata.get("trained_days") or {}
         manifest["patients"]["beyond_trained_days"] = {
-            p: {"patients": n, "latest_day": latest, "last_trained_day": trained[p][1]}
-            for p, (n, latest) in sorted(done.beyond.items())}
+            p: {"patients": n, "latest_day": latest, "last_trained_day": trained}
+            for p, (n, latest, trained) in sorted(done.beyond.items())}
         record = _record(config, manifest, risks, out)
         run_id = tracking.guarded(
             config.mlflow, "logging the scoring run", lambda: tracking.log_scoring(config.mlflow, record)
@@ -164,7 +163,7 @@ class _Scored:
     empty: dict[str, int]  # empty records skipped, by table
     implausible: dict[str, list[float]] = field(default_factory=dict)  # label -> [count, first value]
     recordings: RecordingFindings = RecordingFindings()
-    beyond: dict[str, list[int]] = field(default_factory=dict)  # phase -> [patients, latest day] past training's days
+    beyond: dict[str, list[int]] = field(default_factory=dict)  # phase -> [patients, latest day, last trained day]
     past_followup: int = 0  # scored patients whose last follow-up is before the as-of date
 
 
@@ -206,8 +205,8 @@ def _score_batches(
             if rows is not None:
                 bands, min_effect = config.scoring.risk_bands, config.scoring.min_effect
                 batch = explain_rows(model, rows, n_reasons, bands, min_effect, unavailable)
-                for phase, (n, latest) in model.beyond_trained_days(batch.scored).items():
-                    seen = done.beyond.setdefault(phase, [0, latest])
+                for phase, (n, latest, trained) in model.beyond_trained_days(batch.scored).items():
+                    seen = done.beyond.setdefault(phase, [0, latest, trained])
                     seen[0], seen[1] = seen[0] + n, max(seen[1], latest)
                 for reason, n in batch.excluded.items():
                     done.exclusions[reason] += n

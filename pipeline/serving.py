@@ -93,7 +93,8 @@ class LoadedModel:
 
     def beyond_trained_days(self, scored: pl.DataFrame) -> dict[str, list[int]]:
         """Per phase, how many of the `scored` rows (phase, day) lie more than one landmark spacing
-        past the last day the phase's training rows reached, and the latest such day: their risk is
+        past the last day the phase's training rows reached, the latest such day, and that last
+        trained day: their risk is
         extrapolated (a cohort with short follow-up trains a phase on its first days only). Empty
         for a model trained before the days were recorded."""
         last = self.bundle.metadata.get("trained_days") or {}
@@ -103,7 +104,8 @@ class LoadedModel:
         past = (scored.select("phase", "day").join(limits, on="phase", how="inner")
                 .filter(pl.col("day") > pl.col("_last") + self.landmarks.spacing_days)
                 .group_by("phase").agg(pl.len().alias("n"), pl.col("day").max().alias("latest")))
-        return {r["phase"]: [int(r["n"]), int(r["latest"])] for r in past.iter_rows(named=True)}
+        return {r["phase"]: [int(r["n"]), int(r["latest"]), int(last[r["phase"]][1])]
+                for r in past.iter_rows(named=True)}
 
     def lacking(self, tables) -> list[str]:
         """What the model reads that `tables` lack, one sentence each (`coverage_notes`)."""
